@@ -1,0 +1,3 @@
+//! nsbeacon: announce a node's anycast DNS route only while the local DNS service answers correctly.
+
+pub mod cli;

@@ -1,0 +1,5 @@
+//! The `nsbeacon` binary.
+
+fn main() {
+    std::process::exit(nsbeacon::cli::main());
+}

@@ -1,0 +1,89 @@
+//! Announce and withdraw anycast routes through the local BGP daemon, and read back what it really does.
+//!
+//! The daemon talks to a BGP daemon only through [`RoutingBackend`], so BIRD 2 (spoken to over its control
+//! socket) and FRR (driven through `vtysh`) are interchangeable. This crate knows nothing of DNS.
+
+pub mod target;
+
+pub use target::*;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Whether a route target is (to be) announced or withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteState {
+    /// The target's routes are offered to BGP peers.
+    Announced,
+    /// The target's routes are not offered.
+    Withdrawn,
+}
+
+/// A value together with how long the backend operation that produced it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timed<T> {
+    /// The result.
+    pub value: T,
+    /// Wall-clock duration of the operation (the daemon exports it).
+    pub elapsed: Duration,
+}
+
+/// What the backend reports for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetStatus {
+    /// Announced or withdrawn, as the daemon really has it.
+    pub state: RouteState,
+    /// Daemon-specific detail for humans (e.g. BIRD protocol state `up`, `down`, `start`).
+    pub detail: String,
+}
+
+/// The backend's own health, for `/status` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackendHealth {
+    /// Whether the daemon answered.
+    pub reachable: bool,
+    /// Daemon name and version, e.g. `BIRD 2.0.12`, `FRRouting 8.4.4`.
+    pub daemon_version: Option<String>,
+    /// BGP sessions established.
+    pub sessions_up: u32,
+    /// BGP sessions configured.
+    pub sessions_total: u32,
+    /// Why the daemon is unreachable, when it is.
+    pub error: Option<String>,
+}
+
+/// The one interface between nsbeacon's reconciler and a BGP daemon.
+///
+/// Every operation is idempotent (announcing an announced target succeeds) and bounded by the backend's
+/// configured timeout.
+pub trait RoutingBackend: Send + Sync {
+    /// Make `target` announced or withdrawn.
+    fn set(
+        &self,
+        target: &RouteTarget,
+        state: RouteState,
+    ) -> impl Future<Output = Result<Timed<()>, RoutingError>> + Send;
+
+    /// Read what the daemon really does with `target`.
+    fn read(
+        &self,
+        target: &RouteTarget,
+    ) -> impl Future<Output = Result<Timed<TargetStatus>, RoutingError>> + Send;
+
+    /// The daemon's health: reachable, version, BGP sessions.
+    fn health(&self) -> impl Future<Output = BackendHealth> + Send;
+}
+
+/// Errors from a routing backend, with enough context to act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoutingError {
+    /// A target of the wrong kind for this backend (e.g. an FRR prefix given to BIRD).
+    #[error("route target {target} is not supported by the {backend} backend")]
+    UnsupportedTarget {
+        /// The target.
+        target: String,
+        /// The backend's name.
+        backend: &'static str,
+    },
+}

@@ -1,0 +1,1 @@
+//! bird test daemons (filled in by the crate that first needs them).

@@ -1,0 +1,1 @@
+//! frr test daemons (filled in by the crate that first needs them).

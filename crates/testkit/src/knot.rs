@@ -1,0 +1,1 @@
+//! knot test daemons (filled in by the crate that first needs them).

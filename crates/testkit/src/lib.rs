@@ -1,0 +1,14 @@
+//! Test support shared by nsbeacon's crates.
+//!
+//! Tests run real daemons (Knot, NSD, BIND, BIRD 2, FRR) as root with their own config, sockets and PID
+//! files in a temp dir. Everything a test starts is owned by a guard that kills it by PID on drop, so a
+//! failing or panicking test leaves nothing behind. A missing binary is a test failure, never a skip.
+
+pub mod process;
+pub mod net;
+pub mod knot;
+pub mod bird;
+pub mod frr;
+
+pub use process::{DaemonGuard, Signal, require_binary, wait_until};
+pub use net::free_port;

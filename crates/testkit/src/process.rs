@@ -1,0 +1,156 @@
+//! Starting daemons in the foreground and stopping them, by PID, on every exit path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Panics with an actionable message when `name` is not on `PATH` (or under the usual sbin dirs).
+///
+/// Tests never skip: a missing daemon means the environment is wrong, and `scripts/install-deps` fixes it.
+pub fn require_binary(name: &str) -> PathBuf {
+    let dirs = std::env::var("PATH").unwrap_or_default();
+    let extra = ["/usr/sbin", "/sbin", "/usr/lib/frr"];
+    for dir in dirs.split(':').chain(extra) {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` not found: run `scripts/install-deps` (as root) to install the Debian packages the tests need");
+}
+
+/// Polls `cond` every 10 ms until it returns true or `timeout` passes. Returns whether it became true.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub use nix::sys::signal::Signal;
+
+/// Sends `sig` to `pid`. Returns false if the process does not exist.
+pub fn signal(pid: u32, sig: Signal) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig).is_ok()
+}
+
+/// True if `pid` exists and is not a zombie (`kill -0` succeeds on zombies, so read `/proc`).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
+        Err(_) => false,
+    }
+}
+
+/// A daemon started in the foreground by a test. Dropping it kills it (SIGTERM, then SIGKILL) and reaps it.
+#[derive(Debug)]
+pub struct DaemonGuard {
+    name: String,
+    child: Option<Child>,
+    log: Option<PathBuf>,
+}
+
+impl DaemonGuard {
+    /// Spawns `cmd` with stdout/stderr appended to `log` (when given) and returns its guard.
+    pub fn spawn(name: &str, mut cmd: Command, log: Option<&Path>) -> DaemonGuard {
+        match log {
+            Some(path) => {
+                let out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("open log {}: {e}", path.display()));
+                let err = out.try_clone().unwrap_or_else(|e| panic!("dup log: {e}"));
+                cmd.stdout(out).stderr(err);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        cmd.stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start {name} ({cmd:?}): {e}"));
+        DaemonGuard {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.map(Path::to_path_buf),
+        }
+    }
+
+    /// The daemon's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The log file's contents so far (for assertion messages).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether the process is still running (reaps it if it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends a signal (e.g. `Signal::SIGSTOP`, `Signal::SIGHUP`) to the daemon.
+    pub fn signal(&self, sig: Signal) -> bool {
+        signal(self.pid(), sig)
+    }
+
+    /// Stops the daemon: SIGTERM, up to `grace`, then SIGKILL; waits until it is reaped.
+    /// Returns the exit status if the process could be waited for.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        signal(child.id(), Signal::SIGCONT);
+        signal(child.id(), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Kills the daemon with SIGKILL at once (a crash) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Name given at spawn time.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
