@@ -3,6 +3,8 @@
 //! The daemon talks to a BGP daemon only through [`RoutingBackend`], so BIRD 2 (spoken to over its control
 //! socket) and FRR (driven through `vtysh`) are interchangeable. This crate knows nothing of DNS.
 
+pub mod bird;
+pub mod frr;
 pub mod target;
 
 pub use target::*;
@@ -86,4 +88,10 @@ pub enum RoutingError {
         /// The backend's name.
         backend: &'static str,
     },
+    /// The BIRD backend failed.
+    #[error(transparent)]
+    Bird(#[from] bird::BirdError),
+    /// The FRR backend failed.
+    #[error(transparent)]
+    Frr(#[from] frr::FrrError),
 }

@@ -1,0 +1,1 @@
+//! Configuration: TOML -> serde structs -> one validation pass -> typed, checked config.
