@@ -9,6 +9,7 @@ pub mod net;
 pub mod knot;
 pub mod bird;
 pub mod frr;
+pub mod netns;
 
 pub use process::{DaemonGuard, Signal, require_binary, wait_until};
 pub use net::free_port;

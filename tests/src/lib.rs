@@ -1,0 +1,1 @@
+//! End-to-end lab for nsbeacon: network namespaces, an upstream BIRD router, the node's DNS and BGP daemons.
