@@ -1,0 +1,485 @@
+//! Every Prometheus metric nsbeacon exports, defined in one place.
+//!
+//! All metrics live in nsbeacon's own [`Registry`] (not the process-global one), so tests can build as many
+//! independent instances as they like and the scrape contains only what this module defines. Names follow
+//! the Prometheus conventions: `nsbeacon_` prefix, base units in the name (`_seconds`), `_total` on counters.
+//!
+//! Serial sweeps over thousands of zones are exported as aggregates per check (zones per verdict, largest
+//! lag); per-zone serial series are kept only for checks with at most [`PER_ZONE_SERIES_LIMIT`] zones, so a
+//! 10,000-zone node does not emit 30,000 series.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Serial checks with more zones than this export only per-check aggregates, not one series per zone.
+pub const PER_ZONE_SERIES_LIMIT: usize = 10;
+
+/// Buckets for DNS probe latency: local authoritative answers take well under a millisecond, a timeout
+/// takes seconds.
+const PROBE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets for backend operations: a BIRD socket command takes ~0.5 ms, a vtysh call 30-100 ms.
+const BACKEND_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The labels of every metric family, for documentation and the scrape test.
+pub const METRIC_LABELS: &[(&str, &[&str])] = &[
+    ("nsbeacon_build_info", &["version"]),
+    (
+        "nsbeacon_probe_duration_seconds",
+        &["service", "check", "transport"],
+    ),
+    (
+        "nsbeacon_probe_results_total",
+        &["service", "check", "transport", "result"],
+    ),
+    ("nsbeacon_check_up", &["service", "check"]),
+    ("nsbeacon_service_state", &["service", "state"]),
+    (
+        "nsbeacon_service_transitions_total",
+        &["service", "from", "to"],
+    ),
+    ("nsbeacon_route_desired_announced", &["kind", "target"]),
+    ("nsbeacon_route_actual_announced", &["kind", "target"]),
+    ("nsbeacon_route_drift_total", &["kind", "target"]),
+    ("nsbeacon_backend_up", &["backend"]),
+    (
+        "nsbeacon_backend_operation_duration_seconds",
+        &["backend", "operation"],
+    ),
+    ("nsbeacon_backend_errors_total", &["backend", "operation"]),
+    (
+        "nsbeacon_zone_serial",
+        &["service", "check", "zone", "server"],
+    ),
+    ("nsbeacon_zone_serial_lag", &["service", "check", "zone"]),
+    ("nsbeacon_serial_zones", &["service", "check", "verdict"]),
+    ("nsbeacon_serial_max_lag", &["service", "check"]),
+    ("nsbeacon_damping_penalty", &["service"]),
+    ("nsbeacon_damping_suppressed", &["service"]),
+    ("nsbeacon_service_drained", &["service"]),
+    ("nsbeacon_config_reloads_total", &["result"]),
+];
+
+/// Errors building the metrics registry. Only a programming error (duplicate or invalid metric name) can
+/// cause one.
+#[derive(Debug, thiserror::Error)]
+#[error("building the metrics registry failed (a bug in nsbeacon's metric definitions): {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Every metric nsbeacon exports, plus the registry they are registered in.
+///
+/// Fields are public so each task updates its own metrics directly; label values are documented per field.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Always 1; `version` = crate version. Lets dashboards see which version runs where.
+    pub build_info: IntGaugeVec,
+    /// Latency of each probe exchange, per transport (`udp`, `tcp`, `sweep` for serial sweeps).
+    pub probe_duration_seconds: HistogramVec,
+    /// Probe outcomes; `result` is `pass`, `slow` or the failure reason (`timeout`, `refused`, ...).
+    pub probe_results_total: IntCounterVec,
+    /// 1 while the check is up by its rise/fall counters, else 0.
+    pub check_up: IntGaugeVec,
+    /// One series per state, 1 for the current state and 0 for the others.
+    pub service_state: IntGaugeVec,
+    /// Service state changes.
+    pub service_transitions_total: IntCounterVec,
+    /// 1 when nsbeacon wants the target announced, 0 withdrawn.
+    pub route_desired_announced: IntGaugeVec,
+    /// 1 when the BGP daemon really announces the target, 0 withdrawn; absent while unknown.
+    pub route_actual_announced: IntGaugeVec,
+    /// Times the reconciler found the daemon's state differing from the desired one and re-asserted it.
+    pub route_drift_total: IntCounterVec,
+    /// 1 while the BGP daemon answers, else 0.
+    pub backend_up: IntGaugeVec,
+    /// Duration of backend operations (`set`, `read`, `health`).
+    pub backend_operation_duration_seconds: HistogramVec,
+    /// Failed backend operations.
+    pub backend_errors_total: IntCounterVec,
+    /// SOA serial per zone, `server` = `local` or `reference` (small checks only, see module docs).
+    pub zone_serial: IntGaugeVec,
+    /// Serial lag (reference minus local, RFC 1982) per zone (small checks only).
+    pub zone_serial_lag: IntGaugeVec,
+    /// Zones per serial verdict (`in_sync`, `lagging`, `behind`, `local_failed`, `reference_unreachable`).
+    pub serial_zones: IntGaugeVec,
+    /// The largest serial lag among a check's zones.
+    pub serial_max_lag: IntGaugeVec,
+    /// Current flap-damping penalty of the service.
+    pub damping_penalty: GaugeVec,
+    /// 1 while damping holds the service withdrawn.
+    pub damping_suppressed: IntGaugeVec,
+    /// 1 while the service is drained by an operator.
+    pub service_drained: IntGaugeVec,
+    /// Config reloads (SIGHUP), `result` = `success` or `failure`.
+    pub config_reloads_total: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+fn labels(name: &str) -> &'static [&'static str] {
+    METRIC_LABELS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, l)| *l)
+        .unwrap_or(&[])
+}
+
+impl Metrics {
+    /// Creates and registers every metric; sets `nsbeacon_build_info`.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let int_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
+            let m = IntGaugeVec::new(opts(name, help), labels(name))?;
+            registry.register(Box::new(m.clone()))?;
+            Ok(m)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let m = IntCounterVec::new(opts(name, help), labels(name))?;
+            registry.register(Box::new(m.clone()))?;
+            Ok(m)
+        };
+        let histogram =
+            |name: &str, help: &str, buckets: &[f64]| -> Result<HistogramVec, prometheus::Error> {
+                let m = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                    labels(name),
+                )?;
+                registry.register(Box::new(m.clone()))?;
+                Ok(m)
+            };
+        let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let m = GaugeVec::new(opts(name, help), labels(name))?;
+            registry.register(Box::new(m.clone()))?;
+            Ok(m)
+        };
+        let metrics = Metrics {
+            build_info: int_gauge(
+                "nsbeacon_build_info",
+                "Always 1; the version label says which nsbeacon build is running.",
+            )?,
+            probe_duration_seconds: histogram(
+                "nsbeacon_probe_duration_seconds",
+                "Duration of DNS probe exchanges in seconds, per transport (sweep = a whole serial sweep).",
+                PROBE_BUCKETS,
+            )?,
+            probe_results_total: counter(
+                "nsbeacon_probe_results_total",
+                "DNS probe outcomes by result (pass, slow, or the failure reason).",
+            )?,
+            check_up: int_gauge(
+                "nsbeacon_check_up",
+                "1 while the check is up according to its rise/fall counters, else 0.",
+            )?,
+            service_state: int_gauge(
+                "nsbeacon_service_state",
+                "1 for the service's current state (starting, up, degraded, down, drained), 0 for the others.",
+            )?,
+            service_transitions_total: counter(
+                "nsbeacon_service_transitions_total",
+                "Service state changes, by previous and new state.",
+            )?,
+            route_desired_announced: int_gauge(
+                "nsbeacon_route_desired_announced",
+                "1 when nsbeacon wants the route target announced, 0 when it wants it withdrawn.",
+            )?,
+            route_actual_announced: int_gauge(
+                "nsbeacon_route_actual_announced",
+                "1 when the BGP daemon announces the route target, 0 when withdrawn (read back); absent while unknown.",
+            )?,
+            route_drift_total: counter(
+                "nsbeacon_route_drift_total",
+                "Times the BGP daemon's state of a target differed from the desired one and was re-asserted.",
+            )?,
+            backend_up: int_gauge(
+                "nsbeacon_backend_up",
+                "1 while the BGP daemon (routing backend) answers, else 0.",
+            )?,
+            backend_operation_duration_seconds: histogram(
+                "nsbeacon_backend_operation_duration_seconds",
+                "Duration of routing backend operations in seconds (set, read, health).",
+                BACKEND_BUCKETS,
+            )?,
+            backend_errors_total: counter(
+                "nsbeacon_backend_errors_total",
+                "Failed routing backend operations.",
+            )?,
+            zone_serial: int_gauge(
+                "nsbeacon_zone_serial",
+                "SOA serial of a zone on the local or reference server (only for checks with few zones).",
+            )?,
+            zone_serial_lag: int_gauge(
+                "nsbeacon_zone_serial_lag",
+                "Serial lag of a zone, reference minus local in RFC 1982 arithmetic (only for checks with few zones).",
+            )?,
+            serial_zones: int_gauge(
+                "nsbeacon_serial_zones",
+                "Zones of a serial check per verdict in its latest sweep.",
+            )?,
+            serial_max_lag: int_gauge(
+                "nsbeacon_serial_max_lag",
+                "Largest serial lag among the zones of a serial check in its latest sweep.",
+            )?,
+            damping_penalty: gauge(
+                "nsbeacon_damping_penalty",
+                "Current flap-damping penalty of the service (decays with the configured half-life).",
+            )?,
+            damping_suppressed: int_gauge(
+                "nsbeacon_damping_suppressed",
+                "1 while flap damping holds the service withdrawn, else 0.",
+            )?,
+            service_drained: int_gauge(
+                "nsbeacon_service_drained",
+                "1 while an operator has drained the service, else 0.",
+            )?,
+            config_reloads_total: counter(
+                "nsbeacon_config_reloads_total",
+                "Configuration reloads (SIGHUP) by result (success, failure).",
+            )?,
+            registry,
+        };
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for result in ["success", "failure"] {
+            metrics.config_reloads_total.with_label_values(&[result]);
+        }
+        Ok(metrics)
+    }
+
+    /// The registry, for callers that want to gather directly.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The scrape in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for I/O reasons; a failure would mean an invalid metric, which
+        // `new` already ruled out. Render what was encoded either way.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Sets the service-state series: 1 for `current`, 0 for every other state in `all`.
+    pub fn set_service_state(&self, service: &str, all: &[&str], current: &str) {
+        for state in all {
+            self.service_state
+                .with_label_values(&[service, state])
+                .set(i64::from(*state == current));
+        }
+    }
+
+    /// Removes every per-service series of `service` (after a reload removed it), given its check names
+    /// and the states it exported.
+    pub fn forget_service(&self, service: &str, checks: &[String], states: &[&str]) {
+        for state in states {
+            let _ = self.service_state.remove_label_values(&[service, state]);
+            for to in states {
+                let _ = self
+                    .service_transitions_total
+                    .remove_label_values(&[service, state, to]);
+            }
+        }
+        for check in checks {
+            let _ = self.check_up.remove_label_values(&[service, check]);
+            let _ = self.serial_max_lag.remove_label_values(&[service, check]);
+            for verdict in SERIAL_VERDICTS {
+                let _ = self
+                    .serial_zones
+                    .remove_label_values(&[service, check, verdict]);
+            }
+        }
+        let _ = self.damping_penalty.remove_label_values(&[service]);
+        let _ = self.damping_suppressed.remove_label_values(&[service]);
+        let _ = self.service_drained.remove_label_values(&[service]);
+    }
+}
+
+/// Label values of `nsbeacon_serial_zones{verdict}`.
+pub const SERIAL_VERDICTS: &[&str] = &[
+    "in_sync",
+    "lagging",
+    "behind",
+    "local_failed",
+    "reference_unreachable",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Fills one series of every family so each appears in the scrape.
+    fn populate(m: &Metrics) {
+        m.probe_duration_seconds
+            .with_label_values(&["dns", "soa", "udp"])
+            .observe(0.001);
+        m.probe_results_total
+            .with_label_values(&["dns", "soa", "udp", "pass"])
+            .inc();
+        m.check_up.with_label_values(&["dns", "soa"]).set(1);
+        m.set_service_state("dns", &["starting", "up", "down"], "up");
+        m.service_transitions_total
+            .with_label_values(&["dns", "starting", "up"])
+            .inc();
+        m.route_desired_announced
+            .with_label_values(&["bird_protocol", "anycast"])
+            .set(1);
+        m.route_actual_announced
+            .with_label_values(&["bird_protocol", "anycast"])
+            .set(1);
+        m.route_drift_total
+            .with_label_values(&["bird_protocol", "anycast"])
+            .inc();
+        m.backend_up.with_label_values(&["bird"]).set(1);
+        m.backend_operation_duration_seconds
+            .with_label_values(&["bird", "set"])
+            .observe(0.0004);
+        m.backend_errors_total
+            .with_label_values(&["bird", "read"])
+            .inc();
+        m.zone_serial
+            .with_label_values(&["dns", "fresh", "example.", "local"])
+            .set(7);
+        m.zone_serial_lag
+            .with_label_values(&["dns", "fresh", "example."])
+            .set(0);
+        m.serial_zones
+            .with_label_values(&["dns", "fresh", "in_sync"])
+            .set(1);
+        m.serial_max_lag.with_label_values(&["dns", "fresh"]).set(0);
+        m.damping_penalty.with_label_values(&["dns"]).set(0.5);
+        m.damping_suppressed.with_label_values(&["dns"]).set(0);
+        m.service_drained.with_label_values(&["dns"]).set(0);
+    }
+
+    #[derive(Default, Debug)]
+    struct Family {
+        help: bool,
+        kind: Option<String>,
+        label_sets: BTreeSet<Vec<String>>,
+    }
+
+    /// A small parser for the text exposition format: enough to check HELP, TYPE and label names.
+    fn parse(scrape: &str) -> BTreeMap<String, Family> {
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        for line in scrape.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').expect("HELP has text");
+                assert!(!help.trim().is_empty(), "empty HELP for {name}");
+                families.entry(name.to_owned()).or_default().help = true;
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE has a kind");
+                families.entry(name.to_owned()).or_default().kind = Some(kind.to_owned());
+            } else if !line.is_empty() {
+                let (series, _value) = line.rsplit_once(' ').expect("sample has a value");
+                let (name, label_text) = match series.split_once('{') {
+                    Some((n, l)) => (n, l.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|base| families.contains_key(*base))
+                    })
+                    .unwrap_or(name);
+                let mut label_names: Vec<String> = label_text
+                    .split(',')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| kv.split_once('=').expect("label=value").0.to_owned())
+                    .filter(|k| k != "le")
+                    .collect();
+                label_names.sort();
+                families
+                    .get_mut(family)
+                    .unwrap_or_else(|| panic!("sample {name} before its HELP/TYPE"))
+                    .label_sets
+                    .insert(label_names);
+            }
+        }
+        families
+    }
+
+    #[test]
+    fn every_metric_has_help_type_and_the_documented_labels() {
+        let m = Metrics::new().expect("metrics build");
+        populate(&m);
+        let families = parse(&m.render());
+        for (name, expected_labels) in METRIC_LABELS {
+            let family = families
+                .get(*name)
+                .unwrap_or_else(|| panic!("{name} missing from the scrape"));
+            assert!(family.help, "{name} has no HELP");
+            assert!(family.kind.is_some(), "{name} has no TYPE");
+            let mut expected: Vec<String> = expected_labels.iter().map(|s| s.to_string()).collect();
+            expected.sort();
+            assert_eq!(
+                family.label_sets,
+                BTreeSet::from([expected]),
+                "{name} has unexpected labels"
+            );
+        }
+        for (name, family) in &families {
+            assert!(name.starts_with("nsbeacon_"), "{name} lacks the prefix");
+            assert!(
+                METRIC_LABELS.iter().any(|(n, _)| n == name),
+                "{name} is not documented in METRIC_LABELS"
+            );
+            let kind = family.kind.as_deref().expect("TYPE");
+            if kind == "counter" {
+                assert!(
+                    name.ends_with("_total"),
+                    "counter {name} must end in _total"
+                );
+            }
+            if kind == "histogram" {
+                assert!(
+                    name.ends_with("_seconds"),
+                    "histogram {name} must carry its unit"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn service_state_has_one_series_per_state() {
+        let m = Metrics::new().expect("metrics build");
+        m.set_service_state("dns", &["starting", "up", "down"], "down");
+        let scrape = m.render();
+        assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"down\"} 1"));
+        assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"up\"} 0"));
+        assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"starting\"} 0"));
+        m.forget_service("dns", &[], &["starting", "up", "down"]);
+        assert!(!m.render().contains("service=\"dns\""));
+    }
+
+    #[test]
+    fn build_info_and_reload_counters_exist_from_the_start() {
+        let m = Metrics::new().expect("metrics build");
+        let scrape = m.render();
+        assert!(scrape.contains(&format!(
+            "nsbeacon_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(scrape.contains("nsbeacon_config_reloads_total{result=\"failure\"} 0"));
+    }
+}
