@@ -1,6 +1,644 @@
 //! FRR, driven through `vtysh` (argv, never a shell).
+//!
+//! Two kinds of targets:
+//! - [`RouteTarget::FrrNetwork`]: `network P` / `no network P` under `router bgp ASN [vrf V]` and
+//!   `address-family ipv4|ipv6 unicast`. The BGP session stays up and only the prefix comes and goes
+//!   (about 90 ms until the peer sees it). Read-back: a valid path from a `network` statement in
+//!   `show bgp [vrf V] ipv4|ipv6 unicast P json`.
+//! - [`RouteTarget::FrrNeighbor`]: `neighbor X shutdown` / `no neighbor X shutdown`. Withdrawing drops every
+//!   prefix on that session and looks like a flap upstream; re-announcing waits for the session to
+//!   re-establish (about 2 s). Read-back: `adminShutDown` in `show bgp [vrf V] neighbors X json`.
+//!
+//! Idempotence: `network P` is a no-op when P is configured, but it would drop a `route-map` given on an
+//! operator's `network P route-map M`, so announcing reads first and leaves a configured network alone.
+//! `no network P` fails with `% Can't find static route specified` when P is not configured: withdrawing
+//! sends it directly (one vtysh call on the path that matters most) and takes that message as "already
+//! withdrawn". `neighbor X [no] shutdown` is idempotent in FRR itself.
+//!
+//! The local ASN is read from `show bgp [vrf V] summary json` (or, for an instance without peers, from the
+//! `router bgp` line of `show running-config`) and cached; a configured ASN is checked against it once, so
+//! `router bgp ASN` never creates a new BGP instance by accident.
+//!
+//! nsbeacon never runs `write memory`: the running configuration is the state, and after an FRR restart the
+//! reconciler asserts it again.
 
-/// Errors from the FRR backend.
+mod readback;
+mod types;
+mod vtysh;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+use crate::{
+    BackendHealth, FrrNeighbor, RouteState, RouteTarget, RoutingBackend, RoutingError,
+    TargetStatus, Timed,
+};
+use readback::{NeighborReadback, NetworkReadback};
+pub use types::{Asn, VrfName};
+use vtysh::Vtysh;
+
+/// Errors from the FRR backend. Each names the vtysh command (as a pasteable command line) or the bad input.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FrrError {}
+pub enum FrrError {
+    /// An ASN that FRR would reject.
+    #[error("invalid BGP AS number {value:?}: {reason}")]
+    InvalidAsn {
+        /// The ASN as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A VRF name that is not safe or not meaningful on a vtysh command line.
+    #[error("invalid FRR VRF name {name:?}: {reason}")]
+    InvalidVrf {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A neighbor that is neither an IP address nor a valid interface name.
+    #[error("invalid FRR BGP neighbor {value:?}: {reason}")]
+    InvalidNeighbor {
+        /// The neighbor as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A prefix FRR would silently change (host bits set).
+    #[error("invalid prefix {prefix} for an FRR `network` statement: {reason}")]
+    InvalidPrefix {
+        /// The prefix as given.
+        prefix: IpNet,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An extra vtysh argument outside the allowed instance-selecting options.
+    #[error("vtysh argument {arg:?} is not allowed: {reason}")]
+    InvalidExtraArg {
+        /// The argument.
+        arg: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A zero timeout: every vtysh call would be killed at once.
+    #[error("the FRR command timeout must be greater than zero")]
+    ZeroTimeout,
+    /// The vtysh binary does not exist.
+    #[error("vtysh not found at {path}: install FRR (Debian package `frr`) or set the vtysh path")]
+    VtyshNotFound {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The vtysh binary exists but may not be executed by this user.
+    #[error("permission denied executing {path}: make it executable for the user nsbeacon runs as")]
+    VtyshNotExecutable {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// vtysh could not be started for another reason.
+    #[error("failed to start {path}: {source}")]
+    Spawn {
+        /// The configured path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading vtysh's output or waiting for it failed.
+    #[error("I/O error running `{command}`: {source}")]
+    Io {
+        /// The vtysh command line.
+        command: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// vtysh did not finish in time and was killed.
+    #[error(
+        "`{command}` did not finish within {timeout:?} and was killed: is an FRR daemon hung or overloaded?"
+    )]
+    Timeout {
+        /// The vtysh command line.
+        command: String,
+        /// The configured per-operation timeout.
+        timeout: Duration,
+    },
+    /// vtysh could not reach any FRR daemon.
+    #[error(
+        "`{command}`: no FRR daemon reachable ({output}): is FRR running, and does --vty_socket/-N point at \
+         its socket directory?"
+    )]
+    NotReachable {
+        /// The vtysh command line.
+        command: String,
+        /// What vtysh printed.
+        output: String,
+    },
+    /// vtysh may not connect to the daemons' vty sockets.
+    #[error(
+        "`{command}`: permission denied on FRR's vty sockets ({output}): run nsbeacon as root or as a member \
+         of the group owning the sockets (Debian: `frrvty`)"
+    )]
+    SocketPermissionDenied {
+        /// The vtysh command line.
+        command: String,
+        /// What vtysh printed.
+        output: String,
+    },
+    /// One FRR daemon the command needs (usually bgpd) is not running.
+    #[error("`{command}`: FRR daemon {daemon} is not running: start it (systemctl restart frr)")]
+    DaemonNotRunning {
+        /// The daemon vtysh named.
+        daemon: String,
+        /// The vtysh command line.
+        command: String,
+    },
+    /// FRR did not understand a command (e.g. a keyword this FRR version lacks).
+    #[error("`{command}`: FRR rejected the command as unknown ({output})")]
+    UnknownCommand {
+        /// The vtysh command line.
+        command: String,
+        /// What vtysh printed.
+        output: String,
+    },
+    /// `no network P` for a P that is not configured. The backend treats it as already withdrawn.
+    #[error("`{command}`: the network is not configured (% Can't find static route specified)")]
+    NetworkNotConfigured {
+        /// The vtysh command line.
+        command: String,
+    },
+    /// The BGP instance runs with another ASN than the one configured for nsbeacon.
+    #[error(
+        "`{command}`: FRR's BGP instance runs as AS {running}, not the configured ASN: fix the ASN in \
+         nsbeacon's config or leave it unset to discover it"
+    )]
+    AsnMismatch {
+        /// The ASN FRR reports.
+        running: String,
+        /// The vtysh command line.
+        command: String,
+    },
+    /// There is no `router bgp` instance (in this VRF) to configure.
+    #[error(
+        "no FRR BGP instance {}: configure `router bgp ASN{}` in FRR first (nsbeacon never creates one)",
+        .vrf.as_ref().map_or_else(|| "in the default VRF".to_owned(), |v| format!("in VRF {v}")),
+        .vrf.as_ref().map_or_else(String::new, |v| format!(" vrf {v}"))
+    )]
+    NoBgpInstance {
+        /// The VRF, if not the default one.
+        vrf: Option<String>,
+    },
+    /// The neighbor is not configured in FRR.
+    #[error(
+        "`{command}`: the BGP neighbor is not configured in FRR (add `neighbor X remote-as ...` first)"
+    )]
+    UnknownNeighbor {
+        /// The vtysh command line.
+        command: String,
+    },
+    /// vtysh printed something that is not the JSON/text the backend expects.
+    #[error("`{command}`: unexpected output ({reason}): {output}")]
+    BadOutput {
+        /// The vtysh command line.
+        command: String,
+        /// What did not match.
+        reason: String,
+        /// What vtysh printed (shortened).
+        output: String,
+    },
+    /// vtysh failed in a way not recognised above.
+    #[error("`{command}` failed (exit status {status:?}): {output}")]
+    CommandFailed {
+        /// The vtysh command line.
+        command: String,
+        /// vtysh's exit code (`None` if killed by a signal).
+        status: Option<i32>,
+        /// What vtysh printed (shortened).
+        output: String,
+    },
+}
+
+/// How to reach FRR. The daemon builds this from its config file; [`FrrBackend::new`] validates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrConfig {
+    /// The vtysh binary (a bare name is looked up on `PATH`).
+    pub vtysh: PathBuf,
+    /// Options placed before the `-c` commands to select a non-default FRR instance: only `--vty_socket
+    /// DIR`, `-N NAME`/`--pathspace NAME` and `--config_dir DIR` (as two arguments or `--opt=value`).
+    pub extra_args: Vec<String>,
+    /// The local ASN; `None` discovers it from FRR (and caches it).
+    pub asn: Option<u32>,
+    /// The VRF of the BGP instance; `None` is the default VRF.
+    pub vrf: Option<String>,
+    /// Bound on each operation (all vtysh calls it makes); vtysh is killed when it runs out.
+    pub timeout: Duration,
+}
+
+impl Default for FrrConfig {
+    /// Debian's vtysh on `PATH`, the default instance and VRF, ASN discovered, 5 s per operation.
+    fn default() -> FrrConfig {
+        FrrConfig {
+            vtysh: PathBuf::from("vtysh"),
+            extra_args: Vec::new(),
+            asn: None,
+            vrf: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The FRR routing backend: announces and withdraws through vtysh and reads back its JSON.
+#[derive(Debug)]
+pub struct FrrBackend {
+    vtysh: Vtysh,
+    configured_asn: Option<Asn>,
+    vrf: Option<VrfName>,
+    timeout: Duration,
+    /// The ASN once discovered or checked against FRR.
+    known_asn: Mutex<Option<Asn>>,
+}
+
+/// The address family keyword for a prefix.
+fn afi(prefix: &IpNet) -> &'static str {
+    match prefix {
+        IpNet::V4(_) => "ipv4",
+        IpNet::V6(_) => "ipv6",
+    }
+}
+
+impl FrrBackend {
+    /// Validates `config` (ASN, VRF name, extra vtysh arguments, timeout). Spawns nothing.
+    pub fn new(config: FrrConfig) -> Result<FrrBackend, FrrError> {
+        let configured_asn = config.asn.map(Asn::new).transpose()?;
+        let vrf = config.vrf.as_deref().map(VrfName::new).transpose()?;
+        vtysh::validate_extra_args(&config.extra_args)?;
+        if config.timeout.is_zero() {
+            return Err(FrrError::ZeroTimeout);
+        }
+        Ok(FrrBackend {
+            vtysh: Vtysh::new(config.vtysh, config.extra_args),
+            configured_asn,
+            vrf,
+            timeout: config.timeout,
+            known_asn: Mutex::new(None),
+        })
+    }
+
+    /// The VRF this backend configures, `None` for the default VRF.
+    pub fn vrf(&self) -> Option<&VrfName> {
+        self.vrf.as_ref()
+    }
+
+    /// `vrf V ` for show commands, empty for the default VRF.
+    fn show_vrf(&self) -> String {
+        self.vrf
+            .as_ref()
+            .map_or_else(String::new, |v| format!("vrf {v} "))
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    async fn run(
+        &self,
+        lines: &[String],
+        deadline: Instant,
+        config: bool,
+    ) -> Result<String, FrrError> {
+        self.vtysh.run(lines, deadline, self.timeout, config).await
+    }
+
+    /// The local ASN of the BGP instance: discovered from FRR, or the configured one once FRR confirmed
+    /// it. Cached after the first success.
+    pub async fn asn(&self) -> Result<Asn, FrrError> {
+        self.asn_by(self.deadline()).await
+    }
+
+    async fn asn_by(&self, deadline: Instant) -> Result<Asn, FrrError> {
+        if let Some(asn) = *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(asn);
+        }
+        let running = self.discover_asn(deadline).await?;
+        if let Some(configured) = self.configured_asn
+            && configured != running
+        {
+            return Err(FrrError::AsnMismatch {
+                running: running.to_string(),
+                command: self.vtysh.render(&[self.summary_command()]),
+            });
+        }
+        *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
+        Ok(running)
+    }
+
+    fn summary_command(&self) -> String {
+        format!("show bgp {}summary json", self.show_vrf())
+    }
+
+    async fn discover_asn(&self, deadline: Instant) -> Result<Asn, FrrError> {
+        let lines = [self.summary_command()];
+        let out = self.run(&lines, deadline, false).await?;
+        let bad = |reason: String, out: &str| FrrError::BadOutput {
+            command: self.vtysh.render(&lines),
+            reason,
+            output: vtysh::quote_output(out),
+        };
+        if let Some(asn) = readback::summary_asn(&out).map_err(|r| bad(r, &out))? {
+            return Asn::new(asn);
+        }
+        let lines = ["show running-config".to_owned()];
+        let config = self.run(&lines, deadline, false).await?;
+        match readback::running_config_asn(&config, self.vrf.as_ref().map(VrfName::as_str)) {
+            Some(asn) => Asn::new(asn),
+            None => Err(FrrError::NoBgpInstance {
+                vrf: self.vrf.as_ref().map(ToString::to_string),
+            }),
+        }
+    }
+
+    /// Forgets the cached ASN after an error that suggests FRR changed under us (restart, reconfig).
+    fn forget_asn_on(&self, err: &FrrError) {
+        if matches!(
+            err,
+            FrrError::AsnMismatch { .. }
+                | FrrError::NoBgpInstance { .. }
+                | FrrError::DaemonNotRunning { .. }
+        ) {
+            *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// The `configure terminal` / `router bgp` prefix of every configuration call.
+    fn config_preamble(&self, asn: Asn) -> Vec<String> {
+        let router = match &self.vrf {
+            None => format!("router bgp {asn}"),
+            Some(vrf) => format!("router bgp {asn} vrf {vrf}"),
+        };
+        vec!["configure terminal".to_owned(), router]
+    }
+
+    /// Makes `network prefix` configured (announced) or not (withdrawn). Idempotent.
+    pub async fn set_network(
+        &self,
+        prefix: IpNet,
+        state: RouteState,
+    ) -> Result<Timed<()>, FrrError> {
+        types::validate_prefix(&prefix)?;
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let result = self.set_network_by(prefix, state, deadline).await;
+        if let Err(err) = &result {
+            self.forget_asn_on(err);
+        }
+        result.map(|()| Timed {
+            value: (),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn set_network_by(
+        &self,
+        prefix: IpNet,
+        state: RouteState,
+        deadline: Instant,
+    ) -> Result<(), FrrError> {
+        let asn = self.asn_by(deadline).await?;
+        if state == RouteState::Announced && self.network_configured(prefix, deadline).await? {
+            return Ok(());
+        }
+        let mut lines = self.config_preamble(asn);
+        lines.push(format!("address-family {} unicast", afi(&prefix)));
+        lines.push(match state {
+            RouteState::Announced => format!("network {prefix}"),
+            RouteState::Withdrawn => format!("no network {prefix}"),
+        });
+        match self.run(&lines, deadline, true).await {
+            Ok(_) => Ok(()),
+            Err(FrrError::NetworkNotConfigured { .. }) if state == RouteState::Withdrawn => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether a `network prefix` statement is configured (valid or not): its path is in the BGP table.
+    async fn network_configured(&self, prefix: IpNet, deadline: Instant) -> Result<bool, FrrError> {
+        let (_, configured) = self.read_network_by(prefix, deadline).await?;
+        Ok(configured)
+    }
+
+    /// Reads whether `prefix` is announced by a `network` statement (a valid path in the BGP table).
+    pub async fn read_network(&self, prefix: IpNet) -> Result<Timed<TargetStatus>, FrrError> {
+        types::validate_prefix(&prefix)?;
+        let started = std::time::Instant::now();
+        let (status, _) = self.read_network_by(prefix, self.deadline()).await?;
+        Ok(Timed {
+            value: status,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The status and whether a `network` path exists at all (announced, or configured but not valid).
+    async fn read_network_by(
+        &self,
+        prefix: IpNet,
+        deadline: Instant,
+    ) -> Result<(TargetStatus, bool), FrrError> {
+        let lines = [format!(
+            "show bgp {}{} unicast {prefix} json",
+            self.show_vrf(),
+            afi(&prefix)
+        )];
+        let out = self.run(&lines, deadline, false).await?;
+        match readback::network_status(&prefix, &out) {
+            Ok(NetworkReadback::Status { status, configured }) => Ok((status, configured)),
+            Ok(NetworkReadback::UnknownVrf) => Err(FrrError::NoBgpInstance {
+                vrf: self.vrf.as_ref().map(ToString::to_string),
+            }),
+            Err(reason) => Err(FrrError::BadOutput {
+                command: self.vtysh.render(&lines),
+                reason,
+                output: vtysh::quote_output(&out),
+            }),
+        }
+    }
+
+    /// Shuts a neighbor down (withdrawn) or brings it back (announced). Idempotent.
+    pub async fn set_neighbor(
+        &self,
+        neighbor: &FrrNeighbor,
+        state: RouteState,
+    ) -> Result<Timed<()>, FrrError> {
+        types::validate_neighbor(neighbor)?;
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let result = async {
+            let asn = self.asn_by(deadline).await?;
+            let mut lines = self.config_preamble(asn);
+            lines.push(match state {
+                RouteState::Announced => format!("no neighbor {neighbor} shutdown"),
+                RouteState::Withdrawn => format!("neighbor {neighbor} shutdown"),
+            });
+            self.run(&lines, deadline, true).await.map(drop)
+        }
+        .await;
+        if let Err(err) = &result {
+            self.forget_asn_on(err);
+        }
+        result.map(|()| Timed {
+            value: (),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Reads a neighbor's admin state (`neighbor X shutdown` or not); the session state is in the detail.
+    pub async fn read_neighbor(
+        &self,
+        neighbor: &FrrNeighbor,
+    ) -> Result<Timed<TargetStatus>, FrrError> {
+        types::validate_neighbor(neighbor)?;
+        let started = std::time::Instant::now();
+        let lines = [format!(
+            "show bgp {}neighbors {neighbor} json",
+            self.show_vrf()
+        )];
+        let out = self.run(&lines, self.deadline(), false).await?;
+        let status = match readback::neighbor_status(&neighbor.to_string(), &out) {
+            Ok(NeighborReadback::Status(status)) => status,
+            Ok(NeighborReadback::NoSuchNeighbor) => {
+                return Err(FrrError::UnknownNeighbor {
+                    command: self.vtysh.render(&lines),
+                });
+            }
+            Ok(NeighborReadback::NoInstance) => {
+                return Err(FrrError::NoBgpInstance {
+                    vrf: self.vrf.as_ref().map(ToString::to_string),
+                });
+            }
+            Err(reason) => {
+                return Err(FrrError::BadOutput {
+                    command: self.vtysh.render(&lines),
+                    reason,
+                    output: vtysh::quote_output(&out),
+                });
+            }
+        };
+        Ok(Timed {
+            value: status,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Version and BGP sessions in one vtysh call, as an error if FRR does not answer properly.
+    async fn try_health(&self) -> Result<BackendHealth, FrrError> {
+        let lines = ["show version".to_owned(), self.summary_command()];
+        let out = self.run(&lines, self.deadline(), false).await?;
+        let bad = |reason: String| FrrError::BadOutput {
+            command: self.vtysh.render(&lines),
+            reason,
+            output: vtysh::quote_output(&out),
+        };
+        let json_start = out
+            .find("\n{")
+            .map(|i| i + 1)
+            .ok_or_else(|| bad("no JSON after the version banner".into()))?;
+        let (banner, json) = out.split_at(json_start);
+        let (sessions_up, sessions_total) = readback::summary_sessions(json).map_err(bad)?;
+        Ok(BackendHealth {
+            reachable: true,
+            daemon_version: readback::version(banner),
+            sessions_up,
+            sessions_total,
+            error: None,
+        })
+    }
+}
+
+impl RoutingBackend for FrrBackend {
+    async fn set(
+        &self,
+        target: &RouteTarget,
+        state: RouteState,
+    ) -> Result<Timed<()>, RoutingError> {
+        match target {
+            RouteTarget::FrrNetwork(prefix) => Ok(self.set_network(*prefix, state).await?),
+            RouteTarget::FrrNeighbor(neighbor) => Ok(self.set_neighbor(neighbor, state).await?),
+            other => Err(RoutingError::UnsupportedTarget {
+                target: other.to_string(),
+                backend: "frr",
+            }),
+        }
+    }
+
+    async fn read(&self, target: &RouteTarget) -> Result<Timed<TargetStatus>, RoutingError> {
+        match target {
+            RouteTarget::FrrNetwork(prefix) => Ok(self.read_network(*prefix).await?),
+            RouteTarget::FrrNeighbor(neighbor) => Ok(self.read_neighbor(neighbor).await?),
+            other => Err(RoutingError::UnsupportedTarget {
+                target: other.to_string(),
+                backend: "frr",
+            }),
+        }
+    }
+
+    async fn health(&self) -> BackendHealth {
+        match self.try_health().await {
+            Ok(health) => health,
+            Err(err) => BackendHealth {
+                reachable: false,
+                error: Some(err.to_string()),
+                ..BackendHealth::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation() {
+        assert!(FrrBackend::new(FrrConfig::default()).is_ok());
+        let bad = [
+            FrrConfig {
+                asn: Some(0),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                vrf: Some("blue green".into()),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                extra_args: vec!["-c".into(), "write memory".into()],
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                timeout: Duration::ZERO,
+                ..FrrConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(
+                FrrBackend::new(config.clone()).is_err(),
+                "{config:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn no_instance_message() {
+        let msg = FrrError::NoBgpInstance {
+            vrf: Some("blue".into()),
+        }
+        .to_string();
+        assert!(
+            msg.contains("in VRF blue") && msg.contains("router bgp ASN vrf blue"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! Pure parsers for what vtysh prints: JSON read-back of networks, neighbors and summaries, the
+//! `show version` banner and `router bgp` lines of the running config.
+//!
+//! Shapes recorded from FRR 8.4.4 (`show bgp ... json`):
+//! - a prefix that is not in the table: `{}`; an unknown VRF: `{"warning":"View/Vrf is unknown"}`;
+//! - a `network` statement's path has `"sourced":true,"local":true` (a redistributed route has only
+//!   `sourced`, an aggregate has `aggregated` and `local`); `"valid":false` when the prefix is not in the
+//!   RIB (bgp import-check); `"removed":true` for about 50 ms after `no network` (bgpd's work-queue hold);
+//! - a neighbor: `{"ADDR":{"bgpState":"Established",...}}`, plus `"adminShutDown":true` when shut down;
+//!   an unknown neighbor: `{"bgpNoSuchNeighbor":true}`;
+//! - summary: `{"ipv4Unicast":{"as":65001,"peers":{ADDR:{"state":...}}}, "ipv6Unicast":{...}}`, or `{}`
+//!   when the instance has no activated peers (and also when the VRF does not exist).
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+
+use crate::{RouteState, TargetStatus};
+
+/// Parses vtysh JSON output into an object.
+fn parse_object(json: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(json.trim()) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("expected a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// What `show bgp [vrf V] ipv4|ipv6 unicast P json` says about `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NetworkReadback {
+    /// The VRF (BGP instance) does not exist.
+    UnknownVrf,
+    /// The status of the prefix.
+    Status {
+        /// Announced or withdrawn, with detail.
+        status: TargetStatus,
+        /// Whether a `network` statement for the prefix exists at all (even if its path is not valid).
+        configured: bool,
+    },
+}
+
+/// Reads the state of a `network` statement from the prefix's JSON.
+///
+/// Announced = a valid, not-removed path from a `network` statement is in the BGP table. A configured
+/// `network` whose path is not valid (prefix missing from the RIB) is offered to nobody, so it reads as
+/// withdrawn, with the reason in the detail.
+pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadback, String> {
+    let map = parse_object(json)?;
+    if map.contains_key("warning") && !map.contains_key("paths") {
+        return Ok(NetworkReadback::UnknownVrf);
+    }
+    if let Some(found) = map.get("prefix").and_then(Value::as_str) {
+        let found: IpNet = found
+            .parse()
+            .map_err(|_| format!("\"prefix\" is not a prefix: {found:?}"))?;
+        if found != *prefix {
+            return Err(format!("asked for {prefix}, FRR answered about {found}"));
+        }
+    }
+    let paths = match map.get("paths") {
+        None => &Vec::new(),
+        Some(Value::Array(paths)) => paths,
+        Some(_) => return Err("\"paths\" is not an array".into()),
+    };
+    let flag = |path: &Value, key: &str| path.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let network_path = paths.iter().find(|p| {
+        flag(p, "sourced") && flag(p, "local") && !flag(p, "aggregated") && !flag(p, "removed")
+    });
+    let advertised_to = map
+        .get("advertisedTo")
+        .and_then(Value::as_object)
+        .map_or(0, Map::len);
+    let status = match network_path {
+        None => TargetStatus {
+            state: RouteState::Withdrawn,
+            detail: format!("no `network {prefix}` path in the BGP table"),
+        },
+        Some(path) if !flag(path, "valid") => TargetStatus {
+            state: RouteState::Withdrawn,
+            detail: format!(
+                "`network {prefix}` is configured but its path is not valid \
+                 (is {prefix} in the RIB? bgp import-check), so it is offered to no peer"
+            ),
+        },
+        Some(path) => {
+            let best = path
+                .get("bestpath")
+                .and_then(|b| b.get("overall"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "`network {prefix}` path valid{}, advertised to {advertised_to} peer(s)",
+                    if best { ", best" } else { ", not (yet) best" }
+                ),
+            }
+        }
+    };
+    Ok(NetworkReadback::Status {
+        status,
+        configured: network_path.is_some(),
+    })
+}
+
+/// What `show bgp [vrf V] neighbors X json` says about the neighbor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NeighborReadback {
+    /// `{"bgpNoSuchNeighbor":true}`.
+    NoSuchNeighbor,
+    /// `{}`: no BGP instance (or VRF) to look in.
+    NoInstance,
+    /// The status of the neighbor.
+    Status(TargetStatus),
+}
+
+/// Reads a neighbor's admin state: withdrawn = `neighbor X shutdown` is in effect.
+///
+/// The session state (Established, Active, ...) goes in the detail: it depends on the peer too, so it is
+/// not what nsbeacon sets; the backend's health counts the sessions that are up.
+pub(crate) fn neighbor_status(neighbor: &str, json: &str) -> Result<NeighborReadback, String> {
+    let map = parse_object(json)?;
+    if map.get("bgpNoSuchNeighbor").and_then(Value::as_bool) == Some(true) {
+        return Ok(NeighborReadback::NoSuchNeighbor);
+    }
+    if map.is_empty() {
+        return Ok(NeighborReadback::NoInstance);
+    }
+    let entry = match map.get(neighbor) {
+        Some(entry) => entry,
+        None if map.len() == 1 => map.values().next().unwrap_or(&Value::Null),
+        None => return Err(format!("no entry for neighbor {neighbor}")),
+    };
+    let Some(entry) = entry.as_object() else {
+        return Err(format!(
+            "the entry for neighbor {neighbor} is not an object"
+        ));
+    };
+    let admin_down = entry.get("adminShutDown").and_then(Value::as_bool) == Some(true);
+    let session = entry
+        .get("bgpState")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no \"bgpState\" for neighbor {neighbor}"))?;
+    let status = if admin_down {
+        TargetStatus {
+            state: RouteState::Withdrawn,
+            detail: format!(
+                "neighbor {neighbor} is administratively shut down (session {session})"
+            ),
+        }
+    } else {
+        TargetStatus {
+            state: RouteState::Announced,
+            detail: format!("neighbor {neighbor} is not shut down (session {session})"),
+        }
+    };
+    Ok(NeighborReadback::Status(status))
+}
+
+/// The `as` of the first address family in `show bgp [vrf V] summary json`, or `None` for `{}`.
+pub(crate) fn summary_asn(json: &str) -> Result<Option<u32>, String> {
+    let map = parse_object(json)?;
+    for family in map.values() {
+        if let Some(asn) = family.get("as").and_then(Value::as_u64) {
+            return u32::try_from(asn)
+                .map(Some)
+                .map_err(|_| format!("\"as\" out of range: {asn}"));
+        }
+    }
+    Ok(None)
+}
+
+/// BGP sessions (up, total) from `show bgp [vrf V] summary json`, each peer counted once across families.
+pub(crate) fn summary_sessions(json: &str) -> Result<(u32, u32), String> {
+    let map = parse_object(json)?;
+    let mut all = BTreeSet::new();
+    let mut up = BTreeSet::new();
+    for family in map.values() {
+        let Some(peers) = family.get("peers").and_then(Value::as_object) else {
+            continue;
+        };
+        for (peer, info) in peers {
+            all.insert(peer.as_str());
+            if info.get("state").and_then(Value::as_str) == Some("Established") {
+                up.insert(peer.as_str());
+            }
+        }
+    }
+    let count = |set: &BTreeSet<&str>| u32::try_from(set.len()).unwrap_or(u32::MAX);
+    Ok((count(&up), count(&all)))
+}
+
+/// The ASN of `router bgp ASN [vrf V]` in `show running-config` (for instances with no peers, whose
+/// summary JSON is `{}`).
+pub(crate) fn running_config_asn(config: &str, vrf: Option<&str>) -> Option<u32> {
+    config.lines().find_map(|line| {
+        let mut words = line.strip_prefix("router bgp ")?.split_whitespace();
+        let asn = words.next()?.parse().ok()?;
+        let rest: Vec<&str> = words.collect();
+        let matches = match vrf {
+            None => rest.is_empty(),
+            Some(v) => rest == ["vrf", v],
+        };
+        matches.then_some(asn)
+    })
+}
+
+/// `FRRouting 8.4.4` from the first line of `show version` (`FRRouting 8.4.4 (host) on Linux(...).`).
+pub(crate) fn version(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.starts_with("FRRouting "))?;
+    let mut words = line.split_whitespace();
+    Some(format!("{} {}", words.next()?, words.next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NETWORK_VALID: &str = r#"{"prefix":"203.0.113.53/32","version":1,"advertisedTo":{"192.0.2.1":{}},
+      "paths":[{"aspath":{"string":"Local"},"origin":"IGP","valid":true,"sourced":true,"local":true,
+      "bestpath":{"overall":true},"peer":{"peerId":"0.0.0.0"}}]}"#;
+    const NETWORK_REMOVED: &str = r#"{"prefix":"203.0.113.53/32","version":1,"paths":[{"removed":true,
+      "valid":false,"sourced":true,"local":true,"bestpath":{"overall":true}}]}"#;
+    const NETWORK_INVALID: &str = r#"{"prefix":"198.51.100.0/24","version":0,"paths":[{"valid":false,
+      "sourced":true,"local":true}]}"#;
+    const REDISTRIBUTED: &str = r#"{"prefix":"192.0.2.0/30","paths":[{"valid":true,"sourced":true,
+      "bestpath":{"overall":true}}]}"#;
+
+    fn state(prefix: &str, json: &str) -> RouteState {
+        match network_status(&prefix.parse().unwrap(), json).unwrap() {
+            NetworkReadback::Status { status, .. } => status.state,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_paths() {
+        assert_eq!(
+            state("203.0.113.53/32", NETWORK_VALID),
+            RouteState::Announced
+        );
+        assert_eq!(
+            state("203.0.113.53/32", NETWORK_REMOVED),
+            RouteState::Withdrawn
+        );
+        assert_eq!(
+            state("198.51.100.0/24", NETWORK_INVALID),
+            RouteState::Withdrawn
+        );
+        assert_eq!(state("192.0.2.0/30", REDISTRIBUTED), RouteState::Withdrawn);
+        assert_eq!(state("192.0.2.0/30", "{\n}\n"), RouteState::Withdrawn);
+        assert_eq!(
+            network_status(
+                &"192.0.2.0/30".parse().unwrap(),
+                r#"{"warning":"View/Vrf is unknown"}"#
+            ),
+            Ok(NetworkReadback::UnknownVrf)
+        );
+        assert!(network_status(&"192.0.2.0/24".parse().unwrap(), NETWORK_VALID).is_err());
+        assert!(network_status(&"192.0.2.0/24".parse().unwrap(), "% oops").is_err());
+        assert!(network_status(&"192.0.2.0/24".parse().unwrap(), "[]").is_err());
+    }
+
+    #[test]
+    fn neighbors() {
+        let up = r#"{"192.0.2.1":{"remoteAs":64496,"bgpState":"Established"}}"#;
+        let down = r#"{"192.0.2.1":{"adminShutDown":true,"bgpState":"Idle"}}"#;
+        let st = |j: &str| match neighbor_status("192.0.2.1", j).unwrap() {
+            NeighborReadback::Status(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(st(up).state, RouteState::Announced);
+        assert!(st(up).detail.contains("Established"));
+        assert_eq!(st(down).state, RouteState::Withdrawn);
+        assert_eq!(
+            neighbor_status("192.0.2.9", r#"{"bgpNoSuchNeighbor":true}"#),
+            Ok(NeighborReadback::NoSuchNeighbor)
+        );
+        assert_eq!(
+            neighbor_status("192.0.2.9", "{}"),
+            Ok(NeighborReadback::NoInstance)
+        );
+        assert!(neighbor_status("192.0.2.1", r#"{"192.0.2.1":{}}"#).is_err());
+        assert!(neighbor_status("192.0.2.1", "garbage").is_err());
+    }
+
+    #[test]
+    fn summaries() {
+        let json = r#"{"ipv4Unicast":{"as":65001,"peers":{"192.0.2.1":{"state":"Established"},
+          "2001:db8::1":{"state":"Established"}}},"ipv6Unicast":{"as":65001,"peers":{
+          "2001:db8::1":{"state":"Established"},"2001:db8::9":{"state":"Active"}}}}"#;
+        assert_eq!(summary_asn(json), Ok(Some(65001)));
+        assert_eq!(summary_sessions(json), Ok((2, 3)));
+        assert_eq!(summary_asn("{}"), Ok(None));
+        assert_eq!(summary_sessions("{}"), Ok((0, 0)));
+        assert!(summary_asn(r#"{"ipv4Unicast":{"as":99999999999}}"#).is_err());
+    }
+
+    #[test]
+    fn running_config() {
+        let cfg = "frr version 8.4.4\n!\nrouter bgp 65001\n bgp router-id 192.0.2.2\nexit\n!\nrouter bgp 65002 vrf blue\nexit\n";
+        assert_eq!(running_config_asn(cfg, None), Some(65001));
+        assert_eq!(running_config_asn(cfg, Some("blue")), Some(65002));
+        assert_eq!(running_config_asn(cfg, Some("red")), None);
+        assert_eq!(running_config_asn("", None), None);
+    }
+
+    #[test]
+    fn version_banner() {
+        assert_eq!(
+            version("FRRouting 8.4.4 (vm) on Linux(6.1).\nCopyright 1996-2005\n").as_deref(),
+            Some("FRRouting 8.4.4")
+        );
+        assert_eq!(version("nothing"), None);
+    }
+}
