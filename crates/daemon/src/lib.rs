@@ -4,3 +4,4 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod reconcile;

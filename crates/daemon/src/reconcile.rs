@@ -1,0 +1,923 @@
+//! The reconciler: the only code that calls the routing backend.
+//!
+//! Service tasks publish what they want (per service, an ordered list of target states, make-before-break)
+//! into a [`tokio::sync::watch`] channel; the reconciler makes the BGP daemon match it:
+//!
+//! - on every change of the desired table it applies the steps in order, skipping targets already known to
+//!   be in the desired state, and reads each changed target back;
+//! - every reconcile interval it reads back every target and re-asserts any drift (BIRD restarted and
+//!   re-enabled a protocol from its config, someone ran `birdc disable` by hand, FRR lost its running config);
+//! - when the backend fails it retries with exponential backoff, logs once per episode (and once when it
+//!   recovers) and exports `nsbeacon_backend_up`; probing is never blocked, because it runs in other tasks
+//!   and only ever writes into the watch channel;
+//! - targets that disappear from the table (a service removed on reload) are withdrawn once, then forgotten;
+//! - at shutdown it withdraws every target it knows (or leaves them, per `on_shutdown`).
+//!
+//! Start-up safety comes for free: services start in `starting`, which desires every target withdrawn, so
+//! the first pass withdraws a target left announced by a crashed previous run.
+//!
+//! When two services list the same target, withdrawn wins: a shared route is announced only while every
+//! service behind it wants it announced.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::metrics::Metrics;
+
+/// What every service wants: service name -> target states in the order to apply them.
+pub type DesiredTable = BTreeMap<String, Vec<(RouteTarget, RouteState)>>;
+
+/// First retry delay after a backend failure.
+const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// Longest delay between retries while the backend stays unreachable.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How the reconciler behaves; built from the config.
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    /// Backend name for logs and metric labels (`bird`, `frr`).
+    pub backend_kind: &'static str,
+    /// How often every target is read back and drift re-asserted.
+    pub interval: Duration,
+    /// Whether to withdraw every known target when shutting down.
+    pub withdraw_on_shutdown: bool,
+}
+
+/// A label pair for a target: (`kind`, `name`), e.g. (`bird_protocol`, `anycast_dns`).
+pub fn target_labels(target: &RouteTarget) -> (&'static str, String) {
+    match target {
+        RouteTarget::BirdProtocol(p) => ("bird_protocol", p.as_str().to_owned()),
+        RouteTarget::FrrNetwork(n) => ("frr_network", n.to_string()),
+        RouteTarget::FrrNeighbor(n) => ("frr_neighbor", n.to_string()),
+    }
+}
+
+/// `announced` / `withdrawn`, for JSON and logs.
+pub fn state_str(state: RouteState) -> &'static str {
+    match state {
+        RouteState::Announced => "announced",
+        RouteState::Withdrawn => "withdrawn",
+    }
+}
+
+/// One target as the reconciler sees it, for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetReport {
+    /// `bird_protocol`, `frr_network` or `frr_neighbor`.
+    pub kind: &'static str,
+    /// Protocol name, prefix or neighbor.
+    pub target: String,
+    /// Services that list this target.
+    pub services: Vec<String>,
+    /// `announced` or `withdrawn`.
+    pub desired: &'static str,
+    /// What the daemon reported at the last read-back; `None` while unknown.
+    pub actual: Option<&'static str>,
+    /// The daemon's own words for the target's state (e.g. BIRD's `up`/`down`).
+    pub detail: String,
+    /// The last error for this target, cleared on success.
+    pub last_error: Option<String>,
+    /// Whether desired and actual agree.
+    pub in_sync: bool,
+}
+
+/// The backend as the reconciler sees it, for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct BackendReport {
+    /// `bird` or `frr`.
+    pub kind: &'static str,
+    /// Whether the last operation or health check succeeded.
+    pub reachable: bool,
+    /// Daemon name and version, when known.
+    pub daemon_version: Option<String>,
+    /// BGP sessions established.
+    pub sessions_up: u32,
+    /// BGP sessions configured.
+    pub sessions_total: u32,
+    /// Why the backend is unreachable, when it is.
+    pub error: Option<String>,
+    /// Consecutive failed passes in the current outage episode.
+    pub consecutive_failures: u32,
+}
+
+/// Everything `/status` shows about routing.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct RoutingReport {
+    /// Backend health.
+    pub backend: BackendReport,
+    /// Every known target, sorted by kind and name.
+    pub targets: Vec<TargetReport>,
+    /// When the last complete pass ended (seconds since the Unix epoch).
+    pub last_reconcile_unix: Option<f64>,
+    /// Whether the first pass has run (the daemon reports ready to systemd after it).
+    pub first_pass_done: bool,
+}
+
+#[derive(Debug)]
+struct TargetRecord {
+    desired: RouteState,
+    actual: Option<RouteState>,
+    detail: String,
+    last_error: Option<String>,
+    services: Vec<String>,
+    /// True once a read-back confirmed actual == desired; drift is only reported after that.
+    confirmed: bool,
+}
+
+/// Why a pass stopped short.
+#[derive(Debug)]
+struct PassFailed {
+    errors: Vec<String>,
+}
+
+/// Makes the BGP daemon match the desired table. Generic over the backend so it is unit-tested with an
+/// in-memory fake.
+pub struct Reconciler<B> {
+    backend: Arc<B>,
+    settings: ReconcilerSettings,
+    desired_rx: watch::Receiver<DesiredTable>,
+    report_tx: watch::Sender<RoutingReport>,
+    metrics: Metrics,
+    targets: HashMap<RouteTarget, TargetRecord>,
+    health: BackendHealth,
+    consecutive_failures: u32,
+    outage_started: Option<std::time::Instant>,
+    first_pass_done: Option<oneshot::Sender<()>>,
+}
+
+impl<B> std::fmt::Debug for Reconciler<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("settings", &self.settings)
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving ends a caller keeps: the status report and the first-pass signal.
+#[derive(Debug)]
+pub struct ReconcilerHandles {
+    /// Latest routing report, for `/status`.
+    pub report: watch::Receiver<RoutingReport>,
+    /// Fires once when the first pass has finished (successfully or not).
+    pub first_pass: oneshot::Receiver<()>,
+}
+
+impl<B: RoutingBackend + 'static> Reconciler<B> {
+    /// Builds a reconciler that reads desired states from `desired_rx`.
+    pub fn new(
+        backend: Arc<B>,
+        settings: ReconcilerSettings,
+        desired_rx: watch::Receiver<DesiredTable>,
+        metrics: Metrics,
+    ) -> (Self, ReconcilerHandles) {
+        let (report_tx, report_rx) = watch::channel(RoutingReport {
+            backend: BackendReport {
+                kind: settings.backend_kind,
+                ..BackendReport::default()
+            },
+            ..RoutingReport::default()
+        });
+        let (first_tx, first_rx) = oneshot::channel();
+        (
+            Reconciler {
+                backend,
+                settings,
+                desired_rx,
+                report_tx,
+                metrics,
+                targets: HashMap::new(),
+                health: BackendHealth::default(),
+                consecutive_failures: 0,
+                outage_started: None,
+                first_pass_done: Some(first_tx),
+            },
+            ReconcilerHandles {
+                report: report_rx,
+                first_pass: first_rx,
+            },
+        )
+    }
+
+    /// Runs until `shutdown` is cancelled, then withdraws every known target if configured to.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let span = info_span!("reconciler", backend = self.settings.backend_kind);
+        async move {
+            let mut tick = tokio::time::interval(self.settings.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut backoff = BACKOFF_INITIAL;
+            let mut read_all = true;
+            loop {
+                let table = self.desired_rx.borrow_and_update().clone();
+                let outcome = self.pass(&table, read_all).await;
+                if read_all || outcome.is_err() {
+                    self.refresh_health().await;
+                }
+                let failed = outcome.is_err();
+                self.note_outcome(outcome);
+                self.publish();
+                if let Some(tx) = self.first_pass_done.take() {
+                    let _ = tx.send(());
+                }
+                read_all = false;
+                if failed {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    // After a failure nothing we believe about the daemon is trustworthy: read everything.
+                    read_all = true;
+                    continue;
+                }
+                backoff = BACKOFF_INITIAL;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = self.desired_rx.changed() => {
+                        if changed.is_err() {
+                            // Every sender is gone: the daemon is shutting down; keep re-asserting
+                            // until told to stop.
+                            shutdown.cancelled().await;
+                            break;
+                        }
+                    }
+                    _ = tick.tick() => read_all = true,
+                }
+            }
+            self.shutdown().await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One pass over the table: apply each service's steps in order; withdraw orphaned targets.
+    async fn pass(&mut self, table: &DesiredTable, read_all: bool) -> Result<(), PassFailed> {
+        let merged = merge(table);
+        for (target, (state, services)) in &merged {
+            let record = self
+                .targets
+                .entry(target.clone())
+                .or_insert_with(|| TargetRecord {
+                    desired: *state,
+                    actual: None,
+                    detail: String::new(),
+                    last_error: None,
+                    services: Vec::new(),
+                    confirmed: false,
+                });
+            if record.desired != *state {
+                record.confirmed = false;
+            }
+            record.desired = *state;
+            record.services.clone_from(services);
+            let (kind, name) = target_labels(target);
+            self.metrics
+                .route_desired_announced
+                .with_label_values(&[kind, &name])
+                .set(i64::from(*state == RouteState::Announced));
+        }
+        let mut errors = Vec::new();
+        let mut done: HashSet<RouteTarget> = HashSet::new();
+        for (service, steps) in table {
+            for (target, _) in steps {
+                if !done.insert(target.clone()) {
+                    continue;
+                }
+                if let Err(e) = self.converge(target, read_all).await {
+                    // Make-before-break: never run this service's later steps (the withdrawals of the
+                    // old targets) when an earlier one (the announcement of the new ones) failed.
+                    errors.push(format!("service {service}: {e}"));
+                    break;
+                }
+            }
+        }
+        let orphans: Vec<RouteTarget> = self
+            .targets
+            .keys()
+            .filter(|t| !merged.contains_key(*t))
+            .cloned()
+            .collect();
+        for target in orphans {
+            if let Some(record) = self.targets.get_mut(&target) {
+                record.desired = RouteState::Withdrawn;
+                record.services.clear();
+            }
+            match self.converge(&target, true).await {
+                Ok(()) => {
+                    info!(target = %target, "withdrew a target no service lists any more");
+                    self.targets.remove(&target);
+                    let (kind, name) = target_labels(&target);
+                    let _ = self
+                        .metrics
+                        .route_desired_announced
+                        .remove_label_values(&[kind, &name]);
+                    let _ = self
+                        .metrics
+                        .route_actual_announced
+                        .remove_label_values(&[kind, &name]);
+                }
+                Err(e) => errors.push(format!("orphaned {target}: {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PassFailed { errors })
+        }
+    }
+
+    /// Makes one target match its desired state: read if needed, set if different, read back.
+    async fn converge(&mut self, target: &RouteTarget, read_first: bool) -> Result<(), String> {
+        let span = info_span!("target", target = %target);
+        async {
+            let Some(desired) = self.targets.get(target).map(|r| r.desired) else {
+                return Ok(());
+            };
+            let needs_read = read_first
+                || self
+                    .targets
+                    .get(target)
+                    .is_none_or(|r| r.actual.is_none());
+            if needs_read {
+                self.read(target).await?;
+                if let Some(record) = self.targets.get_mut(target)
+                    && record.actual != Some(desired)
+                    && record.confirmed
+                {
+                    warn!(
+                        desired = state_str(desired),
+                        actual = record.actual.map(state_str),
+                        detail = %record.detail,
+                        "drift: the BGP daemon changed this target behind nsbeacon's back; re-asserting"
+                    );
+                    let (kind, name) = target_labels(target);
+                    self.metrics
+                        .route_drift_total
+                        .with_label_values(&[kind, &name])
+                        .inc();
+                    record.confirmed = false;
+                }
+            }
+            if self.targets.get(target).and_then(|r| r.actual) != Some(desired) {
+                self.set(target, desired).await?;
+                self.read(target).await?;
+                let actual = self.targets.get(target).and_then(|r| r.actual);
+                if actual != Some(desired) {
+                    let message = format!(
+                        "the daemon accepted `{}` but still reports the target {}",
+                        state_str(desired),
+                        actual.map(state_str).unwrap_or("unknown")
+                    );
+                    if let Some(record) = self.targets.get_mut(target) {
+                        record.last_error = Some(message.clone());
+                    }
+                    return Err(message);
+                }
+                info!(state = state_str(desired), "route target changed");
+            }
+            if let Some(record) = self.targets.get_mut(target) {
+                record.confirmed = true;
+                record.last_error = None;
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn set(&mut self, target: &RouteTarget, state: RouteState) -> Result<(), String> {
+        let kind = self.settings.backend_kind;
+        let started = std::time::Instant::now();
+        let result = self.backend.set(target, state).await;
+        let elapsed = match &result {
+            Ok(timed) => timed.elapsed,
+            Err(_) => started.elapsed(),
+        };
+        self.metrics
+            .backend_operation_duration_seconds
+            .with_label_values(&[kind, "set"])
+            .observe(elapsed.as_secs_f64());
+        match result {
+            Ok(_) => {
+                debug!(state = state_str(state), ?elapsed, "set");
+                Ok(())
+            }
+            Err(e) => Err(self.record_error(target, "set", &e)),
+        }
+    }
+
+    async fn read(&mut self, target: &RouteTarget) -> Result<(), String> {
+        let kind = self.settings.backend_kind;
+        let started = std::time::Instant::now();
+        let result = self.backend.read(target).await;
+        let elapsed = match &result {
+            Ok(timed) => timed.elapsed,
+            Err(_) => started.elapsed(),
+        };
+        self.metrics
+            .backend_operation_duration_seconds
+            .with_label_values(&[kind, "read"])
+            .observe(elapsed.as_secs_f64());
+        let (label_kind, name) = target_labels(target);
+        match result {
+            Ok(timed) => {
+                if let Some(record) = self.targets.get_mut(target) {
+                    record.actual = Some(timed.value.state);
+                    record.detail = timed.value.detail;
+                }
+                self.metrics
+                    .route_actual_announced
+                    .with_label_values(&[label_kind, &name])
+                    .set(i64::from(timed.value.state == RouteState::Announced));
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(record) = self.targets.get_mut(target) {
+                    record.actual = None;
+                }
+                let _ = self
+                    .metrics
+                    .route_actual_announced
+                    .remove_label_values(&[label_kind, &name]);
+                Err(self.record_error(target, "read", &e))
+            }
+        }
+    }
+
+    fn record_error(&mut self, target: &RouteTarget, operation: &str, e: &RoutingError) -> String {
+        self.metrics
+            .backend_errors_total
+            .with_label_values(&[self.settings.backend_kind, operation])
+            .inc();
+        let message = format!("{operation} {target}: {e}");
+        if let Some(record) = self.targets.get_mut(target) {
+            record.last_error = Some(message.clone());
+            record.actual = None;
+        }
+        message
+    }
+
+    async fn refresh_health(&mut self) {
+        let started = std::time::Instant::now();
+        self.health = self.backend.health().await;
+        self.metrics
+            .backend_operation_duration_seconds
+            .with_label_values(&[self.settings.backend_kind, "health"])
+            .observe(started.elapsed().as_secs_f64());
+        if !self.health.reachable {
+            self.metrics
+                .backend_errors_total
+                .with_label_values(&[self.settings.backend_kind, "health"])
+                .inc();
+        }
+    }
+
+    /// Logs the start and end of an outage episode once each, and exports backend_up.
+    fn note_outcome(&mut self, outcome: Result<(), PassFailed>) {
+        let up = outcome.is_ok() && self.health.reachable;
+        match outcome {
+            Ok(()) => {
+                if let Some(started) = self.outage_started.take() {
+                    info!(
+                        failed_passes = self.consecutive_failures,
+                        outage = ?started.elapsed(),
+                        "routing backend works again; desired state re-asserted"
+                    );
+                }
+                self.consecutive_failures = 0;
+            }
+            Err(failed) => {
+                self.consecutive_failures += 1;
+                if self.outage_started.is_none() {
+                    self.outage_started = Some(std::time::Instant::now());
+                    warn!(
+                        errors = %failed.errors.join("; "),
+                        backend_reachable = self.health.reachable,
+                        backend_error = self.health.error.as_deref().unwrap_or(""),
+                        "routing backend failed; retrying with backoff (logged once per episode; probing continues)"
+                    );
+                } else {
+                    debug!(errors = %failed.errors.join("; "), "routing backend still failing");
+                }
+            }
+        }
+        self.metrics
+            .backend_up
+            .with_label_values(&[self.settings.backend_kind])
+            .set(i64::from(up));
+    }
+
+    fn publish(&self) {
+        let mut targets: Vec<TargetReport> = self
+            .targets
+            .iter()
+            .map(|(target, r)| {
+                let (kind, name) = target_labels(target);
+                TargetReport {
+                    kind,
+                    target: name,
+                    services: r.services.clone(),
+                    desired: state_str(r.desired),
+                    actual: r.actual.map(state_str),
+                    detail: r.detail.clone(),
+                    last_error: r.last_error.clone(),
+                    in_sync: r.actual == Some(r.desired),
+                }
+            })
+            .collect();
+        targets.sort_by(|a, b| (a.kind, &a.target).cmp(&(b.kind, &b.target)));
+        let report = RoutingReport {
+            backend: BackendReport {
+                kind: self.settings.backend_kind,
+                reachable: self.health.reachable && self.consecutive_failures == 0,
+                daemon_version: self.health.daemon_version.clone(),
+                sessions_up: self.health.sessions_up,
+                sessions_total: self.health.sessions_total,
+                error: self.health.error.clone(),
+                consecutive_failures: self.consecutive_failures,
+            },
+            targets,
+            last_reconcile_unix: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+            first_pass_done: true,
+        };
+        self.report_tx.send_replace(report);
+    }
+
+    async fn shutdown(&mut self) {
+        if !self.settings.withdraw_on_shutdown {
+            info!("shutting down; leaving routes as they are (on_shutdown = \"keep\")");
+            return;
+        }
+        let targets: Vec<RouteTarget> = self.targets.keys().cloned().collect();
+        let mut failures = 0;
+        for target in &targets {
+            match self.backend.set(target, RouteState::Withdrawn).await {
+                Ok(_) => info!(target = %target, "withdrawn at shutdown"),
+                Err(e) => {
+                    failures += 1;
+                    warn!(target = %target, error = %e, "could not withdraw at shutdown");
+                }
+            }
+        }
+        info!(
+            targets = targets.len(),
+            failures, "shutdown: withdrew this node's route targets"
+        );
+    }
+}
+
+/// Per target: the merged desired state (withdrawn wins) and the services listing it.
+fn merge(table: &DesiredTable) -> HashMap<RouteTarget, (RouteState, Vec<String>)> {
+    let mut merged: HashMap<RouteTarget, (RouteState, Vec<String>)> = HashMap::new();
+    for (service, steps) in table {
+        for (target, state) in steps {
+            let entry = merged.entry(target.clone()).or_insert((*state, Vec::new()));
+            if *state == RouteState::Withdrawn {
+                entry.0 = RouteState::Withdrawn;
+            }
+            if !entry.1.contains(service) {
+                entry.1.push(service.clone());
+            }
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nsbeacon_routing::{TargetStatus, Timed};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An in-memory BGP daemon: records every call, can be made unreachable.
+    #[derive(Default)]
+    struct FakeBackend {
+        state: Mutex<HashMap<RouteTarget, RouteState>>,
+        calls: Mutex<Vec<String>>,
+        down: AtomicBool,
+        fail_sets: AtomicBool,
+    }
+
+    impl FakeBackend {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("lock").clone()
+        }
+        fn sets(&self) -> Vec<String> {
+            self.calls()
+                .into_iter()
+                .filter(|c| c.starts_with("set"))
+                .collect()
+        }
+        fn actual(&self, t: &RouteTarget) -> Option<RouteState> {
+            self.state.lock().expect("lock").get(t).copied()
+        }
+        fn force(&self, t: &RouteTarget, s: RouteState) {
+            self.state.lock().expect("lock").insert(t.clone(), s);
+        }
+        fn fail(&self, target: &RouteTarget) -> RoutingError {
+            RoutingError::UnsupportedTarget {
+                target: target.to_string(),
+                backend: "fake (down)",
+            }
+        }
+    }
+
+    impl RoutingBackend for FakeBackend {
+        async fn set(
+            &self,
+            target: &RouteTarget,
+            state: RouteState,
+        ) -> Result<Timed<()>, RoutingError> {
+            self.calls.lock().expect("lock").push(format!(
+                "set {} {}",
+                target_labels(target).1,
+                state_str(state)
+            ));
+            if self.down.load(Ordering::SeqCst) || self.fail_sets.load(Ordering::SeqCst) {
+                return Err(self.fail(target));
+            }
+            self.force(target, state);
+            Ok(Timed {
+                value: (),
+                elapsed: Duration::from_micros(100),
+            })
+        }
+
+        async fn read(&self, target: &RouteTarget) -> Result<Timed<TargetStatus>, RoutingError> {
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(format!("read {}", target_labels(target).1));
+            if self.down.load(Ordering::SeqCst) {
+                return Err(self.fail(target));
+            }
+            // A protocol the fake never heard of starts announced, like a BIRD static protocol
+            // enabled in bird.conf.
+            let state = *self
+                .state
+                .lock()
+                .expect("lock")
+                .entry(target.clone())
+                .or_insert(RouteState::Announced);
+            Ok(Timed {
+                value: TargetStatus {
+                    state,
+                    detail: state_str(state).to_owned(),
+                },
+                elapsed: Duration::from_micros(100),
+            })
+        }
+
+        async fn health(&self) -> BackendHealth {
+            BackendHealth {
+                reachable: !self.down.load(Ordering::SeqCst),
+                daemon_version: Some("fake 1".into()),
+                ..BackendHealth::default()
+            }
+        }
+    }
+
+    fn proto(name: &str) -> RouteTarget {
+        // FRR networks need no validated name type, so the fake uses them as opaque targets.
+        let net: ipnet::IpNet = match name {
+            "main" => "192.0.2.0/24",
+            "degrade" => "198.51.100.0/24",
+            _ => "203.0.113.0/24",
+        }
+        .parse()
+        .expect("prefix");
+        RouteTarget::FrrNetwork(net)
+    }
+
+    struct Harness {
+        backend: Arc<FakeBackend>,
+        desired: watch::Sender<DesiredTable>,
+        report: watch::Receiver<RoutingReport>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(table: DesiredTable, interval: Duration, backend: Arc<FakeBackend>) -> Harness {
+        let (desired, rx) = watch::channel(table);
+        let settings = ReconcilerSettings {
+            backend_kind: "fake",
+            interval,
+            withdraw_on_shutdown: true,
+        };
+        let (reconciler, handles) = Reconciler::new(
+            backend.clone(),
+            settings,
+            rx,
+            Metrics::new().expect("metrics"),
+        );
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(reconciler.run(shutdown.clone()));
+        Harness {
+            backend,
+            desired,
+            report: handles.report,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn eventually(mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not met within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn table(steps: &[(&str, RouteState)]) -> DesiredTable {
+        BTreeMap::from([(
+            "dns".to_owned(),
+            steps.iter().map(|(n, s)| (proto(n), *s)).collect(),
+        )])
+    }
+
+    use RouteState::{Announced, Withdrawn};
+
+    #[tokio::test]
+    async fn startup_withdraws_targets_left_announced_and_signals_first_pass() {
+        let backend = Arc::new(FakeBackend::default());
+        backend.force(&proto("main"), Announced);
+        let (desired, rx) = watch::channel(table(&[("main", Withdrawn)]));
+        let settings = ReconcilerSettings {
+            backend_kind: "fake",
+            interval: Duration::from_secs(60),
+            withdraw_on_shutdown: true,
+        };
+        let (reconciler, handles) = Reconciler::new(
+            backend.clone(),
+            settings,
+            rx,
+            Metrics::new().expect("metrics"),
+        );
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(reconciler.run(shutdown.clone()));
+        handles.first_pass.await.expect("first pass signalled");
+        assert_eq!(backend.actual(&proto("main")), Some(Withdrawn));
+        shutdown.cancel();
+        task.await.expect("reconciler ends");
+        drop(desired);
+    }
+
+    #[tokio::test]
+    async fn applies_steps_in_order_make_before_break() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Announced), ("degrade", Withdrawn)]),
+            Duration::from_secs(60),
+            backend,
+        );
+        eventually(|| h.backend.actual(&proto("degrade")) == Some(Withdrawn)).await;
+        h.backend.calls.lock().expect("lock").clear();
+        // Degrade: announce the degrade target first, then withdraw the main one.
+        h.desired
+            .send(table(&[("degrade", Announced), ("main", Withdrawn)]))
+            .expect("send");
+        eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
+        assert_eq!(
+            h.backend.sets(),
+            vec![
+                "set 198.51.100.0/24 announced".to_owned(),
+                "set 192.0.2.0/24 withdrawn".to_owned()
+            ]
+        );
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn failed_announce_never_withdraws_the_old_target() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Announced), ("degrade", Withdrawn)]),
+            Duration::from_secs(60),
+            backend,
+        );
+        eventually(|| h.report.borrow().first_pass_done).await;
+        h.backend.fail_sets.store(true, Ordering::SeqCst);
+        h.backend.calls.lock().expect("lock").clear();
+        h.desired
+            .send(table(&[("degrade", Announced), ("main", Withdrawn)]))
+            .expect("send");
+        eventually(|| !h.backend.sets().is_empty()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            h.backend
+                .sets()
+                .iter()
+                .all(|c| c == "set 198.51.100.0/24 announced"),
+            "withdrawal attempted before the announcement succeeded: {:?}",
+            h.backend.sets()
+        );
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn backend_down_backs_off_then_converges_when_back() {
+        let backend = Arc::new(FakeBackend::default());
+        backend.down.store(true, Ordering::SeqCst);
+        let h = start(
+            table(&[("main", Announced)]),
+            Duration::from_secs(60),
+            backend,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // 100 + 200 + 400 ms of backoff: a handful of attempts, not a busy loop.
+        let attempts = h
+            .backend
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("read"))
+            .count();
+        assert!(
+            (2..=6).contains(&attempts),
+            "expected backoff, saw {attempts} attempts"
+        );
+        assert!(!h.report.borrow().backend.reachable);
+        assert!(h.report.borrow().backend.consecutive_failures >= 2);
+        h.backend.down.store(false, Ordering::SeqCst);
+        h.backend.force(&proto("main"), Withdrawn);
+        eventually(|| h.backend.actual(&proto("main")) == Some(Announced)).await;
+        eventually(|| h.report.borrow().backend.reachable).await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn drift_is_detected_and_reasserted_every_interval() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Withdrawn)]),
+            Duration::from_millis(50),
+            backend,
+        );
+        eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
+        // Someone runs `birdc enable` by hand (or BIRD restarts and enables it from its config).
+        h.backend.force(&proto("main"), Announced);
+        eventually(|| {
+            h.backend.actual(&proto("main")) == Some(Withdrawn)
+                && h.backend
+                    .sets()
+                    .iter()
+                    .filter(|c| *c == "set 192.0.2.0/24 withdrawn")
+                    .count()
+                    == 2
+        })
+        .await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn shutdown_withdraws_and_orphans_are_withdrawn() {
+        let backend = Arc::new(FakeBackend::default());
+        let mut two = table(&[("main", Announced)]);
+        two.insert("other".into(), vec![(proto("other"), Announced)]);
+        let h = start(two, Duration::from_secs(60), backend);
+        eventually(|| h.backend.actual(&proto("other")) == Some(Announced)).await;
+        // A reload removed service "other": its target is withdrawn once and forgotten.
+        h.desired.send(table(&[("main", Announced)])).expect("send");
+        eventually(|| h.backend.actual(&proto("other")) == Some(Withdrawn)).await;
+        eventually(|| h.report.borrow().targets.len() == 1).await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+        assert_eq!(h.backend.actual(&proto("main")), Some(Withdrawn));
+    }
+
+    #[tokio::test]
+    async fn shared_target_is_withdrawn_when_any_service_wants_it_withdrawn() {
+        let backend = Arc::new(FakeBackend::default());
+        let mut t = table(&[("main", Announced)]);
+        t.insert("b".into(), vec![(proto("main"), Withdrawn)]);
+        let h = start(t, Duration::from_secs(60), backend);
+        eventually(|| h.report.borrow().first_pass_done).await;
+        assert_eq!(h.backend.actual(&proto("main")), Some(Withdrawn));
+        let report = h.report.borrow().clone();
+        assert_eq!(
+            report.targets[0].services,
+            vec!["b".to_owned(), "dns".to_owned()]
+        );
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+}
