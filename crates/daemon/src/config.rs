@@ -1,1 +1,0 @@
-//! Configuration: TOML -> serde structs -> one validation pass -> typed, checked config.

@@ -1,0 +1,533 @@
+//! Configuration: TOML -> serde structs -> one validation pass -> typed, checked [`Config`].
+//!
+//! Parsing happens in two stages so that an operator sees every mistake in one run:
+//!
+//! 1. TOML syntax and structure (`deny_unknown_fields`): a typo in a key name or broken TOML stops here with
+//!    the line and column ([`ConfigError::Syntax`]).
+//! 2. One validation pass over the raw values (durations, addresses, names, route targets, cross-references)
+//!    that collects *all* problems, each with its key path and a hint ([`ConfigError::Invalid`]), e.g.
+//!    `service[1].check[0].timeout: 2s must be shorter than the interval 1s`.
+//!
+//! Values that need interpretation (durations such as `"500ms"`, socket addresses, route targets) are read
+//! as plain strings in stage 1 and converted in stage 2 for exactly that reason: a bad duration in one
+//! service must not hide a bad target in another.
+//!
+//! The defaults are chosen for an anycast authoritative DNS node and documented on the constants below and
+//! in `deploy/nsbeacon.example.toml`.
+
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nsbeacon_prober::proto::rr::Name;
+use nsbeacon_prober::{ProbeSpec, Transport};
+use nsbeacon_routing::RouteTarget;
+
+/// Where `nsbeacon` looks for its configuration when `-c PATH` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/nsbeacon/nsbeacon.toml";
+
+/// TCP port of the HTTP endpoint (`/metrics`, `/status`, `/healthz`). 9753 is not assigned by IANA and
+/// is not in the Prometheus default-port allocation list, so it does not collide with common exporters.
+pub const DEFAULT_HTTP_PORT: u16 = 9753;
+
+/// Default HTTP listen address: loopback only, because `/status` reveals the node's routing decisions.
+pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    DEFAULT_HTTP_PORT,
+);
+
+/// Default state directory (drain state survives restarts here).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/nsbeacon";
+
+/// Default BIRD 2 control socket of the Debian/Ubuntu packages.
+pub const DEFAULT_BIRD_SOCKET: &str = "/run/bird/bird.ctl";
+
+/// Default `vtysh` binary of the FRR packages.
+pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
+
+/// Default bound on one BIRD control-socket command. BIRD answers in well under a millisecond; a BIRD busy
+/// reconfiguring a large table may take longer, and the reconciler retries anyway.
+pub const DEFAULT_BIRD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default bound on one `vtysh` call (one call alone costs 30-40 ms; the process is killed on expiry).
+pub const DEFAULT_FRR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default reconcile interval: how often desired route states are re-compared with what the BGP daemon
+/// really does. Short, because a restarted BIRD re-enables a withdrawn protocol from its own config and
+/// attracts traffic to a broken node until nsbeacon notices; a read-back is cheap (one socket round-trip).
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Default probe interval of a service's query checks. With rise = fall = 3 a dead server is withdrawn
+/// about 3 s after it stops answering, and a recovered one is announced again about 3 s later.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Upper bound of the default per-exchange timeout of query checks. The default is half the check's
+/// interval, at most this: a local authoritative server answers in well under a millisecond, so half a
+/// second without an answer is a failure, and the probe always ends before the next one is due.
+pub const DEFAULT_TIMEOUT_CAP: Duration = Duration::from_millis(500);
+
+/// Default `rise`: consecutive passing probes before a check counts as up (and before anything is announced
+/// at start-up).
+pub const DEFAULT_RISE: u32 = 3;
+
+/// Default `fall`: consecutive failing probes before a check counts as down. One lost UDP packet must not
+/// withdraw a route.
+pub const DEFAULT_FALL: u32 = 3;
+
+/// Default jitter as a fraction of the service interval (10 %): spreads probes so that checks do not fire
+/// in lock-step.
+pub const DEFAULT_JITTER_FRACTION: f64 = 0.1;
+
+/// Default interval of serial (SOA freshness) checks, or the service interval if that is longer. Zone
+/// serials move slowly and a sweep over thousands of zones takes seconds.
+pub const DEFAULT_SERIAL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Upper bound of the default per-SOA-exchange timeout of serial checks (half the interval, at most 1 s).
+pub const DEFAULT_SERIAL_TIMEOUT_CAP: Duration = Duration::from_secs(1);
+
+/// Default number of SOA queries a serial sweep keeps in flight.
+pub const DEFAULT_SERIAL_CONCURRENCY: usize = 64;
+
+/// Default EDNS UDP payload size (DNS Flag Day 2020: avoids IP fragmentation).
+pub const DEFAULT_EDNS_PAYLOAD: u16 = 1232;
+
+/// Shortest accepted probe interval.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Longest accepted probe interval.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Longest accepted probe/backend timeout (the prober rejects longer ones too).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest accepted `rise`/`fall`.
+pub const MAX_RISE_FALL: u32 = 1000;
+
+/// Largest accepted serial sweep concurrency.
+pub const MAX_SERIAL_CONCURRENCY: usize = 10_000;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The BGP daemon nsbeacon drives.
+    pub backend: BackendConfig,
+    /// The services, in file order. Names are unique; each route target belongs to one service only.
+    pub services: Vec<ServiceConfig>,
+    /// The HTTP endpoint.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Where persistent state (drains) lives. Default [`DEFAULT_STATE_DIR`].
+    pub state_dir: PathBuf,
+    /// If set, the existence of this file drains every service (for scripts and config management).
+    pub drain_file: Option<PathBuf>,
+    /// What to do with this node's routes on SIGTERM/SIGINT. Default [`OnShutdown::Withdraw`].
+    pub on_shutdown: OnShutdown,
+    /// How often desired and actual route states are compared. Default [`DEFAULT_RECONCILE_INTERVAL`].
+    pub reconcile_interval: Duration,
+}
+
+impl Config {
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// Which BGP daemon to drive, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// BIRD 2 over its control socket. Route targets are BIRD protocol names (enable/disable).
+    Bird {
+        /// Control socket path. Default [`DEFAULT_BIRD_SOCKET`].
+        socket: PathBuf,
+        /// Bound on one command. Default [`DEFAULT_BIRD_TIMEOUT`].
+        timeout: Duration,
+    },
+    /// FRR through `vtysh`. Route targets are prefixes (`network`) or neighbors (`neighbor X shutdown`).
+    Frr {
+        /// The `vtysh` binary. Default [`DEFAULT_VTYSH`].
+        vtysh: PathBuf,
+        /// Extra arguments before the `-c` commands, e.g. `["--vty_socket", "/run/frr"]`.
+        args: Vec<String>,
+        /// Local ASN; discovered from `show bgp summary json` when unset.
+        asn: Option<u32>,
+        /// VRF of the `router bgp` instance; the default VRF when unset.
+        vrf: Option<String>,
+        /// Bound on one `vtysh` call. Default [`DEFAULT_FRR_TIMEOUT`].
+        timeout: Duration,
+    },
+}
+
+impl BackendConfig {
+    /// `"bird"` or `"frr"`, as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Bird { .. } => "bird",
+            BackendConfig::Frr { .. } => "frr",
+        }
+    }
+
+    /// The bound on one backend operation.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            BackendConfig::Bird { timeout, .. } | BackendConfig::Frr { timeout, .. } => *timeout,
+        }
+    }
+}
+
+/// The HTTP endpoint (`/metrics`, `/status`, `/healthz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Listen address. Default [`DEFAULT_HTTP_LISTEN`] (127.0.0.1:9753).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_HTTP_LISTEN,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter directive: `info` (default), `debug`, or e.g. `info,nsbeacon=debug`.
+    pub level: String,
+    /// Output format. Default [`LogFormat::Text`].
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// What happens to this node's routes when nsbeacon is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnShutdown {
+    /// Withdraw every target before exiting (default): without nsbeacon nobody watches the DNS server, so
+    /// the node must not keep attracting traffic.
+    #[default]
+    Withdraw,
+    /// Leave the routes as they are (e.g. for an nsbeacon upgrade without a traffic shift).
+    Keep,
+}
+
+/// How the verdicts of a service's checks combine into the service's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Combine {
+    /// Every check must be up (default).
+    #[default]
+    All,
+    /// One check up is enough.
+    Any,
+    /// At least this many checks must be up (1 ..= number of checks).
+    AtLeast(usize),
+}
+
+impl Combine {
+    /// How many of `checks` checks must be up.
+    pub fn required(self, checks: usize) -> usize {
+        match self {
+            Combine::All => checks,
+            Combine::Any => 1.min(checks),
+            Combine::AtLeast(n) => n.min(checks),
+        }
+    }
+}
+
+impl fmt::Display for Combine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Combine::All => f.write_str("all"),
+            Combine::Any => f.write_str("any"),
+            Combine::AtLeast(n) => write!(f, "at least {n}"),
+        }
+    }
+}
+
+/// Flap damping (after RFC 2439): each transition between announced and withdrawn adds `penalty`; the
+/// penalty halves every `half_life`; when it exceeds `suppress` the service is held withdrawn until it
+/// decays below `reuse`, but never longer than `max_hold_down`.
+///
+/// Defaults ([`DampingConfig::default`]) are conservative: enabled, penalty 1000, suppress 3000, reuse 750,
+/// half-life 60 s, max hold-down 5 min. A single outage (down and back up = 2000) is never suppressed; a
+/// server that flaps twice within about 20 s is held down for about 2 minutes. Upstream networks damp
+/// flapping prefixes for much longer (often an hour), so holding a flapping node down briefly protects the
+/// prefix for the whole fleet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DampingConfig {
+    /// Whether damping is active.
+    pub enabled: bool,
+    /// Penalty added per transition between announced and withdrawn.
+    pub penalty: f64,
+    /// Suppress (hold withdrawn) when the penalty exceeds this.
+    pub suppress: f64,
+    /// Release suppression when the penalty decays below this.
+    pub reuse: f64,
+    /// Time for the penalty to halve.
+    pub half_life: Duration,
+    /// Longest time one suppression lasts; also caps the penalty at `reuse * 2^(max_hold_down/half_life)`.
+    pub max_hold_down: Duration,
+}
+
+impl DampingConfig {
+    /// The largest penalty kept: decaying from it to `reuse` takes exactly `max_hold_down`.
+    pub fn ceiling(&self) -> f64 {
+        let half_lives =
+            self.max_hold_down.as_secs_f64() / self.half_life.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.reuse * 2f64.powf(half_lives.min(1000.0))
+    }
+}
+
+impl Default for DampingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            penalty: 1000.0,
+            suppress: 3000.0,
+            reuse: 750.0,
+            half_life: Duration::from_secs(60),
+            max_hold_down: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One service: a set of checks deciding over a set of route targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Unique name (`[A-Za-z0-9_.-]`, used in metrics labels, logs and `nsbeacon drain NAME`).
+    pub name: String,
+    /// The checks, in file order (at least one; names unique within the service).
+    pub checks: Vec<CheckConfig>,
+    /// How check verdicts combine. Default [`Combine::All`].
+    pub combine: Combine,
+    /// Targets announced while the service is up (at least one).
+    pub announce: Vec<RouteTarget>,
+    /// Targets announced instead of `announce` while the service is degraded or gracefully draining. When
+    /// empty, a degraded service keeps `announce` announced (soft signals never withdraw on their own).
+    pub degrade: Vec<RouteTarget>,
+    /// Default probe interval of the service's query checks. Default [`DEFAULT_INTERVAL`].
+    pub interval: Duration,
+    /// Consecutive passes before a check is up. Default [`DEFAULT_RISE`].
+    pub rise: u32,
+    /// Consecutive failures before a check is down. Default [`DEFAULT_FALL`].
+    pub fall: u32,
+    /// Each probe is delayed by a random amount in `0..jitter`. Default 10 % of `interval`.
+    pub jitter: Duration,
+    /// Flap damping. Default [`DampingConfig::default`].
+    pub damping: DampingConfig,
+    /// If set, a drain first announces the degrade targets for this long, then withdraws. Requires degrade
+    /// targets. Default: none (a drain withdraws at once).
+    pub graceful_drain: Option<Duration>,
+}
+
+impl ServiceConfig {
+    /// Every target of the service: the announce targets, then the degrade targets.
+    pub fn targets(&self) -> impl Iterator<Item = &RouteTarget> {
+        self.announce.iter().chain(self.degrade.iter())
+    }
+}
+
+/// One check of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// Name, unique within the service.
+    pub name: String,
+    /// How often the check runs.
+    pub interval: Duration,
+    /// Bound on each exchange of the check; always shorter than `interval`.
+    pub timeout: Duration,
+    /// What the check does.
+    pub kind: CheckKind,
+}
+
+/// What a check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// One DNS query with expectations on the answer.
+    Query(ProbeSpec),
+    /// SOA serial freshness of a set of zones against a reference server.
+    Serial(SerialCheck),
+}
+
+impl CheckKind {
+    /// `"query"` or `"serial"`, as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Query(_) => "query",
+            CheckKind::Serial(_) => "serial",
+        }
+    }
+}
+
+/// A serial freshness sweep: every zone's SOA serial at `local` compared with `reference`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialCheck {
+    /// The zones (absolute names, deduplicated), from `zones` and/or `zones_file`.
+    pub zones: Vec<Name>,
+    /// The local server.
+    pub local: SocketAddr,
+    /// The reference server (hidden primary), reached by unicast.
+    pub reference: SocketAddr,
+    /// Transport of the SOA queries (`udp` or `tcp`).
+    pub transport: Transport,
+    /// Bound on each SOA exchange.
+    pub timeout: Duration,
+    /// Largest serial lag (RFC 1982 distance) that is only a soft signal; beyond it the zone is "behind"
+    /// and the check fails hard.
+    pub max_lag: u32,
+    /// SOA queries kept in flight.
+    pub concurrency: usize,
+}
+
+/// One problem found by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Key path, e.g. `service[1].check[0].timeout`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " (hint: {})", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {}: {source} (hint: check the path given with -c and its permissions)", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error or unknown/mistyped key, with its position.
+    #[error("{origin}:{}: {message}", position(*line, *column))]
+    Syntax {
+        /// File name (or another description of where the text came from).
+        origin: String,
+        /// 1-based line, if known.
+        line: Option<usize>,
+        /// 1-based column, if known.
+        column: Option<usize>,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// Validation found problems; every one is listed.
+    #[error("{}", list_issues(.0))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+impl ConfigError {
+    /// The validation issues, if this is [`ConfigError::Invalid`].
+    pub fn issues(&self) -> &[ConfigIssue] {
+        match self {
+            ConfigError::Invalid(issues) => issues,
+            _ => &[],
+        }
+    }
+}
+
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}"),
+        (Some(l), None) => format!("line {l}"),
+        _ => "unknown position".to_owned(),
+    }
+}
+
+fn list_issues(issues: &[ConfigIssue]) -> String {
+    let mut out = format!("{} problem(s) in the configuration:", issues.len());
+    for issue in issues {
+        out.push_str("\n  - ");
+        out.push_str(&issue.to_string());
+    }
+    out
+}
+
+/// Reads and validates the configuration file at `path`. Relative `zones_file` paths are resolved against
+/// the directory of `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+    parse_with_base(&text, &path.display().to_string(), base)
+}
+
+/// Parses and validates configuration text. `origin` names the text in error messages (usually the file
+/// path). Relative `zones_file` paths are resolved against the current directory.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_with_base(text, origin, None)
+}
+
+fn parse_with_base(text: &str, origin: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, origin, &e))?;
+    validate::validate(raw, base)
+}
+
+fn syntax_error(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
+    let (line, column) = match error.span() {
+        Some(span) => {
+            let (l, c) = line_column(text, span.start);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    ConfigError::Syntax {
+        origin: origin.to_owned(),
+        line,
+        column,
+        message: error.message().trim().to_owned(),
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
