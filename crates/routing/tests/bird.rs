@@ -69,7 +69,10 @@ fn route_present(bird: &BirdDaemon, prefix: &str) -> bool {
     if reply.starts_with("8001 ") {
         return false;
     }
-    assert!(reply.contains(prefix), "unexpected `show route` reply: {reply}");
+    assert!(
+        reply.contains(prefix),
+        "unexpected `show route` reply: {reply}"
+    );
     true
 }
 
@@ -80,36 +83,78 @@ async fn static_protocol_enable_disable_and_read_back() {
     let anycast = target("anycast_dns");
 
     let read = backend.read(&anycast).await.expect("read");
-    assert_eq!(read.value.state, RouteState::Announced, "{}", read.value.detail);
-    assert!(read.value.detail.contains("Static protocol anycast_dns is up"), "{}", read.value.detail);
+    assert_eq!(
+        read.value.state,
+        RouteState::Announced,
+        "{}",
+        read.value.detail
+    );
+    assert!(
+        read.value
+            .detail
+            .contains("Static protocol anycast_dns is up"),
+        "{}",
+        read.value.detail
+    );
     assert!(read.elapsed < TIMEOUT);
 
-    let set = backend.set(&anycast, RouteState::Withdrawn).await.expect("withdraw");
+    let set = backend
+        .set(&anycast, RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
     assert!(set.elapsed > Duration::ZERO && set.elapsed < TIMEOUT);
-    assert!(!route_present(&bird, "203.0.113.53/32"), "route still in BIRD's table");
+    assert!(
+        !route_present(&bird, "203.0.113.53/32"),
+        "route still in BIRD's table"
+    );
     assert_eq!(bird.protocol_state("anycast_dns").as_deref(), Some("down"));
     let read = backend.read(&anycast).await.expect("read");
     assert_eq!(read.value.state, RouteState::Withdrawn);
-    assert!(read.value.detail.contains("is down"), "{}", read.value.detail);
+    assert!(
+        read.value.detail.contains("is down"),
+        "{}",
+        read.value.detail
+    );
 
     // Idempotent: withdrawing again succeeds and says nothing changed.
-    backend.set(&anycast, RouteState::Withdrawn).await.expect("withdraw again");
-    let again = backend.disable(&name("anycast_dns")).await.expect("disable");
+    backend
+        .set(&anycast, RouteState::Withdrawn)
+        .await
+        .expect("withdraw again");
+    let again = backend
+        .disable(&name("anycast_dns"))
+        .await
+        .expect("disable");
     assert_eq!(again.value, ToggleOutcome::AlreadyInState);
 
-    backend.set(&anycast, RouteState::Announced).await.expect("announce");
+    backend
+        .set(&anycast, RouteState::Announced)
+        .await
+        .expect("announce");
     assert!(route_present(&bird, "203.0.113.53/32"));
-    assert_eq!(backend.read(&anycast).await.expect("read").value.state, RouteState::Announced);
+    assert_eq!(
+        backend.read(&anycast).await.expect("read").value.state,
+        RouteState::Announced
+    );
     let again = backend.enable(&name("anycast_dns")).await.expect("enable");
     assert_eq!(again.value, ToggleOutcome::AlreadyInState);
 
     // A name that needs apostrophes in bird.conf, given bare.
     let v6 = name("anycast-dns.v6");
-    assert_eq!(backend.disable(&v6).await.expect("disable").value, ToggleOutcome::Changed);
+    assert_eq!(
+        backend.disable(&v6).await.expect("disable").value,
+        ToggleOutcome::Changed
+    );
     assert!(!route_present(&bird, "2001:db8::53/128"));
     let row = backend.protocol(&v6).await.expect("row").value;
-    assert_eq!((row.protocol.as_str(), row.state), ("Static", ProtocolState::Down));
-    assert_eq!(backend.enable(&v6).await.expect("enable").value, ToggleOutcome::Changed);
+    assert_eq!(
+        (row.protocol.as_str(), row.state),
+        ("Static", ProtocolState::Down)
+    );
+    assert_eq!(
+        backend.enable(&v6).await.expect("enable").value,
+        ToggleOutcome::Changed
+    );
     assert!(route_present(&bird, "2001:db8::53/128"));
     // The other protocol was not touched.
     assert!(route_present(&bird, "203.0.113.53/32"));
@@ -132,73 +177,132 @@ async fn bgp_protocol_enable_disable_read_back_and_health() {
     assert!(health.reachable, "{health:?}");
     assert!(health.error.is_none(), "{health:?}");
     assert!(
-        health.daemon_version.as_deref().is_some_and(|v| v.starts_with("BIRD 2.")),
+        health
+            .daemon_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("BIRD 2.")),
         "{health:?}"
     );
-    assert_eq!((health.sessions_up, health.sessions_total), (1, 2), "{health:?}");
+    assert_eq!(
+        (health.sessions_up, health.sessions_total),
+        (1, 2),
+        "{health:?}"
+    );
 
     // The upstream learns the prefix while the static protocol is up, and loses it when it is disabled.
-    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(10), || route_present(
-        &upstream,
-        "203.0.113.53/32"
-    )));
-    backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect("withdraw");
-    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || !route_present(
-        &upstream,
-        "203.0.113.53/32"
-    )));
-    assert_eq!(node.protocol_state("upstream1").as_deref(), Some("up"), "session must stay up");
-    backend.set(&target("anycast_dns"), RouteState::Announced).await.expect("announce");
-    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || route_present(
-        &upstream,
-        "203.0.113.53/32"
-    )));
+    assert!(nsbeacon_testkit::wait_until(
+        Duration::from_secs(10),
+        || route_present(&upstream, "203.0.113.53/32")
+    ));
+    backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        !route_present(&upstream, "203.0.113.53/32")
+    }));
+    assert_eq!(
+        node.protocol_state("upstream1").as_deref(),
+        Some("up"),
+        "session must stay up"
+    );
+    backend
+        .set(&target("anycast_dns"), RouteState::Announced)
+        .await
+        .expect("announce");
+    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        route_present(&upstream, "203.0.113.53/32")
+    }));
 
     // The classic pattern: disable the BGP protocol itself.
     let bgp = target("upstream1");
     let read = backend.read(&bgp).await.expect("read");
-    assert_eq!(read.value.state, RouteState::Announced, "{}", read.value.detail);
-    assert!(read.value.detail.contains("BGP protocol upstream1 is up"), "{}", read.value.detail);
-    assert!(read.value.detail.contains("Established"), "{}", read.value.detail);
-    backend.set(&bgp, RouteState::Withdrawn).await.expect("disable bgp");
+    assert_eq!(
+        read.value.state,
+        RouteState::Announced,
+        "{}",
+        read.value.detail
+    );
+    assert!(
+        read.value.detail.contains("BGP protocol upstream1 is up"),
+        "{}",
+        read.value.detail
+    );
+    assert!(
+        read.value.detail.contains("Established"),
+        "{}",
+        read.value.detail
+    );
+    backend
+        .set(&bgp, RouteState::Withdrawn)
+        .await
+        .expect("disable bgp");
     let read = backend.read(&bgp).await.expect("read");
-    assert_eq!(read.value.state, RouteState::Withdrawn, "{}", read.value.detail);
+    assert_eq!(
+        read.value.state,
+        RouteState::Withdrawn,
+        "{}",
+        read.value.detail
+    );
     // BGP passes through `stop` (closing the session) and `flush` on its way `down`.
     assert!(
-        ["is stop", "is flush", "is down"].iter().any(|s| read.value.detail.contains(s)),
+        ["is stop", "is flush", "is down"]
+            .iter()
+            .any(|s| read.value.detail.contains(s)),
         "{}",
         read.value.detail
     );
     assert!(node.wait_protocol_state("upstream1", "down", Duration::from_secs(5)));
     let read = backend.read(&bgp).await.expect("read");
-    assert!(read.value.detail.contains("is down"), "{}", read.value.detail);
-    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || !route_present(
-        &upstream,
-        "203.0.113.53/32"
-    )));
+    assert!(
+        read.value.detail.contains("is down"),
+        "{}",
+        read.value.detail
+    );
+    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        !route_present(&upstream, "203.0.113.53/32")
+    }));
     let health = backend.health().await;
-    assert_eq!((health.sessions_up, health.sessions_total), (0, 2), "{health:?}");
-    backend.set(&bgp, RouteState::Withdrawn).await.expect("disable again is a no-op");
+    assert_eq!(
+        (health.sessions_up, health.sessions_total),
+        (0, 2),
+        "{health:?}"
+    );
+    backend
+        .set(&bgp, RouteState::Withdrawn)
+        .await
+        .expect("disable again is a no-op");
 
-    backend.set(&bgp, RouteState::Announced).await.expect("enable bgp");
+    backend
+        .set(&bgp, RouteState::Announced)
+        .await
+        .expect("enable bgp");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let read = backend.read(&bgp).await.expect("read");
         if read.value.state == RouteState::Announced {
             break;
         }
-        assert!(Instant::now() < deadline, "session not re-established: {}", read.value.detail);
+        assert!(
+            Instant::now() < deadline,
+            "session not re-established: {}",
+            read.value.detail
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(10), || route_present(
-        &upstream,
-        "203.0.113.53/32"
-    )));
+    assert!(nsbeacon_testkit::wait_until(
+        Duration::from_secs(10),
+        || route_present(&upstream, "203.0.113.53/32")
+    ));
 
     // Enabled but never established: not announcing.
     let silent = backend.read(&target("silent_peer")).await.expect("read");
     assert_eq!(silent.value.state, RouteState::Withdrawn);
-    assert!(silent.value.detail.contains("is start"), "{}", silent.value.detail);
+    assert!(
+        silent.value.detail.contains("is start"),
+        "{}",
+        silent.value.detail
+    );
 }
 
 #[tokio::test]
@@ -211,7 +315,10 @@ async fn unknown_protocols_are_clear_errors_and_never_patterns() {
             .await
             .expect_err("unknown protocol");
         let RoutingError::Bird(BirdError::UnknownProtocol {
-            protocol, code, socket, ..
+            protocol,
+            code,
+            socket,
+            ..
         }) = &err
         else {
             panic!("expected UnknownProtocol for {unknown}, got {err:?}");
@@ -220,9 +327,18 @@ async fn unknown_protocols_are_clear_errors_and_never_patterns() {
         assert_eq!(code.value(), 8003);
         assert_eq!(socket, &bird.socket());
         let message = err.to_string();
-        assert!(message.contains(&format!("no protocol named `{unknown}`")), "{message}");
-        assert!(message.contains(&bird.socket().display().to_string()), "{message}");
-        let err = backend.read(&target(unknown)).await.expect_err("unknown protocol");
+        assert!(
+            message.contains(&format!("no protocol named `{unknown}`")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&bird.socket().display().to_string()),
+            "{message}"
+        );
+        let err = backend
+            .read(&target(unknown))
+            .await
+            .expect_err("unknown protocol");
         assert!(
             matches!(err, RoutingError::Bird(BirdError::UnknownProtocol { .. })),
             "{err:?}"
@@ -265,11 +381,20 @@ async fn invalid_names_and_commands_are_rejected_before_the_socket() {
     assert!(matches!(err, BirdError::InvalidCommand { .. }), "{err:?}");
     // Other target kinds are not BIRD's.
     let err = backend
-        .set(&RouteTarget::FrrNetwork("203.0.113.53/32".parse().expect("net")), RouteState::Announced)
+        .set(
+            &RouteTarget::FrrNetwork("203.0.113.53/32".parse().expect("net")),
+            RouteState::Announced,
+        )
         .await
         .expect_err("frr target");
     assert!(
-        matches!(err, RoutingError::UnsupportedTarget { backend: "bird", .. }),
+        matches!(
+            err,
+            RoutingError::UnsupportedTarget {
+                backend: "bird",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -286,24 +411,39 @@ async fn missing_socket_and_dead_bird_are_clear_errors_and_reconnect_after_resta
         panic!("expected SocketMissing, got {err:?}");
     };
     assert_eq!(socket, &missing);
-    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&missing.display().to_string()),
+        "{err}"
+    );
 
     let mut bird = BirdDaemon::start(&node_config(None), None);
     let backend = backend(&bird.socket(), TIMEOUT);
-    backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect("withdraw");
+    backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
 
     // Crash and restart between two commands: the next command reconnects by itself.
     bird.restart();
-    let read = backend.read(&target("anycast_dns")).await.expect("read after restart");
+    let read = backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect("read after restart");
     // A restarted BIRD starts from its config: the protocol is enabled again (the daemon re-asserts).
     assert_eq!(read.value.state, RouteState::Announced);
-    backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect("withdraw after restart");
+    backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect("withdraw after restart");
     assert_eq!(bird.protocol_state("anycast_dns").as_deref(), Some("down"));
 
     // BIRD down: a bounded, clear error (and health says unreachable), then back once BIRD is.
     bird.kill();
     let start = Instant::now();
-    let err = backend.read(&target("anycast_dns")).await.expect_err("BIRD is down");
+    let err = backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect_err("BIRD is down");
     assert!(start.elapsed() < TIMEOUT + Duration::from_millis(500));
     assert!(
         matches!(
@@ -314,9 +454,18 @@ async fn missing_socket_and_dead_bird_are_clear_errors_and_reconnect_after_resta
     );
     let health = backend.health().await;
     assert!(!health.reachable, "{health:?}");
-    assert!(health.error.as_deref().is_some_and(|e| e.contains("bird.ctl")), "{health:?}");
+    assert!(
+        health
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("bird.ctl")),
+        "{health:?}"
+    );
     bird.start_again();
-    let read = backend.read(&target("anycast_dns")).await.expect("read after start");
+    let read = backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect("read after start");
     assert_eq!(read.value.state, RouteState::Announced);
     assert!(backend.health().await.reachable);
 }
@@ -327,14 +476,26 @@ async fn bird_stuck_then_killed_mid_command_is_a_bounded_error() {
     let backend = backend(&bird.socket(), Duration::from_millis(800));
     backend.read(&target("anycast_dns")).await.expect("read");
     let slow_backend = self::backend(&bird.socket(), Duration::from_secs(10));
-    slow_backend.read(&target("anycast_dns")).await.expect("read");
+    slow_backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect("read");
 
     // Frozen BIRD: the command times out within its bound.
-    assert!(bird.pid().is_some_and(|pid| nsbeacon_testkit::process::signal(pid, Signal::SIGSTOP)));
+    assert!(
+        bird.pid()
+            .is_some_and(|pid| nsbeacon_testkit::process::signal(pid, Signal::SIGSTOP))
+    );
     let start = Instant::now();
-    let err = backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect_err("frozen");
+    let err = backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect_err("frozen");
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(790) && took < Duration::from_millis(1500), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(790) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
     assert!(
         matches!(
             &err,
@@ -351,9 +512,16 @@ async fn bird_stuck_then_killed_mid_command_is_a_bounded_error() {
         nsbeacon_testkit::process::signal(pid, Signal::SIGKILL);
     });
     let start = Instant::now();
-    let err = slow_backend.read(&target("anycast_dns")).await.expect_err("killed");
+    let err = slow_backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect_err("killed");
     killer.join().expect("killer thread");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     // The open connection dies without a reply byte; the one retry on a fresh connection finds nothing
     // listening, which is the state to report.
     assert!(
@@ -362,8 +530,14 @@ async fn bird_stuck_then_killed_mid_command_is_a_bounded_error() {
     );
     bird.kill();
     bird.start_again();
-    backend.read(&target("anycast_dns")).await.expect("the next command reconnects");
-    slow_backend.read(&target("anycast_dns")).await.expect("the next command reconnects");
+    backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect("the next command reconnects");
+    slow_backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect("the next command reconnects");
 }
 
 /// What a fake control socket does with each connection, in order.
@@ -396,7 +570,9 @@ impl FakeSocket {
             let mut commands = Vec::new();
             for step in script {
                 let (stream, _) = listener.accept().expect("accept");
-                stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
                 let mut writer = stream.try_clone().expect("clone");
                 let mut reader = BufReader::new(stream);
                 let greet = |w: &mut std::os::unix::net::UnixStream| {
@@ -444,7 +620,11 @@ impl FakeSocket {
     }
 
     fn commands(mut self) -> Vec<String> {
-        self.thread.take().expect("thread").join().expect("fake server")
+        self.thread
+            .take()
+            .expect("thread")
+            .join()
+            .expect("fake server")
     }
 }
 
@@ -460,21 +640,39 @@ async fn garbage_and_silent_sockets_are_not_bird() {
         let err = backend.health().await;
         assert!(!err.reachable);
         let message = err.error.expect("error");
-        assert!(message.contains("is not a BIRD control socket"), "{message}");
+        assert!(
+            message.contains("is not a BIRD control socket"),
+            "{message}"
+        );
         assert!(message.contains(expected), "{message}");
-        assert!(message.contains(&fake.path.display().to_string()), "{message}");
+        assert!(
+            message.contains(&fake.path.display().to_string()),
+            "{message}"
+        );
         // Connect failures back off; let the next attempt through.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let start = Instant::now();
-    let err = backend.read(&target("anycast_dns")).await.expect_err("silent");
+    let err = backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect_err("silent");
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(
-        matches!(err, RoutingError::Bird(BirdError::Timeout { phase: Phase::Greeting, .. })),
+        matches!(
+            err,
+            RoutingError::Bird(BirdError::Timeout {
+                phase: Phase::Greeting,
+                ..
+            })
+        ),
         "{err:?}"
     );
     drop(backend);
-    assert!(fake.commands().is_empty(), "nothing may be sent before a greeting");
+    assert!(
+        fake.commands().is_empty(),
+        "nothing may be sent before a greeting"
+    );
 }
 
 #[tokio::test]
@@ -487,7 +685,10 @@ async fn garbage_reply_death_mid_reply_and_stall_are_bounded_and_the_next_comman
     ]);
     let backend = backend(&fake.path, Duration::from_millis(600));
 
-    let err = backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect_err("garbage");
+    let err = backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect_err("garbage");
     assert!(
         matches!(&err, RoutingError::Bird(BirdError::MalformedReply { command: Some(c), .. }) if c == "disable \"anycast_dns\""),
         "{err:?}"
@@ -495,18 +696,39 @@ async fn garbage_reply_death_mid_reply_and_stall_are_bounded_and_the_next_comman
     assert!(err.to_string().contains("this is not BIRD"), "{err}");
 
     // Dies after the first line of the reply: not retried (the command may have run), a clear error.
-    let err = backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect_err("closed");
+    let err = backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect_err("closed");
     assert!(
-        matches!(err, RoutingError::Bird(BirdError::Disconnected { phase: Phase::Receiving, .. })),
+        matches!(
+            err,
+            RoutingError::Bird(BirdError::Disconnected {
+                phase: Phase::Receiving,
+                ..
+            })
+        ),
         "{err:?}"
     );
 
     let start = Instant::now();
-    let err = backend.set(&target("anycast_dns"), RouteState::Withdrawn).await.expect_err("stall");
+    let err = backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect_err("stall");
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(590) && took < Duration::from_millis(1200), "{took:?}");
     assert!(
-        matches!(err, RoutingError::Bird(BirdError::Timeout { phase: Phase::Receiving, .. })),
+        took >= Duration::from_millis(590) && took < Duration::from_millis(1200),
+        "{took:?}"
+    );
+    assert!(
+        matches!(
+            err,
+            RoutingError::Bird(BirdError::Timeout {
+                phase: Phase::Receiving,
+                ..
+            })
+        ),
         "{err:?}"
     );
 
@@ -564,12 +786,15 @@ async fn permission_denied_names_the_socket_and_its_group() {
     let setpriv = require_binary("setpriv");
     let bird = BirdDaemon::start(&node_config(None), None);
     let bird_gid = group_id("bird");
-    std::fs::set_permissions(bird.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::fs::set_permissions(bird.dir(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
     let socket = bird.socket();
     std::os::unix::fs::chown(&socket, Some(0), Some(bird_gid)).expect("chown socket");
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).expect("chmod socket");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
+        .expect("chmod socket");
     let exe_dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     let exe = exe_dir.path().join("bird-test");
     std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy test binary");
 
@@ -579,7 +804,11 @@ async fn permission_denied_names_the_socket_and_its_group() {
             .arg(groups)
             .arg("--")
             .arg(&exe)
-            .args(["--exact", "permission_denied_names_the_socket_and_its_group", "--nocapture"])
+            .args([
+                "--exact",
+                "permission_denied_names_the_socket_and_its_group",
+                "--nocapture",
+            ])
             .env(CHILD_SOCKET_ENV, &socket)
             .env(CHILD_EXPECT_ENV, expect)
             .output()
@@ -619,5 +848,7 @@ fn group_id(group: &str) -> u32 {
             let mut f = l.split(':');
             (f.next()? == group).then(|| f.nth(1)?.parse().ok())?
         })
-        .unwrap_or_else(|| panic!("group `{group}` missing: the bird2 package creates it (scripts/install-deps)"))
+        .unwrap_or_else(|| {
+            panic!("group `{group}` missing: the bird2 package creates it (scripts/install-deps)")
+        })
 }

@@ -206,9 +206,13 @@ impl BirdDaemon {
 
     /// The State column (`up`, `down`, `start`, ...) of `show protocols "NAME"`, if BIRD lists it.
     pub fn protocol_state(&self, name: &str) -> Option<String> {
-        let reply = self.try_command(&format!("show protocols \"{name}\"")).ok()?;
+        let reply = self
+            .try_command(&format!("show protocols \"{name}\""))
+            .ok()?;
         reply.lines().find_map(|line| {
-            let text = line.strip_prefix("1002-").or_else(|| line.strip_prefix("1002 "))?;
+            let text = line
+                .strip_prefix("1002-")
+                .or_else(|| line.strip_prefix("1002 "))?;
             let mut columns = text.split_whitespace();
             (columns.next()? == name).then(|| columns.nth(2).map(str::to_owned))?
         })
@@ -216,7 +220,9 @@ impl BirdDaemon {
 
     /// Waits until protocol `name` is in `state` (e.g. a BGP session `up`). Returns whether it got there.
     pub fn wait_protocol_state(&self, name: &str, state: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.protocol_state(name).as_deref() == Some(state))
+        wait_until(timeout, || {
+            self.protocol_state(name).as_deref() == Some(state)
+        })
     }
 }
 

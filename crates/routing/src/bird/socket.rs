@@ -143,16 +143,16 @@ impl BirdControlSocket {
         state: &mut SocketState,
         deadline: Instant,
     ) -> Result<Connection, BirdError> {
-        if let Some(retry_at) = state.retry_at {
-            if retry_at > Instant::now() {
-                if retry_at >= deadline {
-                    return Err(state
-                        .last_connect_error
-                        .clone()
-                        .unwrap_or_else(|| self.timeout_error(None, Phase::Connecting)));
-                }
-                tokio::time::sleep_until(retry_at).await;
+        if let Some(retry_at) = state.retry_at
+            && retry_at > Instant::now()
+        {
+            if retry_at >= deadline {
+                return Err(state
+                    .last_connect_error
+                    .clone()
+                    .unwrap_or_else(|| self.timeout_error(None, Phase::Connecting)));
             }
+            tokio::time::sleep_until(retry_at).await;
         }
         match self.connect_once(deadline).await {
             Ok(connection) => {
