@@ -792,3 +792,59 @@ async fn invalid_inputs_are_rejected_before_spawning() {
     let _ = backend.read(&network(V4)).await;
     assert!(marker.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnumbered_interface_neighbor_shutdown_with_readback() {
+    let lab = Lab::start();
+    lab.frr.vtysh_ok(&[
+        "configure terminal",
+        "router bgp 65001",
+        "neighbor node0 interface remote-as external",
+    ]);
+    let backend = lab.backend();
+    let target = neighbor("node0");
+    assert_eq!(
+        target,
+        RouteTarget::FrrNeighbor(FrrNeighbor::Interface("node0".into()))
+    );
+    assert_eq!(read(&backend, &target).await.state, RouteState::Announced);
+    backend
+        .set(&target, RouteState::Withdrawn)
+        .await
+        .expect("shutdown");
+    let status = read(&backend, &target).await;
+    assert_eq!(status.state, RouteState::Withdrawn, "{status:?}");
+    assert!(lab.running_config().contains("neighbor node0 shutdown"));
+    backend
+        .set(&target, RouteState::Announced)
+        .await
+        .expect("no shutdown");
+    assert_eq!(read(&backend, &target).await.state, RouteState::Announced);
+    assert!(!lab.running_config().contains("neighbor node0 shutdown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bgpd_crash_gives_clear_error() {
+    let mut lab = Lab::start();
+    let backend = lab.backend();
+    backend
+        .set(&network(V4), RouteState::Announced)
+        .await
+        .expect("announce");
+    lab.frr.kill_daemon(FrrDaemon::Bgpd);
+    let err = frr_err(
+        backend
+            .set(&network(V4), RouteState::Withdrawn)
+            .await
+            .expect_err("bgpd crashed"),
+    );
+    match &err {
+        FrrError::DaemonNotRunning { daemon, .. } => assert_eq!(daemon, "bgpd"),
+        other => panic!("{other:?}"),
+    }
+    let health = backend.health().await;
+    assert!(
+        !health.reachable && health.error.as_deref().unwrap_or("").contains("bgpd"),
+        "{health:?}"
+    );
+}
