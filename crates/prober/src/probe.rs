@@ -310,3 +310,61 @@ impl SerialOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nsid_is_text_when_printable_else_hex() {
+        assert_eq!(nsid_text(b"node-a"), "node-a");
+        assert_eq!(nsid_text(&[0x00, 0xff, 0x10]), "0x00ff10");
+        assert_eq!(nsid_text(b"tab\there"), "0x7461620968657265");
+    }
+
+    #[test]
+    fn serial_verdicts() {
+        let ms = Duration::from_millis(1);
+        let v = |l: Result<u32, FailReason>, r: Result<u32, FailReason>, max| {
+            serial_outcome((l, ms), (r, ms), max)
+        };
+        assert_eq!(v(Ok(5), Ok(5), 0).verdict, SerialVerdict::InSync);
+        assert_eq!(v(Ok(5), Ok(7), 2).verdict, SerialVerdict::Lagging);
+        assert_eq!(v(Ok(5), Ok(8), 2).verdict, SerialVerdict::Behind);
+        assert_eq!(v(Ok(9), Ok(8), 0).lag, None);
+        let undefined = v(Ok(0), Ok(1 << 31), u32::MAX);
+        assert_eq!(undefined.verdict, SerialVerdict::Behind);
+        // Local failure wins over reference failure: the local fact is the one that matters.
+        let both = v(
+            Err(FailReason::Timeout),
+            Err(FailReason::ConnectionRefused),
+            0,
+        );
+        assert_eq!(
+            both.verdict,
+            SerialVerdict::LocalFailed(FailReason::Timeout)
+        );
+        let reference = v(Ok(3), Err(FailReason::Timeout), 0);
+        assert_eq!(
+            reference.verdict,
+            SerialVerdict::ReferenceUnreachable(FailReason::Timeout)
+        );
+        assert_eq!(reference.local_serial, Some(3));
+        assert!(!reference.verdict.is_local_failure());
+    }
+
+    #[test]
+    fn answer_matching() {
+        let answers = vec!["ok node-a".to_owned(), "v=1".to_owned()];
+        assert_eq!(answer_mismatch(None, &answers), None);
+        assert_eq!(
+            answer_mismatch(Some(&AnswerMatch::Exact("v=1".into())), &answers),
+            None
+        );
+        assert_eq!(
+            answer_mismatch(Some(&AnswerMatch::Contains("node".into())), &answers),
+            None
+        );
+        assert!(answer_mismatch(Some(&AnswerMatch::Exact("ok".into())), &answers).is_some());
+    }
+}

@@ -443,3 +443,24 @@ async fn invalid_specs_are_errors_not_outcomes() {
     assert!(matches!(err, SpecError::BothTransportForSerial { .. }));
     assert!(err.to_string().contains("choose `Udp` or `Tcp`"), "{err}");
 }
+
+#[tokio::test]
+async fn ipv6_target() {
+    let knot = KnotServer::start(
+        KnotConfig::new()
+            .with_ip("::1".parse().expect("ipv6 loopback"))
+            .with_nsid("node-v6")
+            .with_zone(Zone::new("example.com.", 1)),
+    );
+    assert!(knot.addr().is_ipv6());
+    let spec = apex_a(knot.addr())
+        .with_transport(Transport::Both)
+        .with_identity(IdentitySpec::nsid(Some("node-v6".into())));
+    let outcome = probe(&spec).await.expect("valid spec");
+    assert_eq!(outcome.status, ProbeStatus::Pass, "{outcome:?}");
+    let serial =
+        SerialSpec::new(name("example.com."), knot.addr(), knot.addr()).with_timeout(TIMEOUT);
+    let outcome = check_serial(&serial).await.expect("valid spec");
+    assert_eq!(outcome.verdict, SerialVerdict::InSync);
+    assert_eq!(outcome.local_serial, Some(1));
+}

@@ -9,7 +9,7 @@ use nsbeacon_prober::{FailReason, SerialSweep, SerialVerdict, SpecError, Transpo
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, bulk_zones};
 
 const ZONES: usize = 10_000;
-const BASE: u32 = 2024_01_01_00;
+const BASE: u32 = 2_024_010_100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_of_ten_thousand_zones() {
