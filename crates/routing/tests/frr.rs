@@ -848,3 +848,39 @@ async fn bgpd_crash_gives_clear_error() {
         "{health:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_bgp_instance_is_a_clear_error_and_none_is_created() {
+    let node = Netns::create("nobgp");
+    let frr = FrrInstance::start(&node.0, FrrConfigFiles::bgpd(""));
+    let backend = FrrBackend::new(FrrConfig {
+        vtysh: require_binary("vtysh"),
+        extra_args: frr.vtysh_args(),
+        ..FrrConfig::default()
+    })
+    .expect("config");
+    let err = backend.asn().await.expect_err("no instance");
+    assert!(
+        matches!(err, FrrError::NoBgpInstance { vrf: None }),
+        "{err:?}"
+    );
+    for target in [network(V4), neighbor(PEER_V4)] {
+        let err = frr_err(
+            backend
+                .set(&target, RouteState::Announced)
+                .await
+                .expect_err("no instance"),
+        );
+        assert!(matches!(err, FrrError::NoBgpInstance { .. }), "{err:?}");
+        let err = frr_err(backend.read(&target).await.expect_err("no instance"));
+        assert!(
+            matches!(err, FrrError::NoBgpInstance { .. }),
+            "{target}: {err:?}"
+        );
+    }
+    assert!(
+        !frr.vtysh_ok(&["show running-config"])
+            .contains("router bgp")
+    );
+    drop(frr);
+}
