@@ -255,6 +255,34 @@ impl KnotServer {
         self.guard.as_ref().is_some_and(|g| g.signal(sig))
     }
 
+    /// Freezes the daemon with SIGSTOP and waits until every one of its threads is stopped, so that no
+    /// worker answers afterwards (SIGSTOP is delivered asynchronously). Queries then time out.
+    pub fn freeze(&self) {
+        assert!(self.signal(Signal::SIGSTOP), "knotd is not running");
+        let pid = self.pid();
+        let all_stopped = || {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return false;
+            };
+            tasks.flatten().all(|task| {
+                std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    // The state follows the parenthesised command name.
+                    stat.rsplit_once(") ")
+                        .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+                })
+            })
+        };
+        assert!(
+            crate::wait_until(Duration::from_secs(5), all_stopped),
+            "knotd (pid {pid}) did not stop after SIGSTOP"
+        );
+    }
+
+    /// Resumes a daemon frozen by [`KnotServer::freeze`].
+    pub fn thaw(&self) {
+        assert!(self.signal(Signal::SIGCONT), "knotd is not running");
+    }
+
     /// Stops the daemon gracefully (SIGTERM, SIGKILL after 5 s) and waits until it is gone. The port is
     /// then closed: UDP queries get ICMP port unreachable, TCP connects are refused.
     pub fn stop(&mut self) {
