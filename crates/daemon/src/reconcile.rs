@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
@@ -46,8 +47,8 @@ pub struct ReconcilerSettings {
     pub backend_kind: &'static str,
     /// How often every target is read back and drift re-asserted.
     pub interval: Duration,
-    /// Whether to withdraw every known target when shutting down.
-    pub withdraw_on_shutdown: bool,
+    /// Whether to withdraw every known target when shutting down; shared so a reload can change it.
+    pub withdraw_on_shutdown: Arc<AtomicBool>,
 }
 
 /// A label pair for a target: (`kind`, `name`), e.g. (`bird_protocol`, `anycast_dns`).
@@ -555,7 +556,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     }
 
     async fn shutdown(&mut self) {
-        if !self.settings.withdraw_on_shutdown {
+        if !self.settings.withdraw_on_shutdown.load(Ordering::SeqCst) {
             info!("shutting down; leaving routes as they are (on_shutdown = \"keep\")");
             return;
         }
@@ -599,7 +600,6 @@ mod tests {
     use super::*;
     use nsbeacon_routing::{TargetStatus, Timed};
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// An in-memory BGP daemon: records every call, can be made unreachable.
     #[derive(Default)]
@@ -714,7 +714,7 @@ mod tests {
         let settings = ReconcilerSettings {
             backend_kind: "fake",
             interval,
-            withdraw_on_shutdown: true,
+            withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),
@@ -761,7 +761,7 @@ mod tests {
         let settings = ReconcilerSettings {
             backend_kind: "fake",
             interval: Duration::from_secs(60),
-            withdraw_on_shutdown: true,
+            withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),

@@ -1,0 +1,362 @@
+//! `nsbeacon run`: wires the tasks together and handles signals and systemd.
+//!
+//! ```text
+//!  probe task (per check) --mpsc--> service task (per service, owns ServiceHealth)
+//!                                      |  desired steps (watch)         | ServiceReport
+//!                                      v                                v
+//!                                   reconciler --> BIRD / FRR        /status, /metrics
+//!  drain watcher (drain store + drain file) --watch--> service tasks
+//! ```
+//!
+//! - SIGTERM / SIGINT: stop probing, withdraw this node's targets (unless `on_shutdown = "keep"`), exit 0.
+//! - SIGHUP: reload the config; services whose config is unchanged keep their state and routes; on an
+//!   invalid file the old config stays in force (logged, counted in `nsbeacon_config_reloads_total`).
+//! - systemd `Type=notify`: `READY=1` after the first reconcile pass; `WATCHDOG=1` pings at half of
+//!   `WatchdogSec` while the reconciler keeps reporting.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backend::{Backend, BackendSetupError};
+use crate::config::{self, Config, OnShutdown};
+use crate::drainwatch;
+use crate::health::ServiceState;
+use crate::http::{self, BindError, DaemonInfo, HttpState};
+use crate::metrics::{Metrics, MetricsError};
+use crate::reconcile::{DesiredTable, Reconciler, ReconcilerSettings};
+use crate::service::{ServiceRuntime, Shared};
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The backend settings were rejected.
+    #[error(transparent)]
+    Backend(#[from] BackendSetupError),
+    /// The HTTP listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers failed: {0}")]
+    Signals(std::io::Error),
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn on_shutdown_str(o: OnShutdown) -> &'static str {
+    match o {
+        OnShutdown::Withdraw => "withdraw",
+        OnShutdown::Keep => "keep",
+    }
+}
+
+/// Upper bound on the shutdown withdrawal: each target gets one backend timeout, plus slack.
+fn shutdown_bound(config: &Config) -> Duration {
+    let targets = config
+        .services
+        .iter()
+        .map(|s| s.announce.len() + s.degrade.len())
+        .sum::<usize>();
+    config.backend.timeout() * u32::try_from(targets + 1).unwrap_or(1000) + Duration::from_secs(2)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+    let metrics = Metrics::new()?;
+    let backend = Arc::new(Backend::from_config(&config.backend)?);
+    let backend_kind = backend.kind();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+
+    let (desired_tx, desired_rx) = watch::channel(DesiredTable::new());
+    let drain_paths = drainwatch::DrainPaths {
+        state_dir: config.state_dir.clone(),
+        drain_file: config.drain_file.clone(),
+    };
+    let (drain_paths_tx, drain_paths_rx) = watch::channel(drain_paths);
+    let (drains_tx, drains_rx) = watch::channel(drainwatch::read(&drain_paths_rx.borrow()));
+    let info = Arc::new(RwLock::new(DaemonInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        config_path: config_path.display().to_string(),
+        started_unix: unix_now(),
+        config_loaded_unix: unix_now(),
+        reloads_ok: 0,
+        reloads_failed: 0,
+        last_reload_error: None,
+        on_shutdown: on_shutdown_str(config.on_shutdown),
+        drains: drainwatch::describe(&drains_rx.borrow()),
+    }));
+    let shared = Shared {
+        metrics: metrics.clone(),
+        desired: desired_tx,
+        services: Arc::new(RwLock::new(BTreeMap::new())),
+        drains: drains_rx.clone(),
+    };
+
+    let stop_tasks = CancellationToken::new();
+    tokio::spawn(drainwatch::watch_loop(
+        drain_paths_rx,
+        drains_tx,
+        info.clone(),
+        stop_tasks.clone(),
+    ));
+
+    // Services first: their initial desired state (withdrawn while starting) must be in the table before
+    // the reconciler's first pass.
+    let mut services: BTreeMap<String, ServiceRuntime> = BTreeMap::new();
+    for service in &config.services {
+        services.insert(
+            service.name.clone(),
+            ServiceRuntime::start(service.clone(), &shared),
+        );
+    }
+
+    let withdraw_on_shutdown =
+        Arc::new(AtomicBool::new(config.on_shutdown == OnShutdown::Withdraw));
+    let (reconciler, handles) = Reconciler::new(
+        backend,
+        ReconcilerSettings {
+            backend_kind,
+            interval: config.reconcile_interval,
+            withdraw_on_shutdown: withdraw_on_shutdown.clone(),
+        },
+        desired_rx,
+        metrics.clone(),
+    );
+    let stop_reconciler = CancellationToken::new();
+    let reconciler_task = tokio::spawn(reconciler.run(stop_reconciler.clone()));
+
+    let stop_http = CancellationToken::new();
+    let http_state = HttpState {
+        metrics: metrics.clone(),
+        services: shared.services.clone(),
+        routing: handles.report.clone(),
+        info: info.clone(),
+    };
+    let http_task = match http::serve(config.http.listen, http_state, stop_http.clone()).await {
+        Ok(task) => task,
+        Err(e) => {
+            stop_tasks.cancel();
+            stop_reconciler.cancel();
+            return Err(e.into());
+        }
+    };
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %config_path.display(),
+        backend = backend_kind,
+        services = config.services.len(),
+        http = %config.http.listen,
+        "nsbeacon running"
+    );
+
+    spawn_systemd(
+        handles.first_pass,
+        handles.report.clone(),
+        stop_tasks.clone(),
+    );
+
+    let mut current = config;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => {
+                info!(config = %config_path.display(), "SIGHUP: reloading the configuration");
+                match config::load(&config_path) {
+                    Ok(new) => {
+                        apply_reload(&current, &new, &mut services, &shared).await;
+                        withdraw_on_shutdown.store(new.on_shutdown == OnShutdown::Withdraw, Ordering::SeqCst);
+                        drain_paths_tx.send_replace(drainwatch::DrainPaths {
+                            state_dir: new.state_dir.clone(),
+                            drain_file: new.drain_file.clone(),
+                        });
+                        metrics.config_reloads_total.with_label_values(&["success"]).inc();
+                        if let Ok(mut i) = info.write() {
+                            i.reloads_ok += 1;
+                            i.config_loaded_unix = unix_now();
+                            i.last_reload_error = None;
+                            i.on_shutdown = on_shutdown_str(new.on_shutdown);
+                        }
+                        current = new;
+                    }
+                    Err(e) => {
+                        error!(error = %e, "reload rejected; the previous configuration stays in force");
+                        metrics.config_reloads_total.with_label_values(&["failure"]).inc();
+                        if let Ok(mut i) = info.write() {
+                            i.reloads_failed += 1;
+                            i.last_reload_error = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    // Stop probing first so no service publishes an announcement while we withdraw.
+    stop_tasks.cancel();
+    for (_, service) in std::mem::take(&mut services) {
+        service.stop().await;
+    }
+    stop_reconciler.cancel();
+    let bound = shutdown_bound(&current);
+    if tokio::time::timeout(bound, reconciler_task).await.is_err() {
+        warn!(bound = ?bound, "the shutdown withdrawal did not finish in time");
+    }
+    stop_http.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+    info!("nsbeacon stopped");
+    Ok(())
+}
+
+/// Applies a reloaded config: unchanged services keep running untouched; changed ones restart (from
+/// `starting`); removed ones stop and their targets are withdrawn by the reconciler.
+async fn apply_reload(
+    old: &Config,
+    new: &Config,
+    services: &mut BTreeMap<String, ServiceRuntime>,
+    shared: &Shared,
+) {
+    for (what, changed) in [
+        ("[backend]", old.backend != new.backend),
+        ("[http]", old.http != new.http),
+        ("[log]", old.log != new.log),
+        (
+            "reconcile_interval",
+            old.reconcile_interval != new.reconcile_interval,
+        ),
+    ] {
+        if changed {
+            warn!(
+                setting = what,
+                "this setting changed but only takes effect after a restart"
+            );
+        }
+    }
+    let mut unchanged = 0;
+    let names: Vec<String> = services.keys().cloned().collect();
+    for name in names {
+        let keep = new
+            .services
+            .iter()
+            .any(|s| s.name == name && services.get(&name).is_some_and(|r| &r.config == s));
+        if keep {
+            unchanged += 1;
+            continue;
+        }
+        if let Some(runtime) = services.remove(&name) {
+            let checks: Vec<String> = runtime
+                .config
+                .checks
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
+            runtime.stop().await;
+            if new.service(&name).is_none() {
+                info!(service = %name, "service removed by reload; its targets will be withdrawn");
+                shared.desired.send_modify(|t| {
+                    t.remove(&name);
+                });
+                if let Ok(mut s) = shared.services.write() {
+                    s.remove(&name);
+                }
+                let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
+                shared.metrics.forget_service(&name, &checks, &states);
+            } else {
+                info!(service = %name, "service changed by reload; restarting it");
+            }
+        }
+    }
+    for service in &new.services {
+        if !services.contains_key(&service.name) {
+            if old.service(&service.name).is_none() {
+                info!(service = %service.name, "service added by reload");
+            }
+            services.insert(
+                service.name.clone(),
+                ServiceRuntime::start(service.clone(), shared),
+            );
+        }
+    }
+    info!(
+        unchanged,
+        services = new.services.len(),
+        "configuration reloaded"
+    );
+}
+
+/// Tells systemd READY=1 after the first reconcile pass, then pings the watchdog while the reconciler
+/// keeps publishing reports.
+fn spawn_systemd(
+    first_pass: tokio::sync::oneshot::Receiver<()>,
+    report: watch::Receiver<crate::reconcile::RoutingReport>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        if first_pass.await.is_err() {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+            warn!(error = %e, "telling systemd READY=1 failed");
+        }
+        info!("first reconcile pass done; ready");
+        let mut usec = 0u64;
+        if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+            return;
+        }
+        let every = Duration::from_micros(usec / 2);
+        info!(every = ?every, "systemd watchdog enabled");
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            // The reconciler is alive when its task still holds the report channel open.
+            if report.has_changed().is_ok() {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    });
+}
+
+/// Sets up tracing: `level` as an env-filter directive (RUST_LOG overrides), text or JSON lines on stderr.
+pub fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("nsbeacon: logging was already set up: {e}");
+    }
+}
+
+/// The default config path, overridable with `-c`.
+pub fn default_config_path() -> &'static Path {
+    Path::new(config::DEFAULT_CONFIG_PATH)
+}

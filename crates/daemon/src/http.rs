@@ -1,0 +1,260 @@
+//! The HTTP endpoint: `/metrics` (Prometheus text), `/status` (JSON), `/healthz`.
+//!
+//! Read-only by design: nothing reachable over HTTP changes routing. Drains go through the drain store
+//! on disk (see [`crate::drainwatch`]), which needs the local file permissions an operator already has.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::reconcile::{BackendReport, RoutingReport, TargetReport};
+use crate::service::{CheckReport, ServiceReport};
+
+/// Facts about the process, for `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DaemonInfo {
+    /// nsbeacon version.
+    pub version: &'static str,
+    /// Process id (for `kill -HUP`).
+    pub pid: u32,
+    /// The config file in use.
+    pub config_path: String,
+    /// When the daemon started (seconds since the Unix epoch).
+    pub started_unix: f64,
+    /// When the config in force was loaded.
+    pub config_loaded_unix: f64,
+    /// Successful reloads.
+    pub reloads_ok: u64,
+    /// Rejected reloads (the old config stays in force).
+    pub reloads_failed: u64,
+    /// The last reload error, if the last reload failed.
+    pub last_reload_error: Option<String>,
+    /// `withdraw` or `keep`.
+    pub on_shutdown: &'static str,
+    /// Drains in force: service (or `*` for all) -> reason.
+    pub drains: BTreeMap<String, String>,
+}
+
+/// What the HTTP handlers read.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    /// Metrics to render.
+    pub metrics: Metrics,
+    /// Service reports.
+    pub services: Arc<RwLock<BTreeMap<String, ServiceReport>>>,
+    /// Routing report.
+    pub routing: watch::Receiver<RoutingReport>,
+    /// Process facts.
+    pub info: Arc<RwLock<DaemonInfo>>,
+}
+
+/// A target of a service joined with what the daemon really does.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceTargetStatus {
+    /// `bird_protocol`, `frr_network` or `frr_neighbor`.
+    pub kind: &'static str,
+    /// Protocol, prefix or neighbor.
+    pub target: String,
+    /// `announce` or `degrade`.
+    pub role: &'static str,
+    /// What this service wants.
+    pub desired: &'static str,
+    /// What the reconciler wants after merging services (withdrawn wins).
+    pub reconciled: Option<&'static str>,
+    /// What the BGP daemon reported at the last read-back.
+    pub actual: Option<&'static str>,
+    /// The BGP daemon's words.
+    pub detail: String,
+    /// Last backend error for the target.
+    pub last_error: Option<String>,
+}
+
+/// One service in `/status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceStatus {
+    /// Service name.
+    pub name: String,
+    /// State.
+    pub state: &'static str,
+    /// Why.
+    pub reason: String,
+    /// Since when (seconds since the Unix epoch).
+    pub since_unix: f64,
+    /// Drained by an operator.
+    pub drained: bool,
+    /// Flap damping.
+    pub damping: DampingStatus,
+    /// State changes since start.
+    pub transitions: u64,
+    /// Checks.
+    pub checks: Vec<CheckReport>,
+    /// Targets, desired vs actual.
+    pub targets: Vec<ServiceTargetStatus>,
+}
+
+/// Damping of one service.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DampingStatus {
+    /// Current penalty.
+    pub penalty: f64,
+    /// Whether the service is held withdrawn.
+    pub suppressed: bool,
+}
+
+/// The `/status` document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusDocument {
+    /// Process facts.
+    pub daemon: DaemonInfo,
+    /// Whether the first reconcile pass has run.
+    pub ready: bool,
+    /// Routing backend health.
+    pub backend: BackendReport,
+    /// Every service.
+    pub services: Vec<ServiceStatus>,
+    /// Every target the reconciler manages.
+    pub targets: Vec<TargetReport>,
+    /// When the reconciler last finished a pass.
+    pub last_reconcile_unix: Option<f64>,
+}
+
+/// Builds the `/status` document from the shared state.
+pub fn status_document(state: &HttpState) -> StatusDocument {
+    let routing = state.routing.borrow().clone();
+    let daemon = state
+        .info
+        .read()
+        .map(|i| i.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    let services = state
+        .services
+        .read()
+        .map(|s| s.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let services = services
+        .into_iter()
+        .map(|s| {
+            let targets = s
+                .targets
+                .iter()
+                .map(|t| {
+                    let known = routing
+                        .targets
+                        .iter()
+                        .find(|r| r.kind == t.kind && r.target == t.target);
+                    ServiceTargetStatus {
+                        kind: t.kind,
+                        target: t.target.clone(),
+                        role: t.role,
+                        desired: t.desired,
+                        reconciled: known.map(|r| r.desired),
+                        actual: known.and_then(|r| r.actual),
+                        detail: known.map(|r| r.detail.clone()).unwrap_or_default(),
+                        last_error: known.and_then(|r| r.last_error.clone()),
+                    }
+                })
+                .collect();
+            ServiceStatus {
+                name: s.name,
+                state: s.state,
+                reason: s.reason,
+                since_unix: s.since_unix,
+                drained: s.drained,
+                damping: DampingStatus {
+                    penalty: s.damping_penalty,
+                    suppressed: s.suppressed,
+                },
+                transitions: s.transitions,
+                checks: s.checks,
+                targets,
+            }
+        })
+        .collect();
+    StatusDocument {
+        daemon,
+        ready: routing.first_pass_done,
+        backend: routing.backend,
+        services,
+        targets: routing.targets,
+        last_reconcile_unix: routing.last_reconcile_unix,
+    }
+}
+
+async fn metrics_handler(State(state): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status_handler(State(state): State<HttpState>) -> Response {
+    axum::Json(status_document(&state)).into_response()
+}
+
+async fn healthz_handler(State(state): State<HttpState>) -> Response {
+    if state.routing.borrow().first_pass_done {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: first reconcile pending\n",
+        )
+            .into_response()
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/status", get(status_handler))
+        .route("/healthz", get(healthz_handler))
+        .with_state(state)
+}
+
+/// The listen address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen on {addr} for HTTP (/metrics, /status): {source}; another nsbeacon may be running, or change [http] listen"
+)]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` now (so a bad address fails start-up) and serves until `shutdown` is cancelled.
+pub async fn serve(
+    addr: SocketAddr,
+    state: HttpState,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, BindError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let app = router(state);
+    Ok(tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }))
+}
