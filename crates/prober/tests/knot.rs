@@ -8,7 +8,7 @@ use nsbeacon_prober::proto::op::ResponseCode;
 use nsbeacon_prober::proto::rr::{Name, RecordType};
 use nsbeacon_prober::{
     AnswerMatch, Expectations, FailReason, IdentitySpec, ProbeSpec, ProbeStatus, QuerySpec,
-    SerialSpec, SerialVerdict, SpecError, Transport, check_serial, probe,
+    SerialSpec, SerialSweep, SerialVerdict, SpecError, Transport, check_serial, probe,
 };
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 
@@ -372,6 +372,27 @@ async fn unreachable_reference_is_not_a_local_failure() {
         "the local serial is still reported"
     );
     assert_eq!(outcome.reference_serial, None);
+
+    // The same for a whole sweep: every zone is "reference unreachable", none is a local failure.
+    let zones: Vec<Name> = local.zones().iter().map(|z| name(&z.name)).collect();
+    let report = SerialSweep::new(local.addr(), reference.addr())
+        .with_timeout(TIMEOUT)
+        .run(&zones)
+        .await
+        .expect("valid sweep");
+    assert_eq!(
+        report.summary.reference_unreachable,
+        zones.len(),
+        "{:?}",
+        report.summary
+    );
+    assert_eq!(report.summary.local_failed + report.summary.behind, 0);
+    assert!(
+        report
+            .zones
+            .iter()
+            .all(|z| z.outcome.local_serial.is_some() && z.outcome.reference_serial.is_none())
+    );
 
     // Frozen reference: a timeout, still not a local failure.
     reference.restart();
