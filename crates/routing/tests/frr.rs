@@ -884,3 +884,37 @@ async fn no_bgp_instance_is_a_clear_error_and_none_is_created() {
     );
     drop(frr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_operations_on_one_backend() {
+    let lab = Lab::start();
+    let backend = lab.backend();
+    lab.wait_sessions();
+    let (v4, v6) = (network(V4), network(V6));
+    let (a, b, c) = tokio::join!(
+        backend.set(&v4, RouteState::Announced),
+        backend.set(&v6, RouteState::Announced),
+        backend.health(),
+    );
+    a.expect("announce v4");
+    b.expect("announce v6");
+    assert!(c.reachable, "{c:?}");
+    lab.upstream.wait_route(V4, true);
+    lab.upstream.wait_route(V6, true);
+    let (a, b) = tokio::join!(
+        backend.set(&v4, RouteState::Withdrawn),
+        backend.set(&v6, RouteState::Withdrawn),
+    );
+    a.expect("withdraw v4");
+    b.expect("withdraw v6");
+    assert_eq!(
+        read(&backend, &network(V4)).await.state,
+        RouteState::Withdrawn
+    );
+    assert_eq!(
+        read(&backend, &network(V6)).await.state,
+        RouteState::Withdrawn
+    );
+    lab.upstream.wait_route(V4, false);
+    lab.upstream.wait_route(V6, false);
+}

@@ -315,4 +315,73 @@ mod tests {
         );
         assert_eq!(version("nothing"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(text in "\\PC*", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let lossy = String::from_utf8_lossy(&bytes).into_owned();
+            for input in [text.as_str(), lossy.as_str()] {
+                let _ = network_status(&"203.0.113.53/32".parse().unwrap(), input);
+                let _ = neighbor_status("192.0.2.1", input);
+                let _ = summary_asn(input);
+                let _ = summary_sessions(input);
+                let _ = running_config_asn(input, Some("blue"));
+                let _ = version(input);
+                let _ = crate::frr::vtysh::classify_failure("c".into(), Some(1), input, input);
+                let _ = crate::frr::vtysh::quote_output(input);
+            }
+        }
+
+        #[test]
+        fn json_shaped_input_never_panics(json in proptest_json()) {
+            let text = json.to_string();
+            let _ = network_status(&"203.0.113.53/32".parse().unwrap(), &text);
+            let _ = neighbor_status("192.0.2.1", &text);
+            let _ = summary_asn(&text);
+            let _ = summary_sessions(&text);
+        }
+    }
+
+    /// Arbitrary JSON values using the keys the parsers look at, so the shape checks are exercised.
+    fn proptest_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let keys = proptest::sample::select(vec![
+            "prefix",
+            "paths",
+            "sourced",
+            "local",
+            "valid",
+            "removed",
+            "aggregated",
+            "bestpath",
+            "overall",
+            "advertisedTo",
+            "192.0.2.1",
+            "adminShutDown",
+            "bgpState",
+            "bgpNoSuchNeighbor",
+            "warning",
+            "ipv4Unicast",
+            "as",
+            "peers",
+            "state",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            "[a-zA-Z0-9./: ]{0,20}".prop_map(Value::String),
+            Just(Value::String("203.0.113.53/32".into())),
+            Just(Value::String("Established".into())),
+        ];
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((keys.clone(), inner), 0..6).prop_map(
+                    |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                ),
+            ]
+        })
+    }
 }
