@@ -400,15 +400,14 @@ impl KnotServer {
             conf,
             "log:\n  - target: stderr\n    any: info\ncontrol:\n    listen: \"{d}/run/knot.sock\"\n\
              database:\n    storage: \"{d}/storage\"\ntemplate:\n  - id: default\n    storage: \"{d}/zones\"\n    \
-             file: \"%s.zone\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\nzone:\n"
+             file: \"%s.zone\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n"
         );
+        if !self.config.zones.is_empty() {
+            conf.push_str("zone:\n");
+        }
         for zone in &self.config.zones {
             let _ = writeln!(conf, "  - domain: {}", zone.name);
             self.write_zone_file(zone);
-        }
-        if self.config.zones.is_empty() {
-            // Knot needs a `zone:` section body; an empty list is written as `[]`.
-            conf = conf.replace("zone:\n", "zone: []\n");
         }
         let path = self.config_path();
         std::fs::write(&path, conf).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
@@ -542,4 +541,44 @@ fn parse_soa_reply(buf: &[u8], id: u16) -> Option<SoaReply> {
         authoritative,
         serial,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_file_and_bulk_names() {
+        let zone = Zone::new("example.com", 42).with_record("www IN A 192.0.2.80");
+        assert_eq!(zone.name, "example.com.");
+        let text = zone.render();
+        assert!(text.contains("hostmaster.example.com. 42 3600"), "{text}");
+        assert!(text.ends_with("www IN A 192.0.2.80\n"));
+        let bulk = bulk_zones(10_000, "bulk.test", 1);
+        assert_eq!(bulk.len(), 10_000);
+        assert_eq!(bulk[0].name, "z00000.bulk.test.");
+        assert_eq!(bulk[9_999].name, "z09999.bulk.test.");
+    }
+
+    #[test]
+    fn knot_without_zones_refuses_and_serial_changes_are_served() {
+        let empty = KnotServer::start(KnotConfig::new());
+        let reply =
+            soa_query(empty.addr(), "example.com.", Duration::from_secs(1)).expect("a reply");
+        assert_eq!(reply.rcode, 5, "REFUSED");
+        assert!(!reply.authoritative);
+
+        let mut knot = KnotServer::start(KnotConfig::new().with_zone(Zone::new("example.com.", 1)));
+        assert_eq!(knot.serial("example.com."), Some(1));
+        knot.set_serial("example.com.", 2);
+        assert_eq!(knot.serial("example.com."), Some(2));
+        knot.kill();
+        assert_eq!(knot.serial("example.com."), None);
+        knot.restart();
+        assert_eq!(
+            knot.serial("example.com."),
+            Some(2),
+            "the rewritten zone file survives a restart"
+        );
+    }
 }
