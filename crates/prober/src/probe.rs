@@ -21,7 +21,8 @@ use crate::wire::{PreparedQuery, exchange};
 ///
 /// With `Transport::Both` the UDP and TCP exchanges run concurrently and each must pass on its own.
 /// With a CHAOS identity source, one extra UDP CHAOS TXT query is sent after them; its failure to match
-/// fails the probe as a whole (it belongs to no single transport).
+/// fails the probe as a whole (it belongs to no single transport). Each exchange is bounded by
+/// `spec.timeout`, so a probe takes at most one timeout, or two with a CHAOS identity query.
 pub async fn probe(spec: &ProbeSpec) -> Result<ProbeOutcome, SpecError> {
     spec.validate()?;
     let want_nsid = matches!(
