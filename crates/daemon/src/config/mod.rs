@@ -18,6 +18,8 @@
 mod raw;
 mod validate;
 
+pub(crate) use validate::fmt_duration;
+
 #[cfg(test)]
 mod tests;
 

@@ -128,7 +128,11 @@ fn assert_issue(issues: &[ConfigIssue], path: &str, needle: &str) {
         hits.len(),
         1,
         "expected one issue at {path} containing {needle:?}; got:\n{}",
-        issues.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n")
+        issues
+            .iter()
+            .map(|i| format!("  {i}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(!hits[0].hint.is_empty(), "issue at {path} has no hint");
 }
@@ -168,9 +172,21 @@ fn bird_example_gets_documented_defaults() {
             timeout: DEFAULT_BIRD_TIMEOUT
         }
     );
-    assert_eq!(config.http.listen, "127.0.0.1:9753".parse::<SocketAddr>().expect("addr"));
-    assert_eq!(config.log, LogConfig { level: "info".into(), format: LogFormat::Text });
-    assert_eq!(config.state_dir, std::path::PathBuf::from("/var/lib/nsbeacon"));
+    assert_eq!(
+        config.http.listen,
+        "127.0.0.1:9753".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(
+        config.log,
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text
+        }
+    );
+    assert_eq!(
+        config.state_dir,
+        std::path::PathBuf::from("/var/lib/nsbeacon")
+    );
     assert_eq!(config.drain_file, None);
     assert_eq!(config.on_shutdown, OnShutdown::Withdraw);
     assert_eq!(config.reconcile_interval, Duration::from_secs(2));
@@ -191,10 +207,18 @@ fn bird_example_gets_documented_defaults() {
     assert_eq!(check.name, "soa");
     assert_eq!(check.interval, Duration::from_secs(1));
     assert_eq!(check.timeout, Duration::from_millis(500));
-    let CheckKind::Query(spec) = &check.kind else { panic!("expected a query check") };
-    assert_eq!(spec.target, "127.0.0.1:53".parse::<SocketAddr>().expect("addr"));
+    let CheckKind::Query(spec) = &check.kind else {
+        panic!("expected a query check")
+    };
+    assert_eq!(
+        spec.target,
+        "127.0.0.1:53".parse::<SocketAddr>().expect("addr")
+    );
     assert_eq!(spec.transport, Transport::Udp);
-    assert_eq!(spec.query.name, Name::from_ascii("example.com.").expect("name"));
+    assert_eq!(
+        spec.query.name,
+        Name::from_ascii("example.com.").expect("name")
+    );
     assert!(spec.query.name.is_fqdn());
     assert_eq!(spec.query.record_type, RecordType::SOA);
     assert_eq!(spec.query.class, DNSClass::IN);
@@ -221,10 +245,16 @@ fn frr_example_parses_every_option() {
             timeout: Duration::from_secs(3),
         }
     );
-    assert_eq!(config.http.listen, "[::1]:9999".parse::<SocketAddr>().expect("addr"));
+    assert_eq!(
+        config.http.listen,
+        "[::1]:9999".parse::<SocketAddr>().expect("addr")
+    );
     assert_eq!(config.log.level, "info,nsbeacon=debug");
     assert_eq!(config.log.format, LogFormat::Json);
-    assert_eq!(config.state_dir, std::path::PathBuf::from("/var/lib/nsbeacon-test"));
+    assert_eq!(
+        config.state_dir,
+        std::path::PathBuf::from("/var/lib/nsbeacon-test")
+    );
     assert_eq!(config.drain_file, Some("/etc/nsbeacon/drain".into()));
     assert_eq!(config.on_shutdown, OnShutdown::Keep);
     assert_eq!(config.reconcile_interval, Duration::from_secs(5));
@@ -239,7 +269,9 @@ fn frr_example_parses_every_option() {
     );
     assert_eq!(
         service.degrade,
-        vec![RouteTarget::FrrNeighbor(FrrNeighbor::Address("192.0.2.1".parse().expect("ip")))]
+        vec![RouteTarget::FrrNeighbor(FrrNeighbor::Address(
+            "192.0.2.1".parse().expect("ip")
+        ))]
     );
     assert_eq!(service.combine, Combine::AtLeast(2));
     assert_eq!(service.interval, Duration::from_secs(2));
@@ -258,36 +290,71 @@ fn frr_example_parses_every_option() {
         }
     );
 
-    let [udp, nsid, serial] = &service.checks[..] else { panic!("expected three checks") };
-    let CheckKind::Query(spec) = &udp.kind else { panic!("query") };
+    let [udp, nsid, serial] = &service.checks[..] else {
+        panic!("expected three checks")
+    };
+    let CheckKind::Query(spec) = &udp.kind else {
+        panic!("query")
+    };
     assert_eq!(udp.interval, Duration::from_secs(2));
     assert_eq!(udp.timeout, Duration::from_millis(400));
-    assert_eq!(spec.target, "203.0.113.53:53".parse::<SocketAddr>().expect("addr"));
+    assert_eq!(
+        spec.target,
+        "203.0.113.53:53".parse::<SocketAddr>().expect("addr")
+    );
     assert_eq!(spec.transport, Transport::Both);
     assert_eq!(spec.query.record_type, RecordType::TXT);
     assert_eq!(spec.query.class, DNSClass::CH);
     assert_eq!(spec.edns_payload, 4096);
-    assert_eq!(spec.expect.rcodes, vec![ResponseCode::NoError, ResponseCode::NXDomain]);
+    assert_eq!(
+        spec.expect.rcodes,
+        vec![ResponseCode::NoError, ResponseCode::NXDomain]
+    );
     assert!(!spec.expect.authoritative);
     assert_eq!(spec.expect.min_answers, 2);
     assert_eq!(spec.expect.answer, Some(AnswerMatch::Contains("ok".into())));
     assert_eq!(spec.expect.slow_after, Some(Duration::from_millis(150)));
     let identity = spec.identity.as_ref().expect("identity");
-    assert_eq!(identity.source, IdentitySource::ChaosTxt(Name::from_ascii("id.server.").expect("name")));
+    assert_eq!(
+        identity.source,
+        IdentitySource::ChaosTxt(Name::from_ascii("id.server.").expect("name"))
+    );
     assert_eq!(identity.expected.as_deref(), Some("ns1-ams"));
 
-    let CheckKind::Query(spec) = &nsid.kind else { panic!("query") };
+    let CheckKind::Query(spec) = &nsid.kind else {
+        panic!("query")
+    };
     assert_eq!(nsid.interval, Duration::from_secs(5));
-    assert_eq!(nsid.timeout, Duration::from_millis(500), "default timeout is capped at 500ms");
+    assert_eq!(
+        nsid.timeout,
+        Duration::from_millis(500),
+        "default timeout is capped at 500ms"
+    );
     assert_eq!(spec.expect.answer, Some(AnswerMatch::Exact("v=1".into())));
     let identity = spec.identity.as_ref().expect("identity");
-    assert_eq!(identity.source, IdentitySource::Nsid, "identity_expected alone means NSID");
+    assert_eq!(
+        identity.source,
+        IdentitySource::Nsid,
+        "identity_expected alone means NSID"
+    );
 
-    assert_eq!(serial.interval, Duration::from_secs(10), "serial checks default to at least 10s");
+    assert_eq!(
+        serial.interval,
+        Duration::from_secs(10),
+        "serial checks default to at least 10s"
+    );
     assert_eq!(serial.timeout, Duration::from_secs(1));
-    let CheckKind::Serial(sweep) = &serial.kind else { panic!("serial") };
-    assert_eq!(sweep.local, "127.0.0.1:5353".parse::<SocketAddr>().expect("addr"));
-    assert_eq!(sweep.reference, "198.51.100.10:53".parse::<SocketAddr>().expect("addr"));
+    let CheckKind::Serial(sweep) = &serial.kind else {
+        panic!("serial")
+    };
+    assert_eq!(
+        sweep.local,
+        "127.0.0.1:5353".parse::<SocketAddr>().expect("addr")
+    );
+    assert_eq!(
+        sweep.reference,
+        "198.51.100.10:53".parse::<SocketAddr>().expect("addr")
+    );
     assert_eq!(sweep.transport, Transport::Tcp);
     assert_eq!(sweep.timeout, Duration::from_secs(1));
     assert_eq!(sweep.max_lag, 10);
@@ -308,26 +375,42 @@ fn frr_unnumbered_neighbor_target() {
     let config = ok(&text);
     assert_eq!(
         config.services[0].degrade,
-        vec![RouteTarget::FrrNeighbor(FrrNeighbor::Interface("eth0".into()))]
+        vec![RouteTarget::FrrNeighbor(FrrNeighbor::Interface(
+            "eth0".into()
+        ))]
     );
 }
 
 #[test]
 fn timeout_derives_from_short_interval_and_service_timeout_applies() {
     let config = ok(&bird_with("interval = \"200ms\"", ""));
-    assert_eq!(config.services[0].checks[0].timeout, Duration::from_millis(100));
+    assert_eq!(
+        config.services[0].checks[0].timeout,
+        Duration::from_millis(100)
+    );
     assert_eq!(config.services[0].jitter, Duration::from_millis(20));
     let config = ok(&bird_with("timeout = \"250ms\"", ""));
-    assert_eq!(config.services[0].checks[0].timeout, Duration::from_millis(250));
+    assert_eq!(
+        config.services[0].checks[0].timeout,
+        Duration::from_millis(250)
+    );
     let config = ok(&bird_with("timeout = \"250ms\"", "timeout = \"300ms\""));
-    assert_eq!(config.services[0].checks[0].timeout, Duration::from_millis(300));
+    assert_eq!(
+        config.services[0].checks[0].timeout,
+        Duration::from_millis(300)
+    );
 }
 
 #[test]
 fn syntax_error_names_line_and_column() {
     let text = "[backend]\nkind = \"bird\"\nsocket = /run/bird.ctl\n";
     match parse(text, "broken.toml") {
-        Err(ConfigError::Syntax { origin, line, column, message }) => {
+        Err(ConfigError::Syntax {
+            origin,
+            line,
+            column,
+            message,
+        }) => {
             assert_eq!(origin, "broken.toml");
             assert_eq!(line, Some(3));
             assert_eq!(column, Some(10));
@@ -336,26 +419,47 @@ fn syntax_error_names_line_and_column() {
         other => panic!("expected a syntax error, got {other:?}"),
     }
     let shown = parse(text, "broken.toml").expect_err("invalid").to_string();
-    assert!(shown.starts_with("broken.toml:line 3, column 10: "), "{shown}");
+    assert!(
+        shown.starts_with("broken.toml:line 3, column 10: "),
+        "{shown}"
+    );
 }
 
 #[test]
 fn unknown_key_names_line_column_and_key() {
     let text = bird_with("", "timout = \"1s\"");
     let err = parse(&text, "typo.toml").expect_err("unknown key must be rejected");
-    let ConfigError::Syntax { line, column, message, .. } = &err else { panic!("expected syntax error: {err}") };
-    let expected_line = text.lines().position(|l| l.starts_with("timout")).expect("line") + 1;
+    let ConfigError::Syntax {
+        line,
+        column,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("expected syntax error: {err}")
+    };
+    let expected_line = text
+        .lines()
+        .position(|l| l.starts_with("timout"))
+        .expect("line")
+        + 1;
     assert_eq!(*line, Some(expected_line));
     assert_eq!(*column, Some(1));
     assert!(message.contains("timout"), "{message}");
-    assert!(message.contains("timeout"), "should list the expected keys: {message}");
+    assert!(
+        message.contains("timeout"),
+        "should list the expected keys: {message}"
+    );
 }
 
 #[test]
 fn unknown_top_level_table_is_rejected() {
     let text = format!("{BIRD_EXAMPLE}\n[metrics]\nport = 1\n");
     let err = parse(&text, "x.toml").expect_err("unknown table");
-    assert!(matches!(err, ConfigError::Syntax { line: Some(_), .. }), "{err}");
+    assert!(
+        matches!(err, ConfigError::Syntax { line: Some(_), .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("metrics"), "{err}");
 }
 
@@ -363,8 +467,14 @@ fn unknown_top_level_table_is_rejected() {
 fn wrong_value_type_is_a_syntax_error_with_position() {
     let text = bird_with("rise = \"three\"", "");
     let err = parse(&text, "x.toml").expect_err("string rise");
-    let ConfigError::Syntax { line, .. } = &err else { panic!("{err}") };
-    let expected = text.lines().position(|l| l.starts_with("rise")).expect("line") + 1;
+    let ConfigError::Syntax { line, .. } = &err else {
+        panic!("{err}")
+    };
+    let expected = text
+        .lines()
+        .position(|l| l.starts_with("rise"))
+        .expect("line")
+        + 1;
     assert_eq!(*line, Some(expected), "{err}");
 }
 
@@ -388,7 +498,11 @@ fn timeout_not_shorter_than_interval_uses_the_documented_message() {
 #[test]
 fn service_level_timeout_error_points_at_the_service_key() {
     let issues = issues(&bird_with("timeout = \"3s\"\ninterval = \"2s\"", ""));
-    assert_issue(&issues, "service[0].timeout", "3s must be shorter than the interval 2s of service[0].check[0]");
+    assert_issue(
+        &issues,
+        "service[0].timeout",
+        "3s must be shorter than the interval 2s of service[0].check[0]",
+    );
 }
 
 #[test]
@@ -448,7 +562,10 @@ announce = ["anycast_dns"]
         ("service[0].rise", "0 is out of range"),
         ("service[0].fall", "-1 is out of range"),
         ("service[0].combine", "not a combine mode"),
-        ("service[0].check[0].timeout", "must be shorter than the interval 1s"),
+        (
+            "service[0].check[0].timeout",
+            "must be shorter than the interval 1s",
+        ),
         ("service[0].check[1].name", "already used by check[0]"),
         ("service[0].check[1].reference", "missing"),
         ("service[1].name", "already used by service[0]"),
@@ -457,11 +574,21 @@ announce = ["anycast_dns"]
     for (path, needle) in expected {
         assert_issue(&issues, path, needle);
     }
-    assert_eq!(issues.len(), expected.len(), "unexpected extra issues: {issues:#?}");
+    assert_eq!(
+        issues.len(),
+        expected.len(),
+        "unexpected extra issues: {issues:#?}"
+    );
     let shown = ConfigError::Invalid(issues).to_string();
-    assert!(shown.starts_with(&format!("{} problem(s) in the configuration:", expected.len())));
+    assert!(shown.starts_with(&format!(
+        "{} problem(s) in the configuration:",
+        expected.len()
+    )));
     for (path, _) in expected {
-        assert!(shown.contains(&format!("\n  - {path}: ")), "{path} missing from:\n{shown}");
+        assert!(
+            shown.contains(&format!("\n  - {path}: ")),
+            "{path} missing from:\n{shown}"
+        );
     }
 }
 
@@ -476,7 +603,11 @@ fn missing_backend_and_services() {
 #[test]
 fn backend_kind_errors() {
     let issues_unknown = issues("[backend]\nkind = \"gobgp\"\n");
-    assert_issue(&issues_unknown, "backend.kind", "\"gobgp\" is not a supported backend");
+    assert_issue(
+        &issues_unknown,
+        "backend.kind",
+        "\"gobgp\" is not a supported backend",
+    );
     let issues_missing = issues("[backend]\nsocket = \"/x\"\n");
     assert_issue(&issues_missing, "backend.kind", "missing");
 }
@@ -486,7 +617,10 @@ fn frr_backend_errors() {
     let text = FRR_EXAMPLE
         .replace("asn = 65001", "asn = 0")
         .replace("vrf = \"anycast\"", "vrf = \"a-very-long-vrf-name\"")
-        .replace("args = [\"--vty_socket\", \"/run/frr-lab\"]", "args = [\"-c\", \"\"]\nsocket = \"/x\"")
+        .replace(
+            "args = [\"--vty_socket\", \"/run/frr-lab\"]",
+            "args = [\"-c\", \"\"]\nsocket = \"/x\"",
+        )
         .replace("timeout = \"3s\"", "timeout = \"2m\"");
     let issues = issues(&text);
     assert_issue(&issues, "backend.asn", "0 is not an AS number");
@@ -507,11 +641,27 @@ fn bird_targets_are_protocol_names_only() {
         "announce = [\"all\", \"203.0.113.53/32\", \"anycast*\", \"9lives\", \"ok_name\", \"ok_name\"]",
     );
     let issues = issues(&text);
-    assert_issue(&issues, "service[0].announce[0]", "`disable all` would shut down every BIRD protocol");
-    assert_issue(&issues, "service[0].announce[1]", "not a BIRD protocol name");
+    assert_issue(
+        &issues,
+        "service[0].announce[0]",
+        "`disable all` would shut down every BIRD protocol",
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[1]",
+        "not a BIRD protocol name",
+    );
     assert!(issues[1].hint.contains("frr backend"), "{:?}", issues[1]);
-    assert_issue(&issues, "service[0].announce[2]", "not a BIRD protocol name");
-    assert_issue(&issues, "service[0].announce[3]", "not a BIRD protocol name");
+    assert_issue(
+        &issues,
+        "service[0].announce[2]",
+        "not a BIRD protocol name",
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[3]",
+        "not a BIRD protocol name",
+    );
     assert_issue(&issues, "service[0].announce[5]", "listed twice");
     assert_eq!(issues.len(), 5, "{issues:#?}");
 }
@@ -538,7 +688,11 @@ fn the_same_target_in_two_services_is_an_error() {
          [[service.check]]\nname = \"soa\"\ntarget = \"127.0.0.1\"\nqname = \"example.org.\"\n"
     );
     let issues = issues(&text);
-    assert_issue(&issues, "service[1].announce[0]", "already controlled by service[0].degrade[0]");
+    assert_issue(
+        &issues,
+        "service[1].announce[0]",
+        "already controlled by service[0].degrade[0]",
+    );
     assert_eq!(issues.len(), 1);
 }
 
@@ -552,18 +706,30 @@ fn announce_targets_are_required() {
 
 #[test]
 fn service_and_check_names_are_validated() {
-    let text = bird_with("", "").replace("name = \"dns\"", "name = \"all\"").replace("name = \"soa\"", "name = \"a b\"");
+    let text = bird_with("", "")
+        .replace("name = \"dns\"", "name = \"all\"")
+        .replace("name = \"soa\"", "name = \"a b\"");
     let issues = issues(&text);
     assert_issue(&issues, "service[0].name", "reserved");
-    assert_issue(&issues, "service[0].check[0].name", "not a valid check name");
+    assert_issue(
+        &issues,
+        "service[0].check[0].name",
+        "not a valid check name",
+    );
     let text = bird_with("", "").replace("name = \"soa\"\n", "");
     assert_issue(&self::issues(&text), "service[0].check[0].name", "missing");
 }
 
 #[test]
 fn combine_modes() {
-    assert_eq!(ok(&bird_with("combine = \"any\"", "")).services[0].combine, Combine::Any);
-    assert_eq!(ok(&bird_with("combine = { at_least = 1 }", "")).services[0].combine, Combine::AtLeast(1));
+    assert_eq!(
+        ok(&bird_with("combine = \"any\"", "")).services[0].combine,
+        Combine::Any
+    );
+    assert_eq!(
+        ok(&bird_with("combine = { at_least = 1 }", "")).services[0].combine,
+        Combine::AtLeast(1)
+    );
     assert_issue(
         &issues(&bird_with("combine = { at_least = 2 }", "")),
         "service[0].combine",
@@ -574,7 +740,11 @@ fn combine_modes() {
         "service[0].combine",
         "not a positive integer",
     );
-    assert_issue(&issues(&bird_with("combine = { most = 1 }", "")), "service[0].combine", "not a combine mode");
+    assert_issue(
+        &issues(&bird_with("combine = { most = 1 }", "")),
+        "service[0].combine",
+        "not a combine mode",
+    );
     assert_eq!(Combine::All.required(3), 3);
     assert_eq!(Combine::Any.required(3), 1);
     assert_eq!(Combine::AtLeast(2).required(3), 2);
@@ -583,15 +753,34 @@ fn combine_modes() {
 #[test]
 fn jitter_must_be_shorter_than_the_shortest_interval() {
     let issues = issues(&bird_with("jitter = \"1s\"", ""));
-    assert_issue(&issues, "service[0].jitter", "1s must be shorter than the shortest check interval 1s");
-    assert_eq!(ok(&bird_with("jitter = \"0s\"", "")).services[0].jitter, Duration::ZERO);
+    assert_issue(
+        &issues,
+        "service[0].jitter",
+        "1s must be shorter than the shortest check interval 1s",
+    );
+    assert_eq!(
+        ok(&bird_with("jitter = \"0s\"", "")).services[0].jitter,
+        Duration::ZERO
+    );
 }
 
 #[test]
 fn interval_bounds_and_bad_durations() {
-    assert_issue(&issues(&bird_with("interval = \"10ms\"", "")), "service[0].interval", "10ms is out of range");
-    assert_issue(&issues(&bird_with("", "interval = \"2h\"")), "service[0].check[0].interval", "out of range");
-    assert_issue(&issues(&bird_with("", "timeout = \"fast\"")), "service[0].check[0].timeout", "not a duration");
+    assert_issue(
+        &issues(&bird_with("interval = \"10ms\"", "")),
+        "service[0].interval",
+        "10ms is out of range",
+    );
+    assert_issue(
+        &issues(&bird_with("", "interval = \"2h\"")),
+        "service[0].check[0].interval",
+        "out of range",
+    );
+    assert_issue(
+        &issues(&bird_with("", "timeout = \"fast\"")),
+        "service[0].check[0].timeout",
+        "not a duration",
+    );
 }
 
 #[test]
@@ -622,23 +811,40 @@ zones = ["example.com."]
 "#;
     let issues = issues(text);
     assert_issue(&issues, "service[0].check[0].target", "not an IP address");
-    assert_issue(&issues, "service[0].check[0].qname", "not a valid domain name");
+    assert_issue(
+        &issues,
+        "service[0].check[0].qname",
+        "not a valid domain name",
+    );
     assert_issue(&issues, "service[0].check[0].qtype", "not a record type");
     assert_issue(&issues, "service[0].check[0].qclass", "not a DNS class");
     assert_issue(&issues, "service[0].check[0].edns_payload", "out of range");
     assert_issue(&issues, "service[0].check[0].rcodes[1]", "not an rcode");
     assert_issue(&issues, "service[0].check[0].min_answers", "out of range");
     assert_issue(&issues, "service[0].check[0].answer_contains", "both set");
-    assert_issue(&issues, "service[0].check[0].slow_after", "must be shorter than the timeout 500ms");
-    assert_issue(&issues, "service[0].check[0].identity", "neither \"nsid\" nor a CHAOS TXT name");
+    assert_issue(
+        &issues,
+        "service[0].check[0].slow_after",
+        "must be shorter than the timeout 500ms",
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].identity",
+        "neither \"nsid\" nor a CHAOS TXT name",
+    );
     assert_issue(&issues, "service[0].check[0].transport", "not a transport");
-    assert_issue(&issues, "service[0].check[0].zones", "only applies to type = \"serial\"");
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones",
+        "only applies to type = \"serial\"",
+    );
     assert_eq!(issues.len(), 12, "{issues:#?}");
 }
 
 #[test]
 fn query_check_missing_required_keys() {
-    let text = bird_with("", "").replace("target = \"127.0.0.1:53\"\nqname = \"example.com.\"\n", "");
+    let text =
+        bird_with("", "").replace("target = \"127.0.0.1:53\"\nqname = \"example.com.\"\n", "");
     let issues = issues(&text);
     assert_issue(&issues, "service[0].check[0].target", "missing");
     assert_issue(&issues, "service[0].check[0].qname", "missing");
@@ -648,14 +854,24 @@ fn query_check_missing_required_keys() {
 #[test]
 fn rcodes_without_noerror_default_to_zero_answers() {
     let config = ok(&bird_with("", "rcodes = [\"NXDOMAIN\"]"));
-    let CheckKind::Query(spec) = &config.services[0].checks[0].kind else { panic!("query") };
+    let CheckKind::Query(spec) = &config.services[0].checks[0].kind else {
+        panic!("query")
+    };
     assert_eq!(spec.expect.min_answers, 0);
-    assert_issue(&issues(&bird_with("", "rcodes = []")), "service[0].check[0].rcodes", "empty list");
+    assert_issue(
+        &issues(&bird_with("", "rcodes = []")),
+        "service[0].check[0].rcodes",
+        "empty list",
+    );
 }
 
 #[test]
 fn unknown_check_type() {
-    assert_issue(&issues(&bird_with("", "type = \"ping\"")), "service[0].check[0].type", "not a check type");
+    assert_issue(
+        &issues(&bird_with("", "type = \"ping\"")),
+        "service[0].check[0].type",
+        "not a check type",
+    );
 }
 
 const SERIAL_SERVICE: &str = r#"
@@ -678,12 +894,28 @@ fn serial_check_errors() {
          transport = \"both\"\nconcurrency = 0\nslow_after = \"1s\"\n"
     );
     let issues = issues(&text);
-    assert_issue(&issues, "service[0].check[0].reference", "is the local server itself");
+    assert_issue(
+        &issues,
+        "service[0].check[0].reference",
+        "is the local server itself",
+    );
     assert_issue(&issues, "service[0].check[0].max_lag", "missing");
-    assert_issue(&issues, "service[0].check[0].zones[1]", "not a valid domain name");
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones[1]",
+        "not a valid domain name",
+    );
     assert_issue(&issues, "service[0].check[0].transport", "one transport");
-    assert_issue(&issues, "service[0].check[0].concurrency", "0 is out of range");
-    assert_issue(&issues, "service[0].check[0].slow_after", "only applies to type = \"query\"");
+    assert_issue(
+        &issues,
+        "service[0].check[0].concurrency",
+        "0 is out of range",
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].slow_after",
+        "only applies to type = \"query\"",
+    );
     assert_eq!(issues.len(), 6, "{issues:#?}");
 }
 
@@ -698,14 +930,22 @@ fn serial_check_needs_reference_and_zones() {
     let too_big = format!(
         "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones = [\"a.\"]\nmax_lag = 2147483648\n"
     );
-    assert_issue(&self::issues(&too_big), "service[0].check[0].max_lag", "out of range");
+    assert_issue(
+        &self::issues(&too_big),
+        "service[0].check[0].max_lag",
+        "out of range",
+    );
 }
 
 #[test]
 fn zones_file_is_read_relative_to_the_config_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut zones = std::fs::File::create(dir.path().join("zones.txt")).expect("create");
-    writeln!(zones, "# the hosted zones\nexample.com\n\n  example.org.  # trailing comment\nEXAMPLE.com.").expect("write");
+    writeln!(
+        zones,
+        "# the hosted zones\nexample.com\n\n  example.org.  # trailing comment\nEXAMPLE.com."
+    )
+    .expect("write");
     let config_path = dir.path().join("nsbeacon.toml");
     std::fs::write(
         &config_path,
@@ -716,7 +956,9 @@ fn zones_file_is_read_relative_to_the_config_file() {
     )
     .expect("write config");
     let config = load(&config_path).expect("valid config");
-    let CheckKind::Serial(sweep) = &config.services[0].checks[0].kind else { panic!("serial") };
+    let CheckKind::Serial(sweep) = &config.services[0].checks[0].kind else {
+        panic!("serial")
+    };
     let names: Vec<String> = sweep.zones.iter().map(ToString::to_string).collect();
     assert_eq!(names, ["inline.example.", "example.com.", "example.org."]);
     assert_eq!(sweep.max_lag, 3);
@@ -731,7 +973,11 @@ fn zones_file_errors() {
         "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones_file = \"{}\"\nmax_lag = 3\n",
         missing.display()
     );
-    assert_issue(&issues(&text), "service[0].check[0].zones_file", "cannot read");
+    assert_issue(
+        &issues(&text),
+        "service[0].check[0].zones_file",
+        "cannot read",
+    );
 
     let bad = dir.path().join("bad.txt");
     let mut content = String::from("good.example.\n");
@@ -741,13 +987,25 @@ fn zones_file_errors() {
     std::fs::write(&bad, content).expect("write");
     let text = text.replace(&missing.display().to_string(), &bad.display().to_string());
     let issues = issues(&text);
-    assert_issue(&issues, "service[0].check[0].zones_file", "line 2: \"bad zone0\"");
-    assert!(issues[0].message.contains("and 3 more"), "{}", issues[0].message);
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones_file",
+        "line 2: \"bad zone0\"",
+    );
+    assert!(
+        issues[0].message.contains("and 3 more"),
+        "{}",
+        issues[0].message
+    );
 
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "# nothing yet\n").expect("write");
     let text = text.replace(&bad.display().to_string(), &empty.display().to_string());
-    assert_issue(&self::issues(&text), "service[0].check[0].zones", "no zones to check");
+    assert_issue(
+        &self::issues(&text),
+        "service[0].check[0].zones",
+        "no zones to check",
+    );
 }
 
 #[test]
@@ -757,7 +1015,11 @@ fn damping_errors() {
         "",
     ));
     // The check table follows the damping table in bird_with, so it must still parse as a check.
-    assert_issue(&issues_reuse, "service[0].damping.reuse_threshold", "must be below the suppress threshold");
+    assert_issue(
+        &issues_reuse,
+        "service[0].damping.reuse_threshold",
+        "must be below the suppress threshold",
+    );
 
     let text = r#"
 [backend]
@@ -790,12 +1052,20 @@ name = "soa"
 target = "127.0.0.1"
 qname = "example.com."
 "#;
-    assert_issue(&self::issues(unreachable), "service[0].damping.suppress_threshold", "can never be reached");
+    assert_issue(
+        &self::issues(unreachable),
+        "service[0].damping.suppress_threshold",
+        "can never be reached",
+    );
     let disabled = unreachable.replace("suppress_threshold = 100000", "enabled = false");
     assert!(!ok(&disabled).services[0].damping.enabled);
 
     let short_hold = unreachable.replace("suppress_threshold = 100000", "max_hold_down = \"10s\"");
-    assert_issue(&self::issues(&short_hold), "service[0].damping.max_hold_down", "shorter than the half-life");
+    assert_issue(
+        &self::issues(&short_hold),
+        "service[0].damping.max_hold_down",
+        "shorter than the half-life",
+    );
 }
 
 #[test]
@@ -811,7 +1081,10 @@ fn graceful_drain_needs_degrade_targets() {
         "service[0].graceful_drain",
         "has none",
     );
-    assert_eq!(ok(&bird_with("graceful_drain = \"0s\"", "")).services[0].graceful_drain, None);
+    assert_eq!(
+        ok(&bird_with("graceful_drain = \"0s\"", "")).services[0].graceful_drain,
+        None
+    );
 }
 
 #[test]
@@ -821,8 +1094,16 @@ fn query_keys_on_a_serial_check_are_rejected() {
          qname = \"x.\"\ntarget = \"127.0.0.1\"\n"
     );
     let issues = issues(&text);
-    assert_issue(&issues, "service[0].check[0].target", "only applies to type = \"query\"");
-    assert_issue(&issues, "service[0].check[0].qname", "only applies to type = \"query\"");
+    assert_issue(
+        &issues,
+        "service[0].check[0].target",
+        "only applies to type = \"query\"",
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].qname",
+        "only applies to type = \"query\"",
+    );
     assert_eq!(issues.len(), 2);
 }
 
@@ -836,7 +1117,10 @@ fn drain_file_must_be_absolute() {
 fn load_reports_unreadable_files() {
     let err = load(std::path::Path::new("/nonexistent/nsbeacon.toml")).expect_err("missing file");
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
-    assert!(err.to_string().contains("/nonexistent/nsbeacon.toml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/nsbeacon.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -850,7 +1134,8 @@ fn service_config_equality_detects_changes() {
 
 #[test]
 fn example_file_in_deploy_is_valid() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nsbeacon.example.toml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nsbeacon.example.toml");
     let config = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(!config.services.is_empty());
 }

@@ -533,9 +533,35 @@ impl Validator<'_> {
                 },
             );
         }
-        if let (Some(announce), Some(degrade)) = (&announce, &degrade) {
-            for (d, target) in degrade.iter().enumerate() {
-                if let Some(a) = announce.iter().position(|t| t == target) {
+        // Compare typed targets when both lists parsed (catches spelling variants), else the raw text.
+        let overlaps: Vec<(usize, usize, String)> = match (&announce, &degrade) {
+            (Some(announce), Some(degrade)) => degrade
+                .iter()
+                .enumerate()
+                .filter_map(|(d, t)| {
+                    announce
+                        .iter()
+                        .position(|a| a == t)
+                        .map(|a| (d, a, t.to_string()))
+                })
+                .collect(),
+            _ => raw
+                .degrade
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(d, t)| {
+                    raw.announce
+                        .iter()
+                        .flatten()
+                        .position(|a| a.trim() == t.trim())
+                        .map(|a| (d, a, format!("{t:?}")))
+                })
+                .collect(),
+        };
+        {
+            for (d, a, target) in overlaps {
+                {
                     self.issue(
                         format!("{path}.degrade[{d}]"),
                         format!("{target} is also announce[{a}]"),

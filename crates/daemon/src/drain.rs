@@ -1,0 +1,368 @@
+//! Drain persistence: which services an operator drained, kept in `state_dir/drain.json` so that a drain
+//! survives restarts (a node drained for maintenance must not re-announce because nsbeacon restarted).
+//!
+//! The file is rewritten atomically (write a temporary file in the same directory, fsync, rename, fsync
+//! the directory), so a reader never sees half a file and a crash leaves either the old or the new state.
+//! Separately, the config's `drain_file` drains every service while it exists ([`DrainRequest::from_file`]),
+//! for scripts and configuration management.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the drain store inside the state directory.
+pub const DRAIN_STORE_FILE: &str = "drain.json";
+
+/// Format version written to the store.
+const STORE_VERSION: u32 = 1;
+
+/// One drain: why, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// The operator's reason (shown in `/status`, logs and the service's reason).
+    pub reason: String,
+    /// When the drain was requested, in seconds since the Unix epoch (0 if unknown).
+    pub since_unix: u64,
+}
+
+impl DrainRequest {
+    /// A drain requested now.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            since_unix: unix_now(),
+        }
+    }
+
+    /// The drain implied by an existing drain file. `since_unix` is the file's modification time, so the
+    /// value stays the same between polls of an unchanged file.
+    pub fn from_file(path: &Path) -> Self {
+        let since_unix = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        Self {
+            reason: format!("drain file {} exists", path.display()),
+            since_unix,
+        }
+    }
+}
+
+/// The on-disk format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    all: Option<DrainRequest>,
+    #[serde(default)]
+    services: BTreeMap<String, DrainRequest>,
+}
+
+/// Errors of the drain store, naming the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    /// The store exists but could not be read.
+    #[error("cannot read the drain store {}: {source} (hint: check that nsbeacon may read {})", path.display(), path.display())]
+    Read {
+        /// The store file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store is not valid JSON of the expected shape.
+    #[error(
+        "the drain store {} is corrupt: {source} (hint: fix the JSON, or delete the file to undrain every \
+         service)",
+        path.display()
+    )]
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The store was written by a newer nsbeacon.
+    #[error(
+        "the drain store {} has format version {found}, this nsbeacon understands {STORE_VERSION} (hint: \
+         upgrade nsbeacon, or delete the file to undrain every service)",
+        path.display()
+    )]
+    Version {
+        /// The store file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// The store could not be written.
+    #[error(
+        "cannot write the drain store {}: {source} (hint: the state directory must exist or be creatable and \
+         be writable by the user running nsbeacon; set state_dir in the config)",
+        path.display()
+    )]
+    Write {
+        /// The file or directory being written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The persistent drain state of one node.
+#[derive(Debug, Clone)]
+pub struct DrainStore {
+    path: PathBuf,
+    file: StoreFile,
+}
+
+impl DrainStore {
+    /// Opens the store in `state_dir` (which need not exist yet: a missing store means nothing drained).
+    pub fn open(state_dir: &Path) -> Result<Self, DrainError> {
+        let path = state_dir.join(DRAIN_STORE_FILE);
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let file: StoreFile =
+                    serde_json::from_str(&text).map_err(|source| DrainError::Corrupt {
+                        path: path.clone(),
+                        source,
+                    })?;
+                if file.version != STORE_VERSION {
+                    return Err(DrainError::Version {
+                        path,
+                        found: file.version,
+                    });
+                }
+                file
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoreFile {
+                version: STORE_VERSION,
+                ..StoreFile::default()
+            },
+            Err(source) => return Err(DrainError::Read { path, source }),
+        };
+        Ok(Self { path, file })
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The drain that applies to `service`: its own, else the drain of every service.
+    pub fn get(&self, service: &str) -> Option<DrainRequest> {
+        self.file
+            .services
+            .get(service)
+            .or(self.file.all.as_ref())
+            .cloned()
+    }
+
+    /// The drain of every service (`nsbeacon drain` without a service), if any.
+    pub fn all(&self) -> Option<DrainRequest> {
+        self.file.all.clone()
+    }
+
+    /// Drains of single services, by service name.
+    pub fn entries(&self) -> BTreeMap<String, DrainRequest> {
+        self.file.services.clone()
+    }
+
+    /// Drains `service` (or every service with `None`) with `reason`, and persists the store.
+    pub fn set(&mut self, service: Option<&str>, reason: &str) -> Result<(), DrainError> {
+        let request = DrainRequest::new(reason);
+        match service {
+            Some(name) => {
+                self.file.services.insert(name.to_owned(), request);
+            }
+            None => self.file.all = Some(request),
+        }
+        self.save()
+    }
+
+    /// Undrains `service` (its own drain only; a drain of every service still applies), or with `None`
+    /// undrains everything: the drain of every service and every single-service drain. Persists the store.
+    /// The config's drain file is not touched: remove it yourself.
+    pub fn clear(&mut self, service: Option<&str>) -> Result<(), DrainError> {
+        match service {
+            Some(name) => {
+                self.file.services.remove(name);
+            }
+            None => {
+                self.file.all = None;
+                self.file.services.clear();
+            }
+        }
+        self.save()
+    }
+
+    /// Writes the store atomically: temp file in the same directory, fsync, rename, fsync the directory.
+    fn save(&self) -> Result<(), DrainError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|source| DrainError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let tmp = dir.join(format!(
+            ".{DRAIN_STORE_FILE}.tmp-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut text = serde_json::to_string_pretty(&self.file).map_err(|e| DrainError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        text.push('\n');
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Ok(d) = std::fs::File::open(dir) {
+                // Persist the rename; not every filesystem supports fsync on a directory.
+                let _ = d.sync_all();
+            }
+            Ok(())
+        };
+        write().map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            DrainError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_state_dir_means_nothing_drained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DrainStore::open(&dir.path().join("does/not/exist")).expect("open");
+        assert_eq!(store.get("dns"), None);
+        assert_eq!(store.all(), None);
+        assert!(store.entries().is_empty());
+    }
+
+    #[test]
+    fn drains_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let mut store = DrainStore::open(&state).expect("open");
+        store.set(Some("dns"), "maintenance window").expect("set");
+        let reopened = DrainStore::open(&state).expect("reopen");
+        let drain = reopened.get("dns").expect("dns drained");
+        assert_eq!(drain.reason, "maintenance window");
+        assert!(drain.since_unix > 1_600_000_000, "{drain:?}");
+        assert_eq!(reopened.get("other"), None);
+        assert_eq!(reopened.entries().len(), 1);
+        // Only the store file remains: the temporary file was renamed.
+        let names: Vec<String> = std::fs::read_dir(&state)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [DRAIN_STORE_FILE]);
+    }
+
+    #[test]
+    fn drain_all_applies_to_every_service_and_own_drain_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DrainStore::open(dir.path()).expect("open");
+        store.set(None, "site down").expect("set all");
+        store.set(Some("dns"), "own reason").expect("set dns");
+        let store = DrainStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.get("anything").expect("drained").reason, "site down");
+        assert_eq!(store.get("dns").expect("drained").reason, "own reason");
+        assert_eq!(store.all().expect("all").reason, "site down");
+    }
+
+    #[test]
+    fn clear_one_service_keeps_drain_all_and_clear_all_clears_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DrainStore::open(dir.path()).expect("open");
+        store.set(None, "all").expect("set all");
+        store.set(Some("dns"), "dns").expect("set dns");
+        store.set(Some("other"), "other").expect("set other");
+        store.clear(Some("dns")).expect("clear dns");
+        let mut store = DrainStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.get("dns").expect("still drained by all").reason,
+            "all"
+        );
+        assert_eq!(store.entries().keys().collect::<Vec<_>>(), ["other"]);
+        store.clear(None).expect("clear all");
+        let store = DrainStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.get("dns"), None);
+        assert_eq!(store.get("other"), None);
+        assert_eq!(store.all(), None);
+    }
+
+    #[test]
+    fn corrupt_store_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(DRAIN_STORE_FILE), "{not json").expect("write");
+        let err = DrainStore::open(dir.path()).expect_err("corrupt");
+        assert!(matches!(err, DrainError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(DRAIN_STORE_FILE), "{err}");
+        assert!(err.to_string().contains("delete the file"), "{err}");
+
+        std::fs::write(
+            dir.path().join(DRAIN_STORE_FILE),
+            r#"{"version": 7, "services": {}}"#,
+        )
+        .expect("write");
+        let err = DrainStore::open(dir.path()).expect_err("future version");
+        assert!(matches!(err, DrainError::Version { found: 7, .. }), "{err}");
+    }
+
+    #[test]
+    fn unwritable_state_dir_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let mut store = DrainStore::open(&state).expect("open");
+        // A regular file where the state directory should be: it can never be created, even by root.
+        std::fs::write(&state, "x").expect("write");
+        let err = store.set(Some("dns"), "x").expect_err("cannot write");
+        assert!(matches!(err, DrainError::Write { .. }), "{err}");
+        assert!(err.to_string().contains("state_dir"), "{err}");
+    }
+
+    #[test]
+    fn drain_file_request_is_stable_between_polls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("drain");
+        std::fs::write(&file, "").expect("touch");
+        let a = DrainRequest::from_file(&file);
+        let b = DrainRequest::from_file(&file);
+        assert_eq!(a, b);
+        assert!(a.reason.contains(&file.display().to_string()), "{a:?}");
+        assert!(a.since_unix > 0);
+    }
+
+    #[test]
+    fn store_format_is_documented_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DrainStore::open(dir.path()).expect("open");
+        store.set(Some("dns"), "why").expect("set");
+        let text = std::fs::read_to_string(dir.path().join(DRAIN_STORE_FILE)).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["services"]["dns"]["reason"], "why");
+        assert!(value.get("all").is_none());
+    }
+}

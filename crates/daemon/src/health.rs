@@ -1,1 +1,0 @@
-//! Health policy: a pure, synchronous state machine from probe outcomes to desired route states.

@@ -1,0 +1,150 @@
+//! From prober outcomes to [`CheckSignal`]s: which failures withdraw (hard) and which only degrade (soft).
+
+use std::fmt::Write;
+
+use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialVerdict, SweepReport, TransportResult};
+
+use super::CheckSignal;
+use crate::config::fmt_duration;
+
+/// Zones named in one sweep reason; the rest are counted.
+const ZONES_NAMED: usize = 3;
+
+/// Classifies one query probe.
+///
+/// - `Pass` -> [`CheckSignal::Pass`].
+/// - `Slow` (correct but over `slow_after`) -> [`CheckSignal::Soft`]: answering, so degrade, never withdraw.
+/// - `Fail` (no answer, refused, wrong rcode, not authoritative, wrong identity, answer mismatch, ...) ->
+///   [`CheckSignal::Hard`].
+pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
+    match outcome.status {
+        ProbeStatus::Pass => CheckSignal::Pass,
+        ProbeStatus::Slow => {
+            let slow: Vec<String> = outcome
+                .transports
+                .iter()
+                .filter(|t| t.status == ProbeStatus::Slow)
+                .map(|t| format!("{} {}", t.transport, fmt_latency(t)))
+                .collect();
+            CheckSignal::Soft(format!(
+                "slow answer ({}), over the slow_after limit",
+                slow.join(", ")
+            ))
+        }
+        ProbeStatus::Fail => {
+            let failed: Vec<String> = outcome
+                .transports
+                .iter()
+                .filter(|t| t.status == ProbeStatus::Fail)
+                .map(|t| match &t.reason {
+                    Some(reason) => format!("{}: {reason} after {}", t.transport, fmt_latency(t)),
+                    None => format!("{}: failed after {}", t.transport, fmt_latency(t)),
+                })
+                .collect();
+            let mut text = if failed.is_empty() {
+                match &outcome.reason {
+                    Some(reason) => reason.to_string(),
+                    None => "the probe failed without a reason".to_owned(),
+                }
+            } else {
+                failed.join("; ")
+            };
+            if failed.is_empty() || !text.contains("identity") {
+                if let Some(identity) = &outcome.identity {
+                    let _ = write!(text, " (answered by {identity:?})");
+                }
+            }
+            CheckSignal::Hard(text)
+        }
+    }
+}
+
+fn fmt_latency(t: &TransportResult) -> String {
+    fmt_duration(std::time::Duration::from_micros(
+        u64::try_from(t.latency.as_micros()).unwrap_or(u64::MAX),
+    ))
+}
+
+/// Classifies a serial sweep.
+///
+/// - Any zone `Behind` (more than `max_lag`) or `LocalFailed` -> [`CheckSignal::Hard`]: the local server
+///   is not serving current data.
+/// - Otherwise any zone `Lagging` (within `max_lag`) or `ReferenceUnreachable` -> [`CheckSignal::Soft`]. The
+///   reference being unreachable is a shared dependency failing; it must never withdraw on its own, or the
+///   whole fleet would withdraw at once.
+/// - Otherwise [`CheckSignal::Pass`]. An empty sweep is soft (nothing proven either way).
+pub fn classify_sweep(report: &SweepReport) -> CheckSignal {
+    let total = report.zones.len();
+    if total == 0 {
+        return CheckSignal::Soft("the serial sweep returned no zones".to_owned());
+    }
+    let mut local_failures = Vec::new();
+    let mut lagging = Vec::new();
+    let mut unreachable = Vec::new();
+    for zone in &report.zones {
+        let o = &zone.outcome;
+        match &o.verdict {
+            SerialVerdict::InSync => {}
+            SerialVerdict::Behind => local_failures.push(format!(
+                "{} is {} behind (local {}, reference {})",
+                zone.zone,
+                o.lag.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                o.local_serial
+                    .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                o.reference_serial
+                    .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+            )),
+            SerialVerdict::LocalFailed(reason) => {
+                local_failures.push(format!("{}: local server: {reason}", zone.zone))
+            }
+            SerialVerdict::Lagging => lagging.push(format!(
+                "{} lags by {}",
+                zone.zone,
+                o.lag.map_or_else(|| "?".to_owned(), |l| l.to_string())
+            )),
+            SerialVerdict::ReferenceUnreachable(reason) => {
+                unreachable.push(format!("{}: {reason}", zone.zone))
+            }
+        }
+    }
+    if !local_failures.is_empty() {
+        return CheckSignal::Hard(format!(
+            "{} of {total} zone(s) failing locally: {}",
+            local_failures.len(),
+            name_some(&local_failures)
+        ));
+    }
+    let mut soft = Vec::new();
+    if !lagging.is_empty() {
+        soft.push(format!(
+            "{} of {total} zone(s) lagging within max_lag: {}",
+            lagging.len(),
+            name_some(&lagging)
+        ));
+    }
+    if !unreachable.is_empty() {
+        soft.push(format!(
+            "reference unreachable for {} of {total} zone(s) (not a local failure): {}",
+            unreachable.len(),
+            name_some(&unreachable)
+        ));
+    }
+    if soft.is_empty() {
+        CheckSignal::Pass
+    } else {
+        CheckSignal::Soft(soft.join("; "))
+    }
+}
+
+fn name_some(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(ZONES_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > ZONES_NAMED {
+        let _ = write!(text, " and {} more", items.len() - ZONES_NAMED);
+    }
+    text
+}

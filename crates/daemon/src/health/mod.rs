@@ -1,0 +1,645 @@
+//! Health policy: a pure, synchronous state machine from check signals to desired route states.
+//!
+//! Nothing here does I/O, sleeps or reads the clock: every call takes `now: Instant`, so the whole policy
+//! is unit-tested deterministically. The runtime feeds it classified probe results ([`classify_probe`],
+//! [`classify_sweep`]), ticks it (damping decay, graceful-drain timer) and drains; after every call it
+//! reads [`ServiceHealth::desired`] and hands the steps to the reconciler.
+//!
+//! # Rules
+//!
+//! - **Per check**, rise/fall counters: a check is *up* after `rise` consecutive non-hard signals (pass or
+//!   soft) and *down* after `fall` consecutive hard signals. Separately it is *soft* after `fall`
+//!   consecutive signals that were not a clean pass, and clean again after `rise` consecutive passes. A
+//!   check starts undecided and soft ("not proven clean").
+//! - **Per service**, with `k` = the checks the combine mode requires: `up` when `k` checks are up and
+//!   clean; `degraded` when `k` checks are up but some of them soft; `down` when so many checks are down
+//!   that `k` can no longer be reached; otherwise `starting` (only possible before every check decided).
+//! - **Start-up**: nothing is announced while `starting` (every target desired withdrawn, which also
+//!   withdraws a target left announced by a crashed previous run).
+//! - **Hard failures** make a check down, hence `down`: every target withdrawn. **Soft signals** (slow
+//!   answers, serial lag within `max_lag`, reference unreachable) only ever make a service `degraded`:
+//!   the degrade targets are announced instead of the normal ones, or, if the service has no degrade
+//!   targets, the normal targets stay announced. A shared dependency failing therefore never withdraws.
+//! - **Make-before-break**: [`DesiredRoutes::steps`] lists every announcement before every withdrawal,
+//!   so up -> degraded enables the degrade targets before disabling the normal ones, and the reverse.
+//! - **Flap damping** ([`crate::config::DampingConfig`]): each change of the health verdict between
+//!   announcing (up/degraded) and withdrawn (down) adds the penalty, except the first verdict after
+//!   start-up and changes while drained. Above the suppress threshold the service is `down` with a reason
+//!   saying it is suppressed, until the penalty decays below the reuse threshold or the maximum hold-down
+//!   ends. Up <-> degraded changes add no penalty.
+//! - **Drain** wins over everything: `drained`, every target withdrawn. With `graceful_drain` set and the
+//!   service announcing when the drain starts, the degrade targets are announced (normal ones withdrawn)
+//!   for that long first, then everything is withdrawn. Health keeps being tracked while drained, so an
+//!   undrain goes straight to the current verdict.
+
+mod classify;
+mod damping;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use nsbeacon_routing::{RouteState, RouteTarget};
+
+use crate::config::{Combine, ServiceConfig};
+use crate::drain::DrainRequest;
+
+pub use classify::{classify_probe, classify_sweep};
+pub use damping::Damping;
+
+/// What one probe result means for the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckSignal {
+    /// Everything as expected.
+    Pass,
+    /// Answering, but something is off (slow, lagging, reference unreachable): at most degrades.
+    Soft(String),
+    /// Not serving correctly: counts towards `fall` and, once the check is down, withdraws.
+    Hard(String),
+}
+
+impl CheckSignal {
+    /// `"pass"`, `"soft"` or `"hard"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckSignal::Pass => "pass",
+            CheckSignal::Soft(_) => "soft",
+            CheckSignal::Hard(_) => "hard",
+        }
+    }
+
+    /// The human-readable detail (`"ok"` for a pass).
+    pub fn detail(&self) -> &str {
+        match self {
+            CheckSignal::Pass => "ok",
+            CheckSignal::Soft(text) | CheckSignal::Hard(text) => text,
+        }
+    }
+}
+
+impl fmt::Display for CheckSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckSignal::Pass => f.write_str("pass"),
+            CheckSignal::Soft(text) => write!(f, "soft: {text}"),
+            CheckSignal::Hard(text) => write!(f, "hard: {text}"),
+        }
+    }
+}
+
+/// A service's state, as exported and logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceState {
+    /// Not every required check has decided yet; nothing is announced.
+    Starting,
+    /// Healthy: the normal targets are announced.
+    Up,
+    /// Answering with soft problems: the degrade targets are announced (or the normal ones if none).
+    Degraded,
+    /// Failing, or suppressed by flap damping: everything withdrawn.
+    Down,
+    /// Drained by an operator: everything withdrawn (after the graceful period, if any).
+    Drained,
+}
+
+impl ServiceState {
+    /// Every state, for exporting one series per state.
+    pub const ALL: [ServiceState; 5] = [
+        ServiceState::Starting,
+        ServiceState::Up,
+        ServiceState::Degraded,
+        ServiceState::Down,
+        ServiceState::Drained,
+    ];
+
+    /// Lower-case name (`"starting"`, `"up"`, ...), used in metrics labels, logs and `/status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Starting => "starting",
+            ServiceState::Up => "up",
+            ServiceState::Degraded => "degraded",
+            ServiceState::Down => "down",
+            ServiceState::Drained => "drained",
+        }
+    }
+}
+
+impl fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state change, for one log line and the transitions counter.
+///
+/// `from == to` is possible for [`ServiceState::Drained`] when a graceful drain period ends and the
+/// degrade targets are withdrawn: the state is the same but the routes change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The service's name.
+    pub service: String,
+    /// State before.
+    pub from: ServiceState,
+    /// State after.
+    pub to: ServiceState,
+    /// Why, in words (which check, what it saw).
+    pub reason: String,
+}
+
+/// The route states a service wants, in the order they must be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRoutes {
+    /// Every announce and degrade target of the service, announcements first (make-before-break).
+    pub steps: Vec<(RouteTarget, RouteState)>,
+}
+
+impl DesiredRoutes {
+    /// The desired state of `target`, if it belongs to the service.
+    pub fn state_of(&self, target: &RouteTarget) -> Option<RouteState> {
+        self.steps
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// One check's debounced health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckHealth {
+    /// The check's name.
+    pub name: String,
+    /// Whether the check has decided (passed `rise` or failed `fall` times in a row) at least once.
+    pub decided: bool,
+    /// Up (answering) after `rise` consecutive non-hard signals; false while undecided or down.
+    pub up: bool,
+    /// Soft-degraded: `fall` consecutive signals were not a clean pass, and `rise` clean passes have not
+    /// followed since. True until the first `rise` clean passes.
+    pub soft: bool,
+    /// Consecutive pass or soft signals.
+    pub consecutive_ok: u32,
+    /// Consecutive hard signals.
+    pub consecutive_fail: u32,
+    /// Consecutive clean passes.
+    pub consecutive_clean: u32,
+    /// Consecutive soft or hard signals.
+    pub consecutive_unclean: u32,
+    /// The last signal seen.
+    pub last_signal: Option<CheckSignal>,
+    /// The last soft or hard signal seen, kept while the check recovers.
+    pub last_problem: Option<CheckSignal>,
+}
+
+impl CheckHealth {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            decided: false,
+            up: false,
+            soft: true,
+            consecutive_ok: 0,
+            consecutive_fail: 0,
+            consecutive_clean: 0,
+            consecutive_unclean: 0,
+            last_signal: None,
+            last_problem: None,
+        }
+    }
+
+    fn observe(&mut self, signal: CheckSignal, rise: u32, fall: u32) {
+        match &signal {
+            CheckSignal::Pass => {
+                self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+                self.consecutive_fail = 0;
+                self.consecutive_clean = self.consecutive_clean.saturating_add(1);
+                self.consecutive_unclean = 0;
+            }
+            CheckSignal::Soft(_) => {
+                self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+                self.consecutive_fail = 0;
+                self.consecutive_clean = 0;
+                self.consecutive_unclean = self.consecutive_unclean.saturating_add(1);
+            }
+            CheckSignal::Hard(_) => {
+                self.consecutive_ok = 0;
+                self.consecutive_fail = self.consecutive_fail.saturating_add(1);
+                self.consecutive_clean = 0;
+                self.consecutive_unclean = self.consecutive_unclean.saturating_add(1);
+            }
+        }
+        if self.consecutive_ok >= rise {
+            self.up = true;
+            self.decided = true;
+        }
+        if self.consecutive_fail >= fall {
+            self.up = false;
+            self.decided = true;
+        }
+        if self.consecutive_clean >= rise {
+            self.soft = false;
+        }
+        if self.consecutive_unclean >= fall {
+            self.soft = true;
+        }
+        if !matches!(signal, CheckSignal::Pass) {
+            self.last_problem = Some(signal.clone());
+        }
+        self.last_signal = Some(signal);
+    }
+
+    /// Why the check is down, for reasons: the last hard signal and how the check is doing now.
+    fn down_reason(&self, rise: u32) -> String {
+        let problem = self
+            .last_problem
+            .as_ref()
+            .map_or("failing", CheckSignal::detail);
+        if self.consecutive_fail > 0 {
+            format!(
+                "check {}: {} ({} consecutive failures)",
+                self.name, problem, self.consecutive_fail
+            )
+        } else {
+            format!(
+                "check {}: recovering ({}/{rise} passes), last failure: {}",
+                self.name, self.consecutive_ok, problem
+            )
+        }
+    }
+
+    /// Why the check is soft.
+    fn soft_reason(&self, rise: u32) -> String {
+        match &self.last_signal {
+            Some(CheckSignal::Soft(text)) => format!("check {}: {}", self.name, text),
+            Some(_) => format!(
+                "check {}: recovering ({}/{rise} clean passes), last problem: {}",
+                self.name,
+                self.consecutive_clean,
+                self.last_problem
+                    .as_ref()
+                    .map_or("not yet clean", CheckSignal::detail)
+            ),
+            None => format!("check {}: no result yet", self.name),
+        }
+    }
+}
+
+/// The health verdict before drain and damping are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    state: ServiceState,
+    reason: String,
+}
+
+/// The graceful phase of a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Graceful {
+    until: Instant,
+}
+
+/// One service's health policy. Owned by the service's task; every method is synchronous and pure apart
+/// from the state it keeps.
+#[derive(Debug, Clone)]
+pub struct ServiceHealth {
+    name: String,
+    combine: Combine,
+    rise: u32,
+    fall: u32,
+    announce: Vec<RouteTarget>,
+    degrade: Vec<RouteTarget>,
+    graceful_drain: Option<Duration>,
+    checks: Vec<CheckHealth>,
+    damping: Damping,
+    /// The last decided verdict's "announcing" flag (up/degraded = true), for counting flaps.
+    announcing: Option<bool>,
+    drain: Option<DrainRequest>,
+    graceful: Option<Graceful>,
+    state: ServiceState,
+    reason: String,
+    desired: DesiredRoutes,
+    transitions: u64,
+}
+
+impl ServiceHealth {
+    /// A service in `starting`: nothing announced until the checks have passed `rise` times.
+    pub fn new(config: &ServiceConfig, now: Instant) -> Self {
+        let mut health = Self {
+            name: config.name.clone(),
+            combine: config.combine,
+            rise: config.rise.max(1),
+            fall: config.fall.max(1),
+            announce: config.announce.clone(),
+            degrade: config.degrade.clone(),
+            graceful_drain: config.graceful_drain,
+            checks: config
+                .checks
+                .iter()
+                .map(|c| CheckHealth::new(&c.name))
+                .collect(),
+            damping: Damping::new(config.damping, now),
+            announcing: None,
+            drain: None,
+            graceful: None,
+            state: ServiceState::Starting,
+            reason: String::new(),
+            desired: DesiredRoutes { steps: Vec::new() },
+            transitions: 0,
+        };
+        let (state, reason, desired) = health.evaluate(now);
+        health.state = state;
+        health.reason = reason;
+        health.desired = desired;
+        health
+    }
+
+    /// Feeds one classified result of check `check_index` (its position in the config). An out-of-range
+    /// index is ignored. Returns the state change it caused, if any.
+    pub fn observe(
+        &mut self,
+        check_index: usize,
+        signal: CheckSignal,
+        now: Instant,
+    ) -> Option<Transition> {
+        let (rise, fall) = (self.rise, self.fall);
+        self.checks
+            .get_mut(check_index)?
+            .observe(signal, rise, fall);
+        self.update(now)
+    }
+
+    /// Advances time: damping decay and release, the graceful-drain timer. Call it regularly (e.g. every
+    /// half interval, at most every second).
+    pub fn tick(&mut self, now: Instant) -> Option<Transition> {
+        self.update(now)
+    }
+
+    /// Sets or clears the drain. A new drain of an announcing service with `graceful_drain` configured
+    /// first announces the degrade targets for that long; changing the reason of an existing drain keeps
+    /// its timer.
+    pub fn set_drain(&mut self, drain: Option<DrainRequest>, now: Instant) -> Option<Transition> {
+        match (&self.drain, &drain) {
+            (None, Some(_)) => {
+                let announcing = matches!(self.state, ServiceState::Up | ServiceState::Degraded);
+                self.graceful = match self.graceful_drain {
+                    Some(period) if announcing && !self.degrade.is_empty() => Some(Graceful {
+                        until: now + period,
+                    }),
+                    _ => None,
+                };
+            }
+            (_, None) => self.graceful = None,
+            (Some(_), Some(_)) => {}
+        }
+        self.drain = drain;
+        self.update(now)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ServiceState {
+        self.state
+    }
+
+    /// Why the service is in its state, in words.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Per-check debounced health, in config order.
+    pub fn check_states(&self) -> &[CheckHealth] {
+        &self.checks
+    }
+
+    /// The desired route states, ordered make-before-break; covers every announce and degrade target.
+    pub fn desired(&self) -> DesiredRoutes {
+        self.desired.clone()
+    }
+
+    /// The current damping penalty (decayed to the last call's `now`).
+    pub fn penalty(&self) -> f64 {
+        self.damping.penalty()
+    }
+
+    /// Whether flap damping holds the service withdrawn.
+    pub fn suppressed(&self) -> bool {
+        self.damping.suppressed()
+    }
+
+    /// State changes so far (including the end of a graceful drain period).
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// The drain in force, if any.
+    pub fn drain(&self) -> Option<&DrainRequest> {
+        self.drain.as_ref()
+    }
+
+    fn update(&mut self, now: Instant) -> Option<Transition> {
+        let (state, reason, desired) = self.evaluate(now);
+        let routes_changed = desired != self.desired;
+        let from = self.state;
+        self.state = state;
+        self.reason = reason;
+        self.desired = desired;
+        if from != state || routes_changed {
+            self.transitions += 1;
+            Some(Transition {
+                service: self.name.clone(),
+                from,
+                to: state,
+                reason: self.reason.clone(),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Computes state, reason and desired routes; records flaps in the damping state.
+    fn evaluate(&mut self, now: Instant) -> (ServiceState, String, DesiredRoutes) {
+        let verdict = self.verdict();
+        let announcing = match verdict.state {
+            ServiceState::Up | ServiceState::Degraded => Some(true),
+            ServiceState::Down => Some(false),
+            _ => None,
+        };
+        let flapped = match (self.announcing, announcing) {
+            (Some(before), Some(after)) => before != after,
+            _ => false,
+        };
+        if announcing.is_some() {
+            self.announcing = announcing;
+        }
+        self.damping.advance(now, flapped && self.drain.is_none());
+
+        if let Some(drain) = &self.drain {
+            let graceful_left = self
+                .graceful
+                .filter(|g| now < g.until)
+                .map(|g| g.until.saturating_duration_since(now));
+            let healthy = announcing == Some(true) && !self.damping.suppressed();
+            return match graceful_left {
+                Some(left) if healthy => (
+                    ServiceState::Drained,
+                    format!(
+                        "drained: {}; graceful drain: degrade targets announced for another {}, then withdrawn",
+                        drain.reason,
+                        crate::config::fmt_duration(round_secs(left))
+                    ),
+                    self.routes(&self.degrade),
+                ),
+                _ => (
+                    ServiceState::Drained,
+                    format!("drained: {}", drain.reason),
+                    self.routes(&[]),
+                ),
+            };
+        }
+
+        match verdict.state {
+            ServiceState::Up | ServiceState::Degraded if self.damping.suppressed() => (
+                ServiceState::Down,
+                format!(
+                    "{}; the checks say {}: {}",
+                    self.damping.describe_suppression(now),
+                    verdict.state,
+                    verdict.reason
+                ),
+                self.routes(&[]),
+            ),
+            ServiceState::Up => (
+                ServiceState::Up,
+                verdict.reason,
+                self.routes(&self.announce),
+            ),
+            ServiceState::Degraded if self.degrade.is_empty() => (
+                ServiceState::Degraded,
+                format!(
+                    "{}; no degrade targets configured, so the normal targets stay announced",
+                    verdict.reason
+                ),
+                self.routes(&self.announce),
+            ),
+            ServiceState::Degraded => (
+                ServiceState::Degraded,
+                format!(
+                    "{}; announcing the degrade targets instead of the normal ones",
+                    verdict.reason
+                ),
+                self.routes(&self.degrade),
+            ),
+            state => (state, verdict.reason, self.routes(&[])),
+        }
+    }
+
+    /// The health verdict from the checks alone.
+    fn verdict(&self) -> Verdict {
+        let total = self.checks.len();
+        let required = self.combine.required(total);
+        let up: Vec<&CheckHealth> = self.checks.iter().filter(|c| c.up).collect();
+        let clean = up.iter().filter(|c| !c.soft).count();
+        let down: Vec<&CheckHealth> = self.checks.iter().filter(|c| c.decided && !c.up).collect();
+        let undecided: Vec<&CheckHealth> = self.checks.iter().filter(|c| !c.decided).collect();
+
+        if total == 0 {
+            return Verdict {
+                state: ServiceState::Down,
+                reason: "the service has no checks".to_owned(),
+            };
+        }
+        if up.len() >= required {
+            let down_note = if down.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (down but not required: {})",
+                    down.iter()
+                        .map(|c| c.down_reason(self.rise))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
+            if clean >= required {
+                let reason = if total == 1 {
+                    format!("check {} passes", self.checks[0].name)
+                } else if up.len() == total && clean == total {
+                    format!("all {total} checks pass")
+                } else {
+                    format!(
+                        "{clean} of {total} checks pass ({} required){down_note}",
+                        self.required_words()
+                    )
+                };
+                return Verdict {
+                    state: ServiceState::Up,
+                    reason,
+                };
+            }
+            let soft: Vec<String> = up
+                .iter()
+                .filter(|c| c.soft)
+                .map(|c| c.soft_reason(self.rise))
+                .collect();
+            return Verdict {
+                state: ServiceState::Degraded,
+                reason: format!("soft signal: {}{down_note}", soft.join("; ")),
+            };
+        }
+        if down.len() > total - required {
+            return Verdict {
+                state: ServiceState::Down,
+                reason: down
+                    .iter()
+                    .map(|c| c.down_reason(self.rise))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+        }
+        let waiting: Vec<String> = undecided
+            .iter()
+            .map(|c| format!("{} {}/{}", c.name, c.consecutive_ok, self.rise))
+            .collect();
+        Verdict {
+            state: ServiceState::Starting,
+            reason: format!(
+                "starting: waiting for checks to pass {} times in a row ({} required): {}; nothing is announced \
+                 until then",
+                self.rise,
+                self.required_words(),
+                waiting.join(", ")
+            ),
+        }
+    }
+
+    fn required_words(&self) -> String {
+        match self.combine {
+            Combine::All => "all".to_owned(),
+            Combine::Any => "any".to_owned(),
+            Combine::AtLeast(n) => format!("at least {n}"),
+        }
+    }
+
+    /// Steps announcing `announced` (in config order) and withdrawing every other target of the service.
+    fn routes(&self, announced: &[RouteTarget]) -> DesiredRoutes {
+        let mut steps: Vec<(RouteTarget, RouteState)> = announced
+            .iter()
+            .map(|t| (t.clone(), RouteState::Announced))
+            .collect();
+        for target in self.announce.iter().chain(self.degrade.iter()) {
+            if !announced.contains(target) {
+                steps.push((target.clone(), RouteState::Withdrawn));
+            }
+        }
+        DesiredRoutes { steps }
+    }
+}
+
+/// Rounds up to whole seconds for reasons that would otherwise change on every tick.
+fn round_secs(d: Duration) -> Duration {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(secs)
+}
