@@ -1,1 +1,14 @@
 //! End-to-end lab for nsbeacon: network namespaces, an upstream BIRD router, the node's DNS and BGP daemons.
+//!
+//! [`lab::Lab`] builds the topology from the templates operators copy (`bird-templates/`, `frr-templates/`),
+//! so what ships is what is tested. Assertions read the upstream router's RIB, the way an operator judges
+//! whether a node announces: [`lab::Lab::upstream_has_route`] and [`lab::Lab::wait_for_route`].
+
+pub mod knot;
+pub mod lab;
+pub mod render;
+pub mod route;
+
+pub use knot::LabKnot;
+pub use lab::{Lab, LabError, LabOptions, NodeBgp, NodeBgpKind};
+pub use route::RouteInfo;

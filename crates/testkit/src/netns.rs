@@ -123,9 +123,7 @@ impl Netns {
     /// `ip netns exec` execs the program in place: the spawned child's PID is the program's PID.
     /// Add arguments, environment and stdio to the returned command as usual.
     pub fn exec(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut cmd = ip_command();
-        cmd.args(["netns", "exec", &self.name]).arg(program);
-        cmd
+        exec_in(&self.name, program)
     }
 
     /// Runs `program args...` inside the namespace to completion; a non-zero exit is an error.
@@ -178,6 +176,13 @@ impl Netns {
     pub fn exists(&self) -> bool {
         exists(&self.name)
     }
+}
+
+/// [`Netns::exec`] by namespace name, for owners that keep only the name (e.g. to restart a daemon later).
+pub fn exec_in(netns: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = ip_command();
+    cmd.args(["netns", "exec", netns]).arg(program);
+    cmd
 }
 
 /// Whether a namespace called `name` exists.
@@ -318,7 +323,10 @@ mod tests {
         drop(b);
         assert!(!exists(&names.0) && !exists(&names.1));
         let status = sleeper.wait().expect("reap sleeper");
-        assert!(!status.success(), "the process left in the namespace was killed");
+        assert!(
+            !status.success(),
+            "the process left in the namespace was killed"
+        );
     }
 
     #[test]
