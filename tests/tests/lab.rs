@@ -380,3 +380,37 @@ fn lab_cleans_up_on_drop_and_on_panic() {
         .expect("the lab was built before the panic");
     assert_nothing_left(&pids, &names, &dir);
 }
+
+#[test]
+fn bird_export_filter_only_exports_anycast_protocols_and_prefixes() {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird));
+    // Two routes the export filter must stop, added to the rendered template and loaded with `configure`:
+    // the anycast prefix from a protocol outside the naming convention (lower preference, so anycast_dns
+    // wins once enabled), and a non-anycast prefix from a protocol that follows the convention.
+    let extra = "\nprotocol static other_static {\n  ipv4 { preference 100; };\n  route 203.0.113.53/32 blackhole;\n}\n\
+                 protocol static anycast_leak {\n  ipv4;\n  route 198.51.100.0/24 blackhole;\n}\n";
+    let bird = lab.node_bird().expect("BIRD lab");
+    let config = format!("{}{extra}", nsbeacon_e2e::lab::node_bird_config());
+    std::fs::write(bird.config_path(), config).expect("rewrite node bird.conf");
+    let reply = bird.command("configure");
+    assert!(reply.contains("0003 Reconfigured"), "configure: {reply}");
+    assert_eq!(bird.protocol_state("other_static").as_deref(), Some("up"));
+    assert_eq!(bird.protocol_state("anycast_leak").as_deref(), Some("up"));
+
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        lab.upstream_has_route(ANYCAST_V4),
+        None,
+        "other_static must not be exported"
+    );
+    assert_eq!(
+        lab.upstream_has_route("198.51.100.0/24"),
+        None,
+        "anycast_leak must not be exported"
+    );
+
+    birdc_ok(&lab, "enable anycast_dns");
+    let r = route(&lab, ANYCAST_V4);
+    assert_eq!(r.as_path, vec![NODE_AS], "{}", r.raw);
+    assert_eq!(lab.upstream_has_route("198.51.100.0/24"), None);
+}
