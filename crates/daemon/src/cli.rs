@@ -1,6 +1,619 @@
-//! Command line entry point.
+//! Command line: `nsbeacon [run] | check-config | status | probe | drain | undrain`.
+//!
+//! Exit codes: 0 success; 1 runtime failure (or, for `probe`, a check that did not pass; for `status`,
+//! the daemon could not be reached); 2 configuration error (every problem is listed).
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use nsbeacon_prober::{ProbeStatus, Transport};
+
+use crate::config::{self, CheckKind, Config};
+use crate::drain::DrainStore;
+use crate::service::{CheckRun, check_target, classify, run_check, signal_str, signal_text};
+
+/// Exit code for configuration errors.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code for runtime failures.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// nsbeacon: announce this node's anycast DNS route only while the local DNS server answers correctly.
+#[derive(Debug, Parser)]
+#[command(name = "nsbeacon", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(short = 'c', long = "config", global = true, default_value = config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (the default).
+    Run,
+    /// Validate the configuration and list every problem (exit 0 when valid, 2 otherwise).
+    CheckConfig,
+    /// Ask the running daemon for its state and print it as a table.
+    Status {
+        /// Print the daemon's JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's HTTP address (default: [http] listen from the config).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Run every check once (or only SERVICE's) and print everything seen, like dig would.
+    Probe {
+        /// Only this service.
+        service: Option<String>,
+    },
+    /// Withdraw SERVICE (or every service) on purpose; persists across restarts.
+    ///
+    /// Written to the drain store in state_dir; a running daemon notices within a second.
+    Drain {
+        /// Only this service (default: all services).
+        service: Option<String>,
+        /// Why, shown in status and logs.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Cancel a drain of SERVICE (or the drain of all services).
+    Undrain {
+        /// Only this service (default: the drain of all services).
+        service: Option<String>,
+    },
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::CheckConfig => check_config(&cli.config),
+        Command::Status { json, addr } => status(&cli.config, json, addr),
+        Command::Probe { service } => probe(&cli.config, service.as_deref()),
+        Command::Drain { service, reason } => drain(&cli.config, service.as_deref(), reason),
+        Command::Undrain { service } => undrain(&cli.config, service.as_deref()),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, i32> {
+    config::load(path).map_err(|e| {
+        eprintln!("nsbeacon: {e}");
+        EXIT_CONFIG
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("nsbeacon: cannot start the async runtime: {e}");
+            EXIT_FAILURE
+        })
+}
+
+fn run(path: &Path) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::daemon::init_logging(
+        &config.log.level,
+        config.log.format == config::LogFormat::Json,
+    );
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::daemon::run(path.to_path_buf(), config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "nsbeacon failed");
+            eprintln!("nsbeacon: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn check_config(path: &Path) -> i32 {
+    match load(path) {
+        Ok(config) => {
+            let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
+            println!(
+                "{}: OK ({} service(s), {} check(s), backend {})",
+                path.display(),
+                config.services.len(),
+                checks,
+                config.backend.kind()
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// GET `path` from the daemon at `addr` (plain HTTP/1.0 on loopback; bounded timeouts).
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        format!("cannot reach nsbeacon at {addr}: {e} (is it running? is [http] listen the same?)")
+    })?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("socket setup: {e}"))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("sending the request to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading the reply from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr} sent no complete HTTP reply"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("{addr} sent a malformed status line"))?;
+    Ok((code, body.to_owned()))
+}
+
+fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
+    let addr = match addr {
+        Some(a) => a,
+        None => match load(path) {
+            Ok(c) => c.http.listen,
+            Err(code) => return code,
+        },
+    };
+    let body = match http_get(addr, "/status") {
+        Ok((200, body)) => body,
+        Ok((code, body)) => {
+            eprintln!("nsbeacon: {addr}/status answered HTTP {code}: {body}");
+            return EXIT_FAILURE;
+        }
+        Err(e) => {
+            eprintln!("nsbeacon: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if json {
+        println!("{body}");
+        return 0;
+    }
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(doc) => {
+            print!("{}", render_status(&doc, now_unix()));
+            0
+        }
+        Err(e) => {
+            eprintln!("nsbeacon: {addr}/status did not return JSON: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn ago(now: f64, then: f64) -> String {
+    let secs = (now - then).max(0.0).round() as u64;
+    let text = humantime::format_duration(Duration::from_secs(secs)).to_string();
+    format!(
+        "{} ago",
+        text.split(' ').take(2).collect::<Vec<_>>().join(" ")
+    )
+}
+
+/// Renders the `/status` document as an aligned table (pure: testable without a daemon).
+pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let mut out = String::new();
+    let backend = &doc["backend"];
+    let _ = writeln!(
+        out,
+        "backend {} ({}): {}, BGP sessions {}/{} up{}",
+        s(&backend["kind"]),
+        backend["daemon_version"]
+            .as_str()
+            .unwrap_or("version unknown"),
+        if backend["reachable"].as_bool().unwrap_or(false) {
+            "reachable"
+        } else {
+            "UNREACHABLE"
+        },
+        backend["sessions_up"],
+        backend["sessions_total"],
+        backend["error"]
+            .as_str()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    if let Some(drains) = doc["daemon"]["drains"].as_object()
+        && !drains.is_empty()
+    {
+        let list: Vec<String> = drains
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+            .collect();
+        let _ = writeln!(out, "drains: {}", list.join("; "));
+    }
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "STATE".to_owned(),
+        "REASON".to_owned(),
+        "ANNOUNCED".to_owned(),
+        "SINCE".to_owned(),
+    ]];
+    for service in doc["services"].as_array().into_iter().flatten() {
+        let announced: Vec<String> = service["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["actual"].as_str() == Some("announced"))
+            .map(|t| s(&t["target"]))
+            .collect();
+        rows.push([
+            s(&service["name"]),
+            s(&service["state"]),
+            s(&service["reason"]),
+            if announced.is_empty() {
+                "-".to_owned()
+            } else {
+                announced.join(",")
+            },
+            service["since_unix"]
+                .as_f64()
+                .map(|t| ago(now, t))
+                .unwrap_or_default(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == 4 {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Both => "both",
+    }
+}
+
+/// The DNS mnemonic of an rcode (`NOERROR`, `REFUSED`, ...), as dig prints it.
+pub fn rcode_mnemonic(rcode: nsbeacon_prober::proto::op::ResponseCode) -> String {
+    match u16::from(rcode) {
+        0 => "NOERROR".to_owned(),
+        1 => "FORMERR".to_owned(),
+        2 => "SERVFAIL".to_owned(),
+        3 => "NXDOMAIN".to_owned(),
+        4 => "NOTIMP".to_owned(),
+        5 => "REFUSED".to_owned(),
+        6 => "YXDOMAIN".to_owned(),
+        7 => "YXRRSET".to_owned(),
+        8 => "NXRRSET".to_owned(),
+        9 => "NOTAUTH".to_owned(),
+        10 => "NOTZONE".to_owned(),
+        16 => "BADVERS".to_owned(),
+        other => format!("RCODE{other}"),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Prints one check run in detail; returns whether it passed.
+fn print_run(run: &CheckRun, out: &mut String) {
+    match run {
+        CheckRun::Query(Ok(outcome)) => {
+            for t in &outcome.transports {
+                let _ = writeln!(
+                    out,
+                    "    {}: {} in {}, rcode {}, {} answer(s){}",
+                    transport_name(t.transport),
+                    t.status,
+                    ms(t.latency),
+                    t.rcode
+                        .map(rcode_mnemonic)
+                        .unwrap_or_else(|| "-".to_owned()),
+                    t.answers.len(),
+                    t.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                for answer in &t.answers {
+                    let _ = writeln!(out, "      {answer}");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "    identity: {}",
+                outcome.identity.as_deref().unwrap_or("(none reported)")
+            );
+            if outcome.status == ProbeStatus::Fail
+                && let Some(reason) = &outcome.reason
+            {
+                let _ = writeln!(out, "    failure: {reason}");
+            }
+        }
+        CheckRun::Serial(Ok(report)) => {
+            let s = &report.summary;
+            let _ = writeln!(
+                out,
+                "    {} zone(s) in {}: {} in sync, {} lagging, {} behind, {} local failures, {} reference unreachable",
+                s.zones,
+                ms(report.elapsed),
+                s.in_sync,
+                s.lagging,
+                s.behind,
+                s.local_failed,
+                s.reference_unreachable
+            );
+            if let Some(worst) = &s.worst_lag {
+                let _ = writeln!(out, "    worst lag: {} behind by {}", worst.zone, worst.lag);
+            }
+            let mut shown = 0;
+            for zone in &report.zones {
+                let interesting = report.zones.len() <= 10
+                    || !matches!(zone.outcome.verdict, nsbeacon_prober::SerialVerdict::InSync);
+                if !interesting {
+                    continue;
+                }
+                shown += 1;
+                if shown > 50 {
+                    let _ = writeln!(out, "    ... (more zones not shown)");
+                    break;
+                }
+                let o = &zone.outcome;
+                let detail = match &o.verdict {
+                    nsbeacon_prober::SerialVerdict::LocalFailed(r)
+                    | nsbeacon_prober::SerialVerdict::ReferenceUnreachable(r) => {
+                        format!(": {r}")
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "      {}: {} local {} reference {} lag {}{}",
+                    zone.zone,
+                    o.verdict.kind(),
+                    o.local_serial
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    o.reference_serial
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    o.lag.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    detail
+                );
+            }
+        }
+        CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) => {
+            let _ = writeln!(out, "    invalid check: {e}");
+        }
+        CheckRun::Hung(bound) => {
+            let _ = writeln!(out, "    did not finish within {}", ms(*bound));
+        }
+    }
+}
+
+fn probe(path: &Path, only: Option<&str>) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(name) = only
+        && config.service(name).is_none()
+    {
+        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "nsbeacon: no service named {name:?} in {}; services: {}",
+            path.display(),
+            known.join(", ")
+        );
+        return EXIT_CONFIG;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let mut all_pass = true;
+    for service in config
+        .services
+        .iter()
+        .filter(|s| only.is_none_or(|n| n == s.name))
+    {
+        println!("service {}", service.name);
+        for check in &service.checks {
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "  check {} ({}): {}, timeout {}",
+                check.name,
+                check.kind.type_name(),
+                check_target(check),
+                ms(check.timeout)
+            );
+            if let CheckKind::Query(spec) = &check.kind {
+                let _ = writeln!(
+                    out,
+                    "    question: {} {} {}; expect rcode {}, AA {}, >= {} answer(s){}",
+                    spec.query.name,
+                    spec.query.class,
+                    spec.query.record_type,
+                    spec.expect
+                        .rcodes
+                        .iter()
+                        .map(|r| rcode_mnemonic(*r))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    if spec.expect.authoritative {
+                        "required"
+                    } else {
+                        "not required"
+                    },
+                    spec.expect.min_answers,
+                    spec.expect
+                        .answer
+                        .as_ref()
+                        .map(|a| format!(", answer {a:?}"))
+                        .unwrap_or_default()
+                );
+            }
+            let run = rt.block_on(run_check(check));
+            print_run(&run, &mut out);
+            let signal = classify(&run);
+            let _ = writeln!(
+                out,
+                "    verdict: {} ({})",
+                signal_str(&signal),
+                signal_text(&signal)
+            );
+            if !matches!(signal, crate::health::CheckSignal::Pass) {
+                all_pass = false;
+            }
+            print!("{out}");
+        }
+    }
+    if all_pass { 0 } else { EXIT_FAILURE }
+}
+
+fn known_service(config: &Config, path: &Path, service: Option<&str>) -> Result<(), i32> {
+    if let Some(name) = service
+        && config.service(name).is_none()
+    {
+        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "nsbeacon: no service named {name:?} in {}; services: {}",
+            path.display(),
+            known.join(", ")
+        );
+        return Err(EXIT_CONFIG);
+    }
+    Ok(())
+}
+
+fn drain(path: &Path, service: Option<&str>, reason: Option<String>) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = known_service(&config, path, service) {
+        return code;
+    }
+    let reason = reason.unwrap_or_else(|| "drained by operator".to_owned());
+    let result =
+        DrainStore::open(&config.state_dir).and_then(|mut store| store.set(service, &reason));
+    match result {
+        Ok(()) => {
+            println!(
+                "drained {} ({reason}); a running nsbeacon withdraws within about a second",
+                service.unwrap_or("all services")
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("nsbeacon: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn undrain(path: &Path, service: Option<&str>) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = known_service(&config, path, service) {
+        return code;
+    }
+    let result = DrainStore::open(&config.state_dir).and_then(|mut store| store.clear(service));
+    match result {
+        Ok(()) => {
+            println!(
+                "undrained {}; a running nsbeacon re-announces once the checks pass",
+                service.unwrap_or("all services")
+            );
+            if let Some(file) = &config.drain_file
+                && file.exists()
+            {
+                println!(
+                    "note: the drain file {} still exists and keeps every service drained",
+                    file.display()
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("nsbeacon: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table_is_aligned_and_lists_announced_targets() {
+        let doc = serde_json::json!({
+            "backend": {"kind": "bird", "daemon_version": "BIRD 2.0.12", "reachable": true,
+                        "sessions_up": 1, "sessions_total": 1, "error": null},
+            "daemon": {"drains": {}},
+            "services": [
+                {"name": "dns", "state": "up", "reason": "all checks pass", "since_unix": 1000.0,
+                 "targets": [{"target": "anycast_dns", "actual": "announced"},
+                             {"target": "anycast_degraded", "actual": "withdrawn"}]},
+                {"name": "secondary-long-name", "state": "down", "reason": "check soa: timeout",
+                 "since_unix": 1100.0, "targets": [{"target": "x", "actual": "withdrawn"}]}
+            ]
+        });
+        let table = render_status(&doc, 1130.0);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("backend bird (BIRD 2.0.12): reachable, BGP sessions 1/1 up"));
+        assert!(lines[1].starts_with("SERVICE "));
+        let state_col = lines[1].find("STATE").expect("STATE header");
+        assert_eq!(lines[2].find("up"), Some(state_col));
+        assert_eq!(lines[3].find("down"), Some(state_col));
+        assert!(lines[2].contains("anycast_dns"));
+        assert!(!lines[2].contains("anycast_degraded"));
+        assert!(lines[2].ends_with("2m 10s ago"));
+        assert!(lines[3].contains(" - "));
+        assert!(lines[3].ends_with("30s ago"));
+    }
 }

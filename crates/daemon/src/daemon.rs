@@ -77,6 +77,8 @@ fn shutdown_bound(config: &Config) -> Duration {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+    // Absolute, so logs and /status say which file a SIGHUP re-reads even after a chdir.
+    let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let metrics = Metrics::new()?;
     let backend = Arc::new(Backend::from_config(&config.backend)?);
     let backend_kind = backend.kind();
@@ -345,7 +347,8 @@ pub fn init_logging(level: &str, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = if json {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -652,13 +652,13 @@ impl ServiceTask {
             .service_drained
             .with_label_values(&[name])
             .set(i64::from(state == ServiceState::Drained));
-        for (index, check_state) in self.health.check_states().into_iter().enumerate() {
+        for (index, check_state) in self.health.check_states().iter().enumerate() {
             if let (Some(report), Some(check)) = (
                 self.report.checks.get_mut(index),
                 self.config.checks.get(index),
             ) {
                 let up = check_state.up;
-                if report.runs > 0 {
+                if check_state.decided {
                     report.up = Some(up);
                 }
                 metrics

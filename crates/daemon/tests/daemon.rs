@@ -1,0 +1,642 @@
+//! The real `nsbeacon` binary against a real BIRD 2 and a real Knot, each in its own temp dir with free
+//! ports. Every assertion is on BIRD's real protocol state (polled with a bounded wait), the daemon's
+//! exit status, or its HTTP endpoints; sleeps alone never prove anything here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use nsbeacon_testkit::bird::BirdDaemon;
+use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
+use nsbeacon_testkit::{DaemonGuard, Signal, free_port, wait_until};
+
+/// Long enough for start-up + rise on a loaded 2-core machine; short enough to fail fast.
+const WAIT: Duration = Duration::from_secs(15);
+
+const BIRD_CONF: &str = "\
+router id 192.0.2.2;
+protocol device {}
+protocol static anycast_dns { ipv4; route 203.0.113.53/32 blackhole; }
+protocol static anycast_degraded { ipv4; route 203.0.113.54/32 blackhole; }
+protocol static anycast_second { ipv4; route 203.0.113.55/32 blackhole; }
+";
+
+/// One node: Knot, BIRD, and (when started) nsbeacon, all in temp dirs.
+struct Node {
+    knot: KnotServer,
+    bird: BirdDaemon,
+    dir: tempfile::TempDir,
+    http: SocketAddr,
+    nsbeacon: Option<DaemonGuard>,
+}
+
+fn service_block(name: &str, announce: &str, degrade: Option<&str>, knot: SocketAddr) -> String {
+    let degrade = degrade
+        .map(|d| format!("degrade = [\"{d}\"]\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+[[service]]
+name = "{name}"
+announce = ["{announce}"]
+{degrade}interval = "250ms"
+rise = 3
+fall = 2
+jitter = "20ms"
+
+[[service.check]]
+name = "soa"
+type = "query"
+target = "{knot}"
+qname = "example.com."
+qtype = "SOA"
+timeout = "200ms"
+identity = "nsid"
+"#
+    )
+}
+
+impl Node {
+    fn new() -> Node {
+        let knot = KnotServer::start(
+            KnotConfig::new()
+                .with_nsid("test-node")
+                .with_zone(Zone::new("example.com.", 2024010101)),
+        );
+        let bird = BirdDaemon::start(BIRD_CONF, None);
+        let dir = tempfile::Builder::new()
+            .prefix("nsbeacon-daemon-test-")
+            .tempdir()
+            .expect("temp dir");
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Node {
+            knot,
+            bird,
+            dir,
+            http,
+            nsbeacon: None,
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nsbeacon.toml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nsbeacon.log")
+    }
+
+    /// The top of the config: backend, http, state dir, fast reconcile.
+    fn header(&self, extra: &str) -> String {
+        format!(
+            r#"state_dir = "{state}"
+reconcile_interval = "200ms"
+{extra}
+
+[backend]
+kind = "bird"
+socket = "{socket}"
+timeout = "1s"
+
+[http]
+listen = "{http}"
+
+[log]
+level = "info"
+"#,
+            state = self.dir.path().join("state").display(),
+            socket = self.bird.socket().display(),
+            http = self.http,
+        )
+    }
+
+    /// Writes the standard config: one service `dns` announcing `anycast_dns`, degrading to
+    /// `anycast_degraded`.
+    fn write_config(&self, extra_top: &str, extra_services: &str) {
+        let text = format!(
+            "{}{}{}",
+            self.header(extra_top),
+            service_block(
+                "dns",
+                "anycast_dns",
+                Some("anycast_degraded"),
+                self.knot.addr()
+            ),
+            extra_services
+        );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Starts nsbeacon. Callers wait for a service state through `/status` before asserting on BIRD:
+    /// BIRD enables every protocol from its own config, so "up" in BIRD alone proves nothing.
+    fn start(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsbeacon"));
+        cmd.arg("-c").arg(self.config_path()).arg("run");
+        self.nsbeacon = Some(DaemonGuard::spawn("nsbeacon", cmd, Some(&self.log_path())));
+    }
+
+    fn guard(&mut self) -> &mut DaemonGuard {
+        self.nsbeacon.as_mut().expect("nsbeacon started")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn state(&self, protocol: &str) -> Option<String> {
+        self.bird.protocol_state(protocol)
+    }
+
+    /// Waits until BIRD reports `protocol` in `state`; panics with both logs otherwise.
+    fn expect_protocol(&self, protocol: &str, state: &str, why: &str) {
+        assert!(
+            self.bird.wait_protocol_state(protocol, state, WAIT),
+            "{why}: BIRD protocol {protocol} is {:?}, expected {state}\n--- nsbeacon log ---\n{}",
+            self.state(protocol),
+            self.log()
+        );
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+            .arg("-c")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .expect("run nsbeacon CLI")
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        nsbeacon::cli::http_get(self.http, path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- nsbeacon log ---\n{}", self.log()))
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (code, body) = self.get("/status");
+        assert_eq!(code, 200, "/status: {body}");
+        serde_json::from_str(&body).expect("/status is JSON")
+    }
+
+    fn service_state(&self, service: &str) -> Option<String> {
+        let (code, body) = nsbeacon::cli::http_get(self.http, "/status").ok()?;
+        if code != 200 {
+            return None;
+        }
+        let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+        doc["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == service)
+            .and_then(|s| s["state"].as_str().map(str::to_owned))
+    }
+
+    fn expect_service(&self, service: &str, state: &str) {
+        assert!(
+            wait_until(WAIT, || self.service_state(service).as_deref()
+                == Some(state)),
+            "service {service} is {:?}, expected {state}\n--- nsbeacon log ---\n{}",
+            self.service_state(service),
+            self.log()
+        );
+    }
+
+    /// The `Since` column of BIRD's `show protocols "NAME"` (changes whenever the protocol flips).
+    fn since(&self, protocol: &str) -> String {
+        let reply = self.bird.command(&format!("show protocols \"{protocol}\""));
+        reply
+            .lines()
+            .find_map(|l| l.strip_prefix("1002-").or_else(|| l.strip_prefix("1002 ")))
+            .and_then(|row| row.split_whitespace().nth(4).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no row for {protocol} in {reply:?}"))
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn startup_withdraws_a_stale_announcement_then_dns_down_and_up_toggle_bird() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    // BIRD enables every protocol from its config: a stale announcement nsbeacon must remove at start
+    // while DNS is down.
+    assert_eq!(node.state("anycast_dns").as_deref(), Some("up"));
+    node.knot.stop();
+    node.start();
+    node.expect_protocol("anycast_dns", "down", "DNS down at start");
+    node.expect_protocol("anycast_degraded", "down", "degrade target at start");
+    assert!(
+        node.service_state("dns").as_deref() != Some("up"),
+        "service up while DNS is stopped"
+    );
+
+    node.knot.restart();
+    node.expect_protocol("anycast_dns", "up", "DNS started, after rise");
+    node.expect_service("dns", "up");
+    assert_eq!(node.state("anycast_degraded").as_deref(), Some("down"));
+
+    node.knot.stop();
+    node.expect_protocol("anycast_dns", "down", "DNS stopped");
+    node.expect_service("dns", "down");
+    let doc = node.status();
+    let service = &doc["services"][0];
+    assert!(
+        !service["reason"].as_str().unwrap_or("").is_empty(),
+        "down without a reason: {service}"
+    );
+    assert_eq!(service["checks"][0]["signal"], "hard");
+
+    node.knot.restart();
+    node.expect_protocol("anycast_dns", "up", "DNS back");
+    assert!(node.guard().is_running());
+}
+
+#[test]
+fn bird_restart_and_manual_changes_are_reasserted() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    node.expect_protocol(
+        "anycast_degraded",
+        "down",
+        "degrade target withdrawn while up",
+    );
+
+    // BIRD crashes and restarts: its config enables anycast_degraded again; nsbeacon must disable it.
+    node.bird.restart();
+    node.expect_protocol(
+        "anycast_degraded",
+        "down",
+        "after a BIRD restart the degrade target is re-withdrawn",
+    );
+    node.expect_protocol("anycast_dns", "up", "after a BIRD restart");
+
+    // Someone runs `birdc disable` by hand.
+    let reply = node.bird.command("disable anycast_dns");
+    assert!(reply.starts_with("0009"), "disable by hand: {reply}");
+    node.expect_protocol("anycast_dns", "up", "manual disable re-asserted");
+
+    // While DNS is down a BIRD restart must not leak the route back.
+    node.knot.stop();
+    node.expect_protocol("anycast_dns", "down", "DNS stopped");
+    node.bird.restart();
+    node.expect_protocol(
+        "anycast_dns",
+        "down",
+        "BIRD restarted while DNS is down: the route must not come back",
+    );
+    // And someone enabling it by hand is undone too.
+    let reply = node.bird.command("enable anycast_dns");
+    assert!(reply.starts_with("0011"), "enable by hand: {reply}");
+    node.expect_protocol("anycast_dns", "down", "manual enable re-asserted");
+
+    let (_, metrics) = node.get("/metrics");
+    let drift_line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "nsbeacon_route_drift_total{kind=\"bird_protocol\",target=\"anycast_dns\"}",
+            )
+        })
+        .unwrap_or_else(|| panic!("no drift counter for anycast_dns:\n{metrics}"));
+    let drifts: f64 = drift_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("counter value");
+    assert!(drifts >= 2.0, "drift counted {drifts} times: {drift_line}");
+}
+
+#[test]
+fn sighup_applies_a_valid_file_and_keeps_the_old_config_on_an_invalid_one() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    let since_before = node.since("anycast_dns");
+    assert_eq!(node.state("anycast_second").as_deref(), Some("up"));
+
+    // Add a second service: the unchanged one must not blink.
+    let second = service_block("second", "anycast_second", None, node.knot.addr());
+    node.write_config("", &second);
+    assert!(node.guard().signal(Signal::SIGHUP));
+    node.expect_service("second", "up");
+    node.expect_protocol("anycast_second", "up", "new service announced after rise");
+    assert_eq!(
+        node.since("anycast_dns"),
+        since_before,
+        "the unchanged service's protocol flipped during the reload"
+    );
+    assert_eq!(node.status()["daemon"]["reloads_ok"], 1);
+
+    // An invalid file: rejected, old config stays in force, the failure is counted.
+    std::fs::write(
+        node.config_path(),
+        "this is not toml = = =\n[[service]]\nname = 1\n",
+    )
+    .expect("write");
+    assert!(node.guard().signal(Signal::SIGHUP));
+    assert!(
+        wait_until(WAIT, || node.status()["daemon"]["reloads_failed"] == 1),
+        "reload failure not reported"
+    );
+    let doc = node.status();
+    assert!(doc["daemon"]["last_reload_error"].is_string());
+    assert_eq!(doc["services"].as_array().map(Vec::len), Some(2));
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics.contains("nsbeacon_config_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("nsbeacon_config_reloads_total{result=\"success\"} 1"));
+    assert!(
+        node.guard().is_running(),
+        "nsbeacon died on an invalid reload"
+    );
+    assert_eq!(node.since("anycast_dns"), since_before);
+    assert_eq!(node.state("anycast_second").as_deref(), Some("up"));
+
+    // Removing a service withdraws its target.
+    node.write_config("", "");
+    assert!(node.guard().signal(Signal::SIGHUP));
+    node.expect_protocol(
+        "anycast_second",
+        "down",
+        "removed service's target withdrawn",
+    );
+    assert_eq!(node.since("anycast_dns"), since_before);
+}
+
+#[test]
+fn sigterm_withdraws_and_exits_zero_unless_told_to_keep() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(10))
+        .expect("exit status");
+    assert!(status.success(), "exit status {status:?}\n{}", node.log());
+    assert_eq!(
+        node.state("anycast_dns").as_deref(),
+        Some("down"),
+        "SIGTERM must withdraw\n{}",
+        node.log()
+    );
+
+    node.write_config("on_shutdown = \"keep\"", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy again");
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(10))
+        .expect("exit status");
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        node.state("anycast_dns").as_deref(),
+        Some("up"),
+        "on_shutdown = keep must leave the route"
+    );
+}
+
+#[test]
+fn drain_withdraws_and_survives_a_restart() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+
+    let out = node.cli(&["drain", "dns", "--reason", "maintenance window"]);
+    assert!(out.status.success(), "drain: {}", text(&out));
+    node.expect_protocol("anycast_dns", "down", "drained");
+    node.expect_service("dns", "drained");
+    let doc = node.status();
+    assert!(
+        doc["daemon"]["drains"]["dns"]
+            .as_str()
+            .is_some_and(|r| r.contains("maintenance window")),
+        "drain reason missing: {}",
+        doc["daemon"]
+    );
+
+    // Restart nsbeacon: still drained although DNS is healthy.
+    let status = node.guard().stop(Duration::from_secs(10)).expect("exit");
+    assert!(status.success());
+    node.start();
+    node.expect_service("dns", "drained");
+    // Give rise plenty of chances to (wrongly) announce: many probe intervals with a healthy Knot.
+    assert!(
+        !wait_until(Duration::from_secs(2), || node
+            .state("anycast_dns")
+            .as_deref()
+            == Some("up")),
+        "a drained service was announced after a restart"
+    );
+
+    let out = node.cli(&["undrain", "dns"]);
+    assert!(out.status.success(), "undrain: {}", text(&out));
+    node.expect_protocol("anycast_dns", "up", "undrained");
+    node.expect_service("dns", "up");
+}
+
+#[test]
+fn bad_configs_exit_2_and_list_every_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[backend]
+kind = "bird"
+
+[http]
+listen = "not an address"
+
+[[service]]
+name = "dns"
+announce = ["all"]
+interval = "1s"
+
+[[service.check]]
+name = "soa"
+type = "query"
+target = "127.0.0.1:53"
+qname = "example.com."
+timeout = "2s"
+"#,
+    )
+    .expect("write");
+    for args in [&["check-config"][..], &["run"][..], &[][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+            .arg("-c")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run");
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        for key in [
+            "http.listen",
+            "service[0].announce",
+            "service[0].check[0].timeout",
+        ] {
+            assert!(
+                text.contains(key),
+                "{args:?}: {key} not reported in:\n{text}"
+            );
+        }
+    }
+
+    // Unknown keys and TOML syntax errors are config errors too.
+    std::fs::write(&path, "[backend]\nkind = \"bird\"\nsokcet = \"/x\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("-c")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("sokcet"), "{}", text(&out));
+
+    let missing = dir.path().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("-c")
+        .arg(&missing)
+        .arg("check-config")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing.toml"), "{}", text(&out));
+}
+
+#[test]
+fn metrics_status_healthz_and_the_cli_report_the_real_state() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    node.expect_service("dns", "up");
+
+    let (code, body) = node.get("/healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    let (code, metrics) = node.get("/metrics");
+    assert_eq!(code, 200);
+    for expected in [
+        "nsbeacon_service_state{service=\"dns\",state=\"up\"} 1",
+        "nsbeacon_service_state{service=\"dns\",state=\"down\"} 0",
+        "nsbeacon_route_desired_announced{kind=\"bird_protocol\",target=\"anycast_dns\"} 1",
+        "nsbeacon_route_actual_announced{kind=\"bird_protocol\",target=\"anycast_dns\"} 1",
+        "nsbeacon_route_actual_announced{kind=\"bird_protocol\",target=\"anycast_degraded\"} 0",
+        "nsbeacon_backend_up{backend=\"bird\"} 1",
+        "nsbeacon_check_up{check=\"soa\",service=\"dns\"} 1",
+        "nsbeacon_build_info{version=",
+        "nsbeacon_probe_results_total{check=\"soa\",result=\"pass\",service=\"dns\",transport=\"udp\"}",
+        "nsbeacon_probe_duration_seconds_bucket{check=\"soa\",service=\"dns\",transport=\"udp\"",
+        "nsbeacon_backend_operation_duration_seconds_count{backend=\"bird\",operation=\"set\"}",
+        "# HELP nsbeacon_damping_penalty ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+
+    // One probe may time out on a loaded machine; wait for a passing one to read its details.
+    let mut doc = serde_json::Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            doc = node.status();
+            doc["services"][0]["checks"][0]["result"] == "pass"
+        }),
+        "no passing probe reported: {doc}"
+    );
+    assert_eq!(doc["ready"], true);
+    assert_eq!(doc["backend"]["kind"], "bird");
+    assert_eq!(doc["backend"]["reachable"], true);
+    assert!(
+        doc["backend"]["daemon_version"]
+            .as_str()
+            .is_some_and(|v| v.contains("BIRD")),
+        "{}",
+        doc["backend"]
+    );
+    let service = &doc["services"][0];
+    assert_eq!(service["name"], "dns");
+    assert_eq!(service["state"], "up");
+    let check = &service["checks"][0];
+    assert_eq!(check["result"], "pass");
+    assert_eq!(check["identity"], "test-node");
+    assert!(
+        check["latency_ms"]["udp"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0)
+    );
+    let targets = service["targets"].as_array().expect("targets");
+    let main = targets
+        .iter()
+        .find(|t| t["target"] == "anycast_dns")
+        .expect("anycast_dns target");
+    assert_eq!(main["desired"], "announced");
+    assert_eq!(main["actual"], "announced");
+    assert_eq!(main["role"], "announce");
+    let degraded = targets
+        .iter()
+        .find(|t| t["target"] == "anycast_degraded")
+        .expect("degrade target");
+    assert_eq!(degraded["actual"], "withdrawn");
+    assert!(service["damping"]["penalty"].is_number());
+
+    // `nsbeacon status` asks the daemon (address from the config) and prints a table.
+    let out = node.cli(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("dns "))
+        .unwrap_or_else(|| panic!("no dns row in:\n{table}"));
+    assert!(row.contains(" up "), "{table}");
+    assert!(row.contains("anycast_dns"), "{table}");
+    assert!(!row.contains("anycast_degraded"), "{table}");
+    let out = node.cli(&["status", "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(json["services"][0]["state"], "up");
+
+    // `nsbeacon probe` runs the checks once and prints the details.
+    let out = node.cli(&["probe", "dns"]);
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    for expected in [
+        "check soa",
+        "udp: pass",
+        "NOERROR",
+        "identity: test-node",
+        "verdict: pass",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} missing:\n{printed}"
+        );
+    }
+    let out = node.cli(&["probe", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    node.knot.stop();
+    let out = node.cli(&["probe"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("verdict: hard"), "{}", text(&out));
+}
