@@ -17,6 +17,24 @@ use nsbeacon_testkit::{DaemonGuard, Signal, require_binary, wait_until};
 /// How long Knot gets to load its zones and answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How a [`LabKnot`] gets its zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnotRole {
+    /// Loads the zone from its own zone file.
+    Standalone,
+    /// The hidden primary: loads the zone from its file, allows zone transfers from anyone that can reach
+    /// it (only the lab's node can), and sends NOTIFY to `notify` on every change.
+    Primary {
+        /// The secondaries to notify.
+        notify: Vec<SocketAddr>,
+    },
+    /// A secondary: no zone file; transfers the zone from `primary` at start, on NOTIFY and on SOA refresh.
+    Secondary {
+        /// The primary to transfer from (and to accept NOTIFY from).
+        primary: SocketAddr,
+    },
+}
+
 /// A `knotd` in a lab namespace. Dropping it kills it by PID.
 #[derive(Debug)]
 pub struct LabKnot {
@@ -25,13 +43,21 @@ pub struct LabKnot {
     dir: PathBuf,
     zone: Zone,
     listen: Vec<SocketAddr>,
+    role: KnotRole,
 }
 
 impl LabKnot {
-    /// Writes config and zone under `dir` (created), starts `knotd` in namespace `netns` listening on every
-    /// address of `listen` (UDP and TCP), and waits until each answers the zone's SOA with its serial.
-    /// Panics with Knot's log when it does not come up.
-    pub fn start(netns: &str, dir: &Path, zone: Zone, listen: &[SocketAddr]) -> LabKnot {
+    /// Writes config (and, unless a secondary, the zone file) under `dir` (created), starts `knotd` in
+    /// namespace `netns` listening on every address of `listen` (UDP and TCP), and waits until each answers
+    /// the zone's SOA with `zone.serial` (a secondary: once it has transferred that serial). Panics with
+    /// Knot's log when it does not come up.
+    pub fn start(
+        netns: &str,
+        dir: &Path,
+        zone: Zone,
+        listen: &[SocketAddr],
+        role: KnotRole,
+    ) -> LabKnot {
         require_binary("knotd");
         require_binary("kdig");
         assert!(
@@ -48,6 +74,7 @@ impl LabKnot {
             dir: dir.to_path_buf(),
             zone,
             listen: listen.to_vec(),
+            role,
         };
         knot.write_files();
         knot.launch();
@@ -62,21 +89,62 @@ impl LabKnot {
             .map(|a| format!("{}@{}", a.ip(), a.port()))
             .collect::<Vec<_>>()
             .join(", ");
+        let zone = &self.zone.name;
+        let (peers, zone_extra) = match &self.role {
+            KnotRole::Standalone => (String::new(), String::new()),
+            KnotRole::Primary { notify } => {
+                let mut peers = "acl:\n  - id: transfer_out\n    action: transfer\n".to_owned();
+                let mut ids = Vec::new();
+                if !notify.is_empty() {
+                    peers.push_str("remote:\n");
+                    for (i, addr) in notify.iter().enumerate() {
+                        peers.push_str(&format!(
+                            "  - id: secondary{i}\n    address: {}@{}\n",
+                            addr.ip(),
+                            addr.port()
+                        ));
+                        ids.push(format!("secondary{i}"));
+                    }
+                }
+                let notify_line = if ids.is_empty() {
+                    String::new()
+                } else {
+                    format!("    notify: [ {} ]\n", ids.join(", "))
+                };
+                (peers, format!("    acl: transfer_out\n{notify_line}"))
+            }
+            KnotRole::Secondary { primary } => (
+                format!(
+                    "remote:\n  - id: primary\n    address: {ip}@{port}\n\
+                     acl:\n  - id: notify_in\n    address: {ip}\n    action: notify\n",
+                    ip = primary.ip(),
+                    port = primary.port()
+                ),
+                "    master: primary\n    acl: notify_in\n".to_owned(),
+            ),
+        };
+        let identity = if matches!(self.role, KnotRole::Primary { .. }) {
+            "lab-primary"
+        } else {
+            "lab-node"
+        };
         let conf = format!(
             "server:\n    rundir: \"{d}/run\"\n    pidfile: \"{d}/run/knot.pid\"\n    listen: [ {listen} ]\n    \
-             identity: \"lab-node\"\n    nsid: \"lab-node\"\n    background-workers: 1\n\
+             identity: \"{identity}\"\n    nsid: \"{identity}\"\n    background-workers: 1\n\
              log:\n  - target: stderr\n    any: info\n\
              control:\n    listen: \"{d}/run/knot.sock\"\n\
              database:\n    storage: \"{d}/storage\"\n\
+             {peers}\
              template:\n  - id: default\n    storage: \"{d}/zones\"\n    file: \"%s.zone\"\n    \
              zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
-             zone:\n  - domain: {zone}\n",
-            zone = self.zone.name
+             zone:\n  - domain: {zone}\n{zone_extra}"
         );
         let conf_path = self.config_path();
         std::fs::write(&conf_path, conf)
             .unwrap_or_else(|e| panic!("write {}: {e}", conf_path.display()));
-        self.write_zone_file();
+        if !matches!(self.role, KnotRole::Secondary { .. }) {
+            self.write_zone_file();
+        }
     }
 
     fn write_zone_file(&self) {
@@ -190,7 +258,14 @@ impl LabKnot {
     }
 
     /// Sets the zone's SOA serial: rewrites the zone file, `knotc zone-reload`, waits until served.
+    ///
+    /// Panics on a secondary (its zone comes from the primary): set the serial on the primary and use
+    /// [`expect_serial`](Self::expect_serial) on the secondary.
     pub fn set_serial(&mut self, serial: u32) {
+        assert!(
+            !matches!(self.role, KnotRole::Secondary { .. }),
+            "set_serial on a secondary Knot: change the primary's zone instead"
+        );
         self.zone = self.zone.clone().with_serial(serial);
         self.write_zone_file();
         let out = Command::new(require_binary("knotc"))
@@ -213,6 +288,28 @@ impl LabKnot {
             "knotd did not serve serial {serial} after reload; log:\n{}",
             self.log()
         );
+    }
+
+    /// Records that the zone (a secondary's, after the primary changed) should now be at `serial`, so a
+    /// later [`restart`](Self::restart) waits for that serial; returns whether Knot serves it within
+    /// `timeout`.
+    pub fn expect_serial(&mut self, serial: u32, timeout: Duration) -> bool {
+        self.zone = self.zone.clone().with_serial(serial);
+        let addr = self.listen[0];
+        wait_until(timeout, || {
+            self.soa_serial(addr, Duration::from_millis(300)) == Some(serial)
+        })
+    }
+
+    /// Runs `knotc -s <control socket> ARGS...` (e.g. `zone-freeze`, `zone-refresh`, `zone-status`).
+    pub fn knotc(&self, args: &[&str]) -> std::process::Output {
+        Command::new(require_binary("knotc"))
+            .arg("-s")
+            .arg(self.control_socket())
+            .args(["-t", "10"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run knotc: {e}"))
     }
 
     /// The SOA serial served at `server` for the zone, queried with `kdig` from inside Knot's namespace

@@ -25,7 +25,7 @@ use nsbeacon_testkit::knot::Zone;
 use nsbeacon_testkit::netns::{Netns, Veth};
 use nsbeacon_testkit::require_binary;
 
-use crate::knot::{LabKnot, kdig_soa_serial};
+use crate::knot::{KnotRole, LabKnot, kdig_soa_serial};
 use crate::render::{bird_templates_dir, frr_templates_dir, render_bird, render_frr};
 use crate::route::{RouteInfo, parse_show_route_all};
 
@@ -81,8 +81,9 @@ pub enum NodeBgpKind {
 pub struct LabOptions {
     /// The node's BGP daemon.
     pub bgp: NodeBgpKind,
-    /// Whether to create the `primary` namespace (veth to the node, 198.51.100.0/30). No daemon runs
-    /// there until the test starts one (e.g. [`LabKnot::start`] with [`Lab::primary_netns`]).
+    /// Whether to create the `primary` namespace (veth to the node, 198.51.100.0/30) with a hidden
+    /// primary Knot at [`PRIMARY_V4`] port 53; the node's Knot is then its secondary (transfers the zone,
+    /// accepts NOTIFY, also listens on [`NODE_TO_PRIMARY_V4`] port 53).
     pub primary: bool,
     /// The zone the node's Knot serves.
     pub zone: Zone,
@@ -140,6 +141,7 @@ pub enum NodeBgp {
 pub struct Lab {
     // Field order is drop order: daemons first, then namespaces, then the directory.
     knot: LabKnot,
+    primary_knot: Option<LabKnot>,
     node_bgp: NodeBgp,
     upstream: BirdDaemon,
     primary: Option<Netns>,
@@ -208,19 +210,45 @@ impl Lab {
             }
         };
 
+        let node_to_primary = SocketAddr::new(IpAddr::V4(NODE_TO_PRIMARY_V4), 53);
+        let mut node_listen = vec![
+            SocketAddr::new(IpAddr::V4(ANYCAST_V4_ADDR), 53),
+            SocketAddr::new(IpAddr::V6(ANYCAST_V6_ADDR), 53),
+            NODE_LOCAL_DNS,
+        ];
+        let (primary_knot, node_role) = match &primary {
+            Some(primary_ns) => {
+                let primary_addr = SocketAddr::new(IpAddr::V4(PRIMARY_V4), 53);
+                let knot = LabKnot::start(
+                    primary_ns.name(),
+                    &dir.path().join("knot-primary"),
+                    options.zone.clone(),
+                    &[primary_addr],
+                    KnotRole::Primary {
+                        notify: vec![node_to_primary],
+                    },
+                );
+                node_listen.push(node_to_primary);
+                (
+                    Some(knot),
+                    KnotRole::Secondary {
+                        primary: primary_addr,
+                    },
+                )
+            }
+            None => (None, KnotRole::Standalone),
+        };
         let knot = LabKnot::start(
             node.name(),
             &dir.path().join("knot-node"),
             options.zone,
-            &[
-                SocketAddr::new(IpAddr::V4(ANYCAST_V4_ADDR), 53),
-                SocketAddr::new(IpAddr::V6(ANYCAST_V6_ADDR), 53),
-                NODE_LOCAL_DNS,
-            ],
+            &node_listen,
+            node_role,
         );
 
         let lab = Lab {
             knot,
+            primary_knot,
             node_bgp,
             upstream,
             primary,
@@ -360,6 +388,25 @@ impl Lab {
     /// The node's Knot (kill, pause/resume, restart, set_serial, pid).
     pub fn knot(&mut self) -> &mut LabKnot {
         &mut self.knot
+    }
+
+    /// The hidden primary's Knot, when built with [`LabOptions::with_primary`]: change the zone there
+    /// ([`LabKnot::set_serial`]) and the node transfers it on NOTIFY.
+    pub fn primary_knot(&mut self) -> Option<&mut LabKnot> {
+        self.primary_knot.as_mut()
+    }
+
+    /// Takes the node's link to the hidden primary down (`false`) or up again (`true`): the primary becomes
+    /// unreachable from the node (transfers and SOA checks against it time out) without touching its Knot.
+    /// Panics when the lab has no primary.
+    pub fn set_primary_link(&self, up: bool) {
+        assert!(
+            self.primary.is_some(),
+            "set_primary_link: this lab has no primary"
+        );
+        self.node
+            .ip(&["link", "set", "to-primary", if up { "up" } else { "down" }])
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The upstream's best route for `prefix` (exactly that prefix, e.g. [`ANYCAST_V4`]), read through the

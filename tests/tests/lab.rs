@@ -2,13 +2,14 @@
 //! on a node namespace, announce, degrade, gracefully shut down and withdraw the anycast prefixes as seen
 //! by a real upstream BIRD; and the lab leaves nothing behind.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use nsbeacon_e2e::knot::kdig_soa_serial;
 use nsbeacon_e2e::lab::{
     ANYCAST_V4, ANYCAST_V4_ADDR, ANYCAST_V6, ANYCAST_V6_ADDR, LAB_ZONE_SERIAL,
 };
-use nsbeacon_e2e::lab::{NODE_AS, NODE_LOCAL_DNS};
+use nsbeacon_e2e::lab::{NODE_AS, NODE_LOCAL_DNS, PRIMARY_V4};
 use nsbeacon_e2e::{Lab, LabOptions, NodeBgpKind, RouteInfo};
 use nsbeacon_testkit::frr::FrrDaemon;
 use nsbeacon_testkit::netns;
@@ -328,6 +329,9 @@ fn knot_controls_kill_pause_and_restart() {
 fn lab_footprint(lab: &mut Lab) -> (Vec<u32>, Vec<String>) {
     let mut pids = vec![lab.upstream_bird().pid().expect("upstream bird pid")];
     pids.push(lab.knot().pid().expect("knot pid"));
+    if let Some(primary) = lab.primary_knot() {
+        pids.push(primary.pid().expect("primary knot pid"));
+    }
     if let Some(bird) = lab.node_bird() {
         pids.push(bird.pid().expect("node bird pid"));
     }
@@ -359,6 +363,11 @@ fn lab_cleans_up_on_drop_and_on_panic() {
     let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr).with_primary());
     let (pids, mut names) = lab_footprint(&mut lab);
     names.push(lab.primary_netns().expect("primary").name().to_owned());
+    assert_eq!(
+        pids.len(),
+        6,
+        "upstream BIRD, node Knot, primary Knot, zebra, staticd, bgpd"
+    );
     let dir = lab.dir().to_path_buf();
     assert!(pids.iter().all(|p| is_alive(*p)));
     drop(lab);
@@ -413,4 +422,61 @@ fn bird_export_filter_only_exports_anycast_protocols_and_prefixes() {
     let r = route(&lab, ANYCAST_V4);
     assert_eq!(r.as_path, vec![NODE_AS], "{}", r.raw);
     assert_eq!(lab.upstream_has_route("198.51.100.0/24"), None);
+}
+
+#[test]
+fn hidden_primary_feeds_the_node_and_can_be_cut_off() {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird).with_primary());
+    let zone = lab.knot().zone().name.clone();
+    let node = lab.node_netns().name().to_owned();
+    let primary_addr = SocketAddr::new(IpAddr::V4(PRIMARY_V4), 53);
+    // The node transferred the zone from the primary at start.
+    assert_eq!(
+        kdig_soa_serial(&node, NODE_LOCAL_DNS, &zone, Duration::from_secs(1)),
+        Some(LAB_ZONE_SERIAL)
+    );
+
+    // A change on the primary reaches the node by NOTIFY + transfer.
+    lab.primary_knot()
+        .expect("primary")
+        .set_serial(LAB_ZONE_SERIAL + 1);
+    assert!(
+        lab.knot()
+            .expect_serial(LAB_ZONE_SERIAL + 1, Duration::from_secs(15)),
+        "node did not transfer serial {}; node log:\n{}",
+        LAB_ZONE_SERIAL + 1,
+        lab.knot().log()
+    );
+
+    // Link to the primary down: the primary moves on, the node falls behind and cannot reach it.
+    lab.set_primary_link(false);
+    lab.primary_knot()
+        .expect("primary")
+        .set_serial(LAB_ZONE_SERIAL + 2);
+    assert_eq!(
+        kdig_soa_serial(&node, primary_addr, &zone, Duration::from_secs(1)),
+        None,
+        "the primary must be unreachable from the node"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        kdig_soa_serial(&node, NODE_LOCAL_DNS, &zone, Duration::from_secs(1)),
+        Some(LAB_ZONE_SERIAL + 1),
+        "the node keeps serving its (now stale) copy"
+    );
+
+    // Link up again and a refresh: the node catches up.
+    lab.set_primary_link(true);
+    assert_eq!(
+        kdig_soa_serial(&node, primary_addr, &zone, Duration::from_secs(2)),
+        Some(LAB_ZONE_SERIAL + 2)
+    );
+    let out = lab.knot().knotc(&["zone-refresh", &zone]);
+    assert!(out.status.success(), "knotc zone-refresh: {out:?}");
+    assert!(
+        lab.knot()
+            .expect_serial(LAB_ZONE_SERIAL + 2, Duration::from_secs(15)),
+        "node did not catch up; log:\n{}",
+        lab.knot().log()
+    );
 }

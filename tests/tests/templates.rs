@@ -35,6 +35,9 @@ fn check_templates_script_passes() {
         "ok: systemd-analyze verify deploy/systemd/nsbeacon.service",
         "all templates pass",
     ] {
-        assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
     }
 }
