@@ -23,7 +23,7 @@ use nsbeacon_testkit::bird::{BirdDaemon, bird_command};
 use nsbeacon_testkit::frr::{FrrConfigFiles, FrrInstance, VtyshOutput};
 use nsbeacon_testkit::knot::Zone;
 use nsbeacon_testkit::netns::{Netns, Veth};
-use nsbeacon_testkit::require_binary;
+use nsbeacon_testkit::{DaemonGuard, require_binary};
 
 use crate::knot::{KnotRole, LabKnot, kdig_soa_serial};
 use crate::render::{bird_templates_dir, frr_templates_dir, render_bird, render_frr};
@@ -388,6 +388,50 @@ impl Lab {
     /// The node's Knot (kill, pause/resume, restart, set_serial, pid).
     pub fn knot(&mut self) -> &mut LabKnot {
         &mut self.knot
+    }
+
+    /// Starts `program args...` in the foreground inside the node's namespace (e.g. nsbeacon itself), with
+    /// stdout/stderr appended to `<lab dir>/<name>.log`. The guard kills it by PID on drop; drop it before
+    /// the lab (the lab's teardown also kills anything left in its namespaces).
+    pub fn spawn_in_node(&self, name: &str, program: &Path, args: &[&str]) -> DaemonGuard {
+        let mut cmd = self.node.exec(program);
+        cmd.args(args);
+        DaemonGuard::spawn(
+            name,
+            cmd,
+            Some(&self.dir.path().join(format!("{name}.log"))),
+        )
+    }
+
+    /// `GET path` over HTTP/1.0 to `addr` from inside the node's namespace (where nsbeacon's HTTP
+    /// listener on 127.0.0.1 is; the test's own namespace cannot reach it), through `socat`. Returns the
+    /// status code and the body, or `None` when nothing answered within `timeout`.
+    pub fn node_http_get(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        timeout: Duration,
+    ) -> Option<(u16, String)> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let secs = timeout.as_secs().max(1).to_string();
+        let mut child = self
+            .node
+            .exec(require_binary("socat"))
+            .args(["-T", &secs, "-t", &secs, "-"])
+            .arg(format!("TCP:{addr},connect-timeout={secs}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        child.stdin.take()?.write_all(request.as_bytes()).ok()?;
+        let out = child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_owned()))
     }
 
     /// The hidden primary's Knot, when built with [`LabOptions::with_primary`]: change the zone there

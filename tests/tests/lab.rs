@@ -480,3 +480,41 @@ fn hidden_primary_feeds_the_node_and_can_be_cut_off() {
         lab.knot().log()
     );
 }
+
+#[test]
+fn processes_and_http_inside_the_node_namespace() {
+    let lab = Lab::start(LabOptions::new(NodeBgpKind::Bird));
+    // Nothing listens yet: no answer.
+    let addr: SocketAddr = "127.0.0.1:18080".parse().expect("addr");
+    assert_eq!(lab.node_http_get(addr, "/", Duration::from_secs(1)), None);
+    // A tiny HTTP responder inside the node namespace stands in for nsbeacon's /status here.
+    let socat = nsbeacon_testkit::require_binary("socat");
+    let response = lab.dir().join("response.http");
+    std::fs::write(
+        &response,
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nnode-ok",
+    )
+    .expect("write response");
+    let mut server = lab.spawn_in_node(
+        "http-stub",
+        &socat,
+        &[
+            "TCP-LISTEN:18080,bind=127.0.0.1,reuseaddr,fork",
+            &format!("SYSTEM:cat {}", response.display()),
+        ],
+    );
+    assert!(
+        nsbeacon_testkit::wait_until(Duration::from_secs(10), || lab
+            .node_http_get(addr, "/status", Duration::from_secs(1))
+            .is_some()),
+        "stub did not answer; log: {}",
+        server.log()
+    );
+    let (status, body) = lab
+        .node_http_get(addr, "/status", Duration::from_secs(2))
+        .expect("answer");
+    assert_eq!(status, 200);
+    assert_eq!(body, "node-ok");
+    assert!(lab.node_netns().pids().contains(&server.pid()));
+    server.kill();
+}
