@@ -320,11 +320,13 @@ fn spawn_systemd(
             warn!(error = %e, "telling systemd READY=1 failed");
         }
         info!("first reconcile pass done; ready");
-        let mut usec = 0u64;
-        if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        let Some(timeout) = watchdog_timeout(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+        ) else {
             return;
-        }
-        let every = Duration::from_micros(usec / 2);
+        };
+        let every = timeout / 2;
         info!(every = ?every, "systemd watchdog enabled");
         let mut tick = tokio::time::interval(every);
         loop {
@@ -338,6 +340,16 @@ fn spawn_systemd(
             }
         }
     });
+}
+
+/// The watchdog timeout systemd asks for, per sd_watchdog_enabled(3): `WATCHDOG_USEC` set and non-zero,
+/// and `WATCHDOG_PID` either unset or this process. (sd-notify 0.4 insists on `WATCHDOG_PID`.)
+pub fn watchdog_timeout(usec: Option<&str>, pid: Option<&str>) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|u| *u > 0)?;
+    match pid {
+        Some(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ => Some(Duration::from_micros(usec)),
+    }
 }
 
 /// Sets up tracing: `level` as an env-filter directive (RUST_LOG overrides), text or JSON lines on stderr.
@@ -362,4 +374,26 @@ pub fn init_logging(level: &str, json: bool) {
 /// The default config path, overridable with `-c`.
 pub fn default_config_path() -> &'static Path {
     Path::new(config::DEFAULT_CONFIG_PATH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_timeout_follows_sd_watchdog_enabled() {
+        let me = std::process::id().to_string();
+        assert_eq!(
+            watchdog_timeout(Some("400000"), None),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(
+            watchdog_timeout(Some("400000"), Some(&me)),
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(watchdog_timeout(Some("400000"), Some("1")), None);
+        assert_eq!(watchdog_timeout(Some("0"), None), None);
+        assert_eq!(watchdog_timeout(Some("soon"), None), None);
+        assert_eq!(watchdog_timeout(None, None), None);
+    }
 }
