@@ -257,7 +257,7 @@ impl Validator<'_> {
                 }
                 let asn = match raw.asn {
                     None => Some(None),
-                    Some(asn) if asn == 23456 => {
+                    Some(23456) => {
                         self.issue(
                             "backend.asn",
                             "23456 is AS_TRANS (RFC 6793), not a real ASN",

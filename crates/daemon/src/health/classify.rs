@@ -49,10 +49,10 @@ pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
             } else {
                 failed.join("; ")
             };
-            if failed.is_empty() || !text.contains("identity") {
-                if let Some(identity) = &outcome.identity {
-                    let _ = write!(text, " (answered by {identity:?})");
-                }
+            if (failed.is_empty() || !text.contains("identity"))
+                && let Some(identity) = &outcome.identity
+            {
+                let _ = write!(text, " (answered by {identity:?})");
             }
             CheckSignal::Hard(text)
         }

@@ -1,1 +1,1042 @@
-//! Unit tests of the health policy.
+//! Unit tests of the health policy: rise/fall, combine modes, soft/hard tiers, start-up, make-before-break,
+//! flap damping (math, suppression, decay, max hold-down), drain and graceful drain, classification.
+
+use std::time::{Duration, Instant};
+
+use nsbeacon_prober::proto::op::ResponseCode;
+use nsbeacon_prober::proto::rr::Name;
+use nsbeacon_prober::{
+    FailReason, ProbeOutcome, ProbeStatus, SerialOutcome, SerialVerdict, SweepReport, SweepSummary,
+    Transport, TransportResult, ZoneSerial,
+};
+use nsbeacon_routing::{BirdProtocolName, RouteState, RouteTarget};
+
+use super::*;
+use crate::config::{CheckConfig, CheckKind, Combine, DampingConfig, ServiceConfig};
+use crate::drain::DrainRequest;
+
+const ANNOUNCED: RouteState = RouteState::Announced;
+const WITHDRAWN: RouteState = RouteState::Withdrawn;
+
+fn bird(name: &str) -> RouteTarget {
+    RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid name"))
+}
+
+fn check(name: &str) -> CheckConfig {
+    let spec = nsbeacon_prober::ProbeSpec::new(
+        "127.0.0.1:53".parse().expect("addr"),
+        nsbeacon_prober::QuerySpec::new(
+            Name::from_ascii("example.com.").expect("name"),
+            nsbeacon_prober::proto::rr::RecordType::SOA,
+        ),
+    );
+    CheckConfig {
+        name: name.to_owned(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(500),
+        kind: CheckKind::Query(spec),
+    }
+}
+
+/// One check "soa", announce `anycast`, degrade `anycast_prepend`, rise 3, fall 3, damping off.
+fn service() -> ServiceConfig {
+    ServiceConfig {
+        name: "dns".to_owned(),
+        checks: vec![check("soa")],
+        combine: Combine::All,
+        announce: vec![bird("anycast")],
+        degrade: vec![bird("anycast_prepend")],
+        interval: Duration::from_secs(1),
+        rise: 3,
+        fall: 3,
+        jitter: Duration::from_millis(100),
+        damping: DampingConfig {
+            enabled: false,
+            ..DampingConfig::default()
+        },
+        graceful_drain: None,
+    }
+}
+
+fn hard(text: &str) -> CheckSignal {
+    CheckSignal::Hard(text.to_owned())
+}
+
+fn soft(text: &str) -> CheckSignal {
+    CheckSignal::Soft(text.to_owned())
+}
+
+/// A test clock: every call moves one second.
+struct Clock {
+    now: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            now: Instant::now(),
+        }
+    }
+    fn step(&mut self) -> Instant {
+        self.now += Duration::from_secs(1);
+        self.now
+    }
+    fn advance(&mut self, d: Duration) -> Instant {
+        self.now += d;
+        self.now
+    }
+}
+
+/// Feeds `n` copies of `signal` to check `index`, returning the transitions seen.
+fn feed(
+    h: &mut ServiceHealth,
+    clock: &mut Clock,
+    index: usize,
+    signal: &CheckSignal,
+    n: usize,
+) -> Vec<Transition> {
+    (0..n)
+        .filter_map(|_| h.observe(index, signal.clone(), clock.step()))
+        .collect()
+}
+
+fn steps(h: &ServiceHealth) -> Vec<(RouteTarget, RouteState)> {
+    h.desired().steps
+}
+
+fn all_withdrawn(h: &ServiceHealth) -> bool {
+    steps(h).iter().all(|(_, s)| *s == WITHDRAWN)
+}
+
+fn up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
+    let mut h = ServiceHealth::new(config, clock.now);
+    for i in 0..config.checks.len() {
+        feed(&mut h, clock, i, &CheckSignal::Pass, config.rise as usize);
+    }
+    assert_eq!(h.state(), ServiceState::Up, "{}", h.reason());
+    h
+}
+
+#[test]
+fn starts_withdrawn_and_announces_only_after_rise_passes() {
+    let mut clock = Clock::new();
+    let h0 = ServiceHealth::new(&service(), clock.now);
+    assert_eq!(h0.state(), ServiceState::Starting);
+    assert!(
+        h0.reason().contains("nothing is announced"),
+        "{}",
+        h0.reason()
+    );
+    assert!(h0.reason().contains("soa 0/3"), "{}", h0.reason());
+    // Every target is listed, withdrawn: this also withdraws a target left announced by a crashed run.
+    assert_eq!(
+        steps(&h0),
+        vec![
+            (bird("anycast"), WITHDRAWN),
+            (bird("anycast_prepend"), WITHDRAWN)
+        ]
+    );
+
+    let mut h = h0;
+    assert!(feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2).is_empty());
+    assert_eq!(h.state(), ServiceState::Starting);
+    assert!(h.reason().contains("soa 2/3"), "{}", h.reason());
+    assert!(all_withdrawn(&h));
+
+    let t = h
+        .observe(0, CheckSignal::Pass, clock.step())
+        .expect("transition");
+    assert_eq!((t.from, t.to), (ServiceState::Starting, ServiceState::Up));
+    assert_eq!(t.service, "dns");
+    assert_eq!(t.reason, "check soa passes");
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast"), ANNOUNCED),
+            (bird("anycast_prepend"), WITHDRAWN)
+        ]
+    );
+    assert_eq!(h.transitions(), 1);
+}
+
+#[test]
+fn a_failure_during_start_up_resets_the_rise_count() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert_eq!(h.state(), ServiceState::Starting);
+    assert!(all_withdrawn(&h));
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!(h.state(), ServiceState::Up);
+}
+
+#[test]
+fn failing_at_start_up_goes_down_with_the_reason() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    let t = feed(&mut h, &mut clock, 0, &hard("connection refused"), 3);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].from, t[0].to),
+        (ServiceState::Starting, ServiceState::Down)
+    );
+    assert_eq!(
+        h.reason(),
+        "check soa: connection refused (3 consecutive failures)"
+    );
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn fall_consecutive_hard_failures_withdraw() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    assert!(feed(&mut h, &mut clock, 0, &hard("timeout"), 2).is_empty());
+    assert_eq!(h.state(), ServiceState::Up, "two failures are below fall");
+    // A pass in between resets the fall count.
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert!(feed(&mut h, &mut clock, 0, &hard("timeout"), 2).is_empty());
+    let t = h
+        .observe(0, hard("no reply within the timeout"), clock.step())
+        .expect("down");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Down));
+    assert_eq!(
+        t.reason,
+        "check soa: no reply within the timeout (3 consecutive failures)"
+    );
+    assert!(all_withdrawn(&h));
+    let check = &h.check_states()[0];
+    assert!(check.decided && !check.up);
+    assert_eq!(check.consecutive_fail, 3);
+    assert_eq!(check.last_signal, Some(hard("no reply within the timeout")));
+}
+
+#[test]
+fn recovery_needs_rise_passes_and_says_so() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert_eq!(h.state(), ServiceState::Down);
+    assert_eq!(
+        h.reason(),
+        "check soa: recovering (2/3 passes), last failure: refused"
+    );
+    let t = feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!((t[0].from, t[0].to), (ServiceState::Down, ServiceState::Up));
+}
+
+#[test]
+fn soft_signals_degrade_make_before_break_and_recover_make_before_break() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    assert!(feed(&mut h, &mut clock, 0, &soft("slow answer (udp 300ms)"), 2).is_empty());
+    let t = h
+        .observe(0, soft("slow answer (udp 310ms)"), clock.step())
+        .expect("degraded");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Degraded));
+    assert!(
+        t.reason.contains("check soa: slow answer (udp 310ms)"),
+        "{}",
+        t.reason
+    );
+    assert!(t.reason.contains("degrade targets"), "{}", t.reason);
+    // Make-before-break: the degrade target is announced before the normal one is withdrawn.
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast_prepend"), ANNOUNCED),
+            (bird("anycast"), WITHDRAWN)
+        ]
+    );
+
+    // Soft signals never withdraw, however long they last.
+    feed(&mut h, &mut clock, 0, &soft("slow"), 50);
+    assert_eq!(h.state(), ServiceState::Degraded);
+
+    // Recovery needs rise clean passes; then the normal target is announced before the degrade one goes.
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert_eq!(h.state(), ServiceState::Degraded);
+    assert!(
+        h.reason().contains("recovering (2/3 clean passes)"),
+        "{}",
+        h.reason()
+    );
+    let t = feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!(
+        (t[0].from, t[0].to),
+        (ServiceState::Degraded, ServiceState::Up)
+    );
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast"), ANNOUNCED),
+            (bird("anycast_prepend"), WITHDRAWN)
+        ]
+    );
+}
+
+#[test]
+fn degraded_without_degrade_targets_keeps_the_normal_targets() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.degrade.clear();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &soft("lagging"), 3);
+    assert_eq!(h.state(), ServiceState::Degraded);
+    assert_eq!(steps(&h), vec![(bird("anycast"), ANNOUNCED)]);
+    assert!(
+        h.reason().contains("normal targets stay announced"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn soft_from_the_start_announces_the_degrade_targets_never_the_normal_ones() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.rise = 2;
+    config.fall = 5;
+    let mut h = ServiceHealth::new(&config, clock.now);
+    feed(&mut h, &mut clock, 0, &soft("slow"), 1);
+    assert_eq!(h.state(), ServiceState::Starting);
+    let t = feed(&mut h, &mut clock, 0, &soft("slow"), 1);
+    assert_eq!(
+        (t[0].from, t[0].to),
+        (ServiceState::Starting, ServiceState::Degraded)
+    );
+    assert_eq!(h.desired().state_of(&bird("anycast")), Some(WITHDRAWN));
+    assert_eq!(
+        h.desired().state_of(&bird("anycast_prepend")),
+        Some(ANNOUNCED)
+    );
+}
+
+#[test]
+fn a_mix_of_hard_and_soft_below_fall_degrades() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 2);
+    feed(&mut h, &mut clock, 0, &soft("slow"), 1);
+    assert_eq!(
+        h.state(),
+        ServiceState::Degraded,
+        "flaky but answering: {}",
+        h.reason()
+    );
+    assert!(h.check_states()[0].up);
+}
+
+#[test]
+fn reference_unreachable_never_withdraws() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    let report = sweep(vec![
+        zone(
+            "example.com.",
+            SerialVerdict::ReferenceUnreachable(FailReason::Timeout),
+            Some(5),
+            None,
+        ),
+        zone(
+            "example.net.",
+            SerialVerdict::ReferenceUnreachable(FailReason::Timeout),
+            Some(9),
+            None,
+        ),
+    ]);
+    let signal = classify_sweep(&report);
+    assert!(matches!(signal, CheckSignal::Soft(_)), "{signal:?}");
+    feed(&mut h, &mut clock, 0, &signal, 100);
+    assert_eq!(h.state(), ServiceState::Degraded);
+    assert!(steps(&h).iter().any(|(_, s)| *s == ANNOUNCED));
+    assert!(
+        h.reason().contains("reference unreachable"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn combine_all_needs_every_check() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.checks = vec![check("udp"), check("tcp")];
+    let mut h = ServiceHealth::new(&config, clock.now);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Starting, "tcp has not decided yet");
+    assert!(
+        h.reason().contains("udp 3/3, tcp 0/3") || h.reason().contains("tcp 0/3"),
+        "{}",
+        h.reason()
+    );
+    feed(&mut h, &mut clock, 1, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(h.reason(), "all 2 checks pass");
+    feed(&mut h, &mut clock, 1, &hard("tcp: connection refused"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(
+        h.reason().starts_with("check tcp: tcp: connection refused"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn combine_all_goes_down_at_start_up_as_soon_as_one_check_is_down() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.checks = vec![check("udp"), check("tcp")];
+    let mut h = ServiceHealth::new(&config, clock.now);
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    assert_eq!(
+        h.state(),
+        ServiceState::Down,
+        "tcp cannot rescue an all-combine"
+    );
+}
+
+#[test]
+fn combine_any_needs_one_check() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.checks = vec![check("a"), check("b")];
+    config.combine = Combine::Any;
+    let mut h = ServiceHealth::new(&config, clock.now);
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    assert_eq!(h.state(), ServiceState::Starting, "b may still come up");
+    feed(&mut h, &mut clock, 1, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert!(
+        h.reason().contains("1 of 2 checks pass (any required)"),
+        "{}",
+        h.reason()
+    );
+    assert!(
+        h.reason()
+            .contains("down but not required: check a: refused"),
+        "{}",
+        h.reason()
+    );
+    feed(&mut h, &mut clock, 1, &hard("timeout"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(
+        h.reason().contains("check a: refused") && h.reason().contains("check b: timeout"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn combine_at_least_n() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.checks = vec![check("a"), check("b"), check("c")];
+    config.combine = Combine::AtLeast(2);
+    let mut h = ServiceHealth::new(&config, clock.now);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Starting);
+    feed(&mut h, &mut clock, 1, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Up, "2 of 3 suffice");
+    feed(&mut h, &mut clock, 2, &hard("x"), 3);
+    assert_eq!(h.state(), ServiceState::Up);
+    // A soft check among the two required makes the service degraded.
+    feed(&mut h, &mut clock, 1, &soft("slow"), 3);
+    assert_eq!(h.state(), ServiceState::Degraded);
+    feed(&mut h, &mut clock, 0, &hard("y"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+}
+
+#[test]
+fn observe_ignores_an_unknown_check_index() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    assert_eq!(h.observe(7, CheckSignal::Pass, clock.step()), None);
+    assert_eq!(h.check_states()[0].consecutive_ok, 0);
+}
+
+#[test]
+fn service_state_names() {
+    let names: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, ["starting", "up", "degraded", "down", "drained"]);
+    assert_eq!(ServiceState::Degraded.to_string(), "degraded");
+}
+
+// ---------------------------------------------------------------------------------------------- damping
+
+fn damped() -> ServiceConfig {
+    let mut config = service();
+    config.rise = 1;
+    config.fall = 1;
+    config.damping = DampingConfig::default();
+    config
+}
+
+#[test]
+fn damping_math_decay_and_ceiling() {
+    let config = DampingConfig::default();
+    let t0 = Instant::now();
+    let mut d = Damping::new(config, t0);
+    d.advance(t0, true);
+    assert_eq!(d.penalty(), 1000.0);
+    d.advance(t0 + Duration::from_secs(60), false);
+    assert!(
+        (d.penalty() - 500.0).abs() < 1e-6,
+        "one half-life halves: {}",
+        d.penalty()
+    );
+    d.advance(t0 + Duration::from_secs(90), false);
+    assert!(
+        (d.penalty() - 500.0 / 2f64.sqrt()).abs() < 1e-6,
+        "{}",
+        d.penalty()
+    );
+    d.advance(t0 + Duration::from_secs(90), true);
+    assert!((d.penalty() - (1000.0 + 500.0 / 2f64.sqrt())).abs() < 1e-6);
+    assert!(!d.suppressed());
+    // Flaps at the same instant pile up to the ceiling, never beyond.
+    for _ in 0..100 {
+        d.advance(t0 + Duration::from_secs(90), true);
+    }
+    assert!(
+        (d.penalty() - config.ceiling()).abs() < 1e-6,
+        "{}",
+        d.penalty()
+    );
+    assert!(d.suppressed());
+    assert_eq!(d.flaps(), 102);
+    // From the ceiling, decay to reuse takes exactly max_hold_down.
+    assert_eq!(d.time_to_reuse().as_secs(), config.max_hold_down.as_secs());
+    // An idle penalty decays to exactly zero eventually.
+    d.advance(t0 + Duration::from_secs(90 + 3600), false);
+    assert_eq!(d.penalty(), 0.0);
+    assert!(!d.suppressed());
+}
+
+#[test]
+fn damping_disabled_adds_no_penalty() {
+    let config = DampingConfig {
+        enabled: false,
+        ..DampingConfig::default()
+    };
+    let t0 = Instant::now();
+    let mut d = Damping::new(config, t0);
+    for _ in 0..10 {
+        d.advance(t0, true);
+    }
+    assert_eq!(d.penalty(), 0.0);
+    assert!(!d.suppressed());
+}
+
+#[test]
+fn one_outage_is_not_suppressed() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    assert_eq!(
+        h.penalty(),
+        0.0,
+        "the first verdict after start-up is no flap"
+    );
+    feed(&mut h, &mut clock, 0, &hard("down"), 1);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert!(!h.suppressed());
+    assert!(
+        h.penalty() > 1900.0 && h.penalty() < 2000.0,
+        "{}",
+        h.penalty()
+    );
+}
+
+#[test]
+fn flapping_is_suppressed_until_the_penalty_decays_below_reuse() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    // down, up, down, up within four seconds: the fourth transition crosses 3000.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
+    assert!(!h.suppressed(), "penalty {} still below 3000", h.penalty());
+    let t = h.observe(0, CheckSignal::Pass, clock.step());
+    assert!(h.suppressed(), "penalty {}", h.penalty());
+    assert!(t.is_none(), "down stays down while suppressed: {t:?}");
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(all_withdrawn(&h));
+    assert!(
+        h.reason()
+            .starts_with("flap damping: suppressed after 4 flap(s)"),
+        "{}",
+        h.reason()
+    );
+    assert!(
+        h.reason().contains("the checks say up: check soa passes"),
+        "{}",
+        h.reason()
+    );
+
+    // Healthy but held: release happens when the penalty decays below 750 (~log2(3900/750) half-lives).
+    let penalty = h.penalty();
+    let to_reuse = Duration::from_secs_f64(60.0 * (penalty / 750.0).log2());
+    assert!(
+        h.tick(clock.advance(to_reuse - Duration::from_secs(2)))
+            .is_none()
+    );
+    assert!(h.suppressed());
+    let t = h
+        .tick(clock.advance(Duration::from_secs(3)))
+        .expect("released");
+    assert_eq!((t.from, t.to), (ServiceState::Down, ServiceState::Up));
+    assert!(!h.suppressed());
+    assert!(h.penalty() < 750.0);
+    assert_eq!(h.desired().state_of(&bird("anycast")), Some(ANNOUNCED));
+}
+
+#[test]
+fn max_hold_down_bounds_a_suppression() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    while !h.suppressed() {
+        feed(&mut h, &mut clock, 0, &hard("x"), 1);
+        feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    }
+    let suppressed_at = clock.now;
+    // Flapping on while suppressed keeps the penalty at its ceiling...
+    for _ in 0..120 {
+        feed(&mut h, &mut clock, 0, &hard("x"), 1);
+        feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+        assert!(h.suppressed());
+    }
+    assert!(h.penalty() > 20_000.0, "{}", h.penalty());
+    // ...but one suppression never lasts longer than max_hold_down (5 min).
+    let hold = config.damping.max_hold_down;
+    assert!(
+        h.tick(suppressed_at + hold - Duration::from_secs(1))
+            .is_none()
+    );
+    assert!(h.suppressed());
+    let t = h
+        .tick(suppressed_at + hold)
+        .expect("released by max hold-down");
+    assert_eq!((t.from, t.to), (ServiceState::Down, ServiceState::Up));
+    assert!(!h.suppressed());
+    assert!(
+        h.penalty() > 750.0,
+        "the penalty itself is not reset: {}",
+        h.penalty()
+    );
+    // With the penalty still high, the next flap suppresses again at once.
+    h.observe(0, hard("x"), suppressed_at + hold + Duration::from_secs(1));
+    h.observe(
+        0,
+        CheckSignal::Pass,
+        suppressed_at + hold + Duration::from_secs(2),
+    );
+    assert!(h.suppressed());
+}
+
+#[test]
+fn up_degraded_changes_add_no_penalty() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    for _ in 0..20 {
+        feed(&mut h, &mut clock, 0, &soft("slow"), 1);
+        feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    }
+    assert_eq!(h.penalty(), 0.0);
+    assert!(!h.suppressed());
+}
+
+// ------------------------------------------------------------------------------------------------ drain
+
+fn drain(reason: &str) -> Option<DrainRequest> {
+    Some(DrainRequest {
+        reason: reason.to_owned(),
+        since_unix: 1_700_000_000,
+    })
+}
+
+#[test]
+fn drain_withdraws_and_undrain_returns_to_the_current_verdict() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    let t = h
+        .set_drain(drain("maintenance"), clock.step())
+        .expect("drained");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Drained));
+    assert_eq!(h.reason(), "drained: maintenance");
+    assert!(all_withdrawn(&h));
+    assert_eq!(h.drain().map(|d| d.reason.as_str()), Some("maintenance"));
+    // Health keeps being tracked while drained.
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    assert_eq!(h.state(), ServiceState::Drained);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    // Same drain again (e.g. the poller re-reading the store): no transition.
+    assert!(h.set_drain(drain("maintenance"), clock.step()).is_none());
+    let t = h.set_drain(None, clock.step()).expect("undrained");
+    assert_eq!((t.from, t.to), (ServiceState::Drained, ServiceState::Up));
+    assert_eq!(h.desired().state_of(&bird("anycast")), Some(ANNOUNCED));
+}
+
+#[test]
+fn undrain_of_a_failing_service_goes_down() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    h.set_drain(drain("m"), clock.step());
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    let t = h.set_drain(None, clock.step()).expect("transition");
+    assert_eq!(t.to, ServiceState::Down);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn drain_at_start_up_is_immediate_even_with_graceful_drain() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.graceful_drain = Some(Duration::from_secs(30));
+    let mut h = ServiceHealth::new(&config, clock.now);
+    let t = h
+        .set_drain(drain("persisted"), clock.step())
+        .expect("drained");
+    assert_eq!(
+        (t.from, t.to),
+        (ServiceState::Starting, ServiceState::Drained)
+    );
+    assert!(
+        all_withdrawn(&h),
+        "a restart while drained must not announce degrade targets"
+    );
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 5);
+    assert_eq!(h.state(), ServiceState::Drained);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn graceful_drain_announces_degrade_targets_then_withdraws() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.graceful_drain = Some(Duration::from_secs(30));
+    let mut h = up_service(&config, &mut clock);
+    let t = h
+        .set_drain(drain("maintenance"), clock.step())
+        .expect("drained");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Drained));
+    // Make-before-break: the graceful-shutdown target comes up before the normal one goes.
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast_prepend"), ANNOUNCED),
+            (bird("anycast"), WITHDRAWN)
+        ]
+    );
+    assert!(h.reason().contains("graceful drain"), "{}", h.reason());
+    assert!(h.reason().contains("30s"), "{}", h.reason());
+    assert!(h.tick(clock.advance(Duration::from_secs(29))).is_none());
+    assert!(h.reason().contains("another 1s"), "{}", h.reason());
+    let t = h
+        .tick(clock.advance(Duration::from_secs(1)))
+        .expect("graceful period over");
+    assert_eq!(
+        (t.from, t.to),
+        (ServiceState::Drained, ServiceState::Drained)
+    );
+    assert_eq!(t.reason, "drained: maintenance");
+    assert!(all_withdrawn(&h));
+    assert_eq!(h.transitions(), 3);
+}
+
+#[test]
+fn graceful_drain_stops_at_once_when_the_service_fails() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.graceful_drain = Some(Duration::from_secs(300));
+    let mut h = up_service(&config, &mut clock);
+    h.set_drain(drain("m"), clock.step());
+    assert_eq!(
+        h.desired().state_of(&bird("anycast_prepend")),
+        Some(ANNOUNCED)
+    );
+    feed(&mut h, &mut clock, 0, &hard("refused"), 3);
+    assert_eq!(h.state(), ServiceState::Drained);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn flaps_while_drained_add_no_penalty() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    h.set_drain(drain("restart knot"), clock.step());
+    for _ in 0..5 {
+        feed(&mut h, &mut clock, 0, &hard("refused"), 1);
+        feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    }
+    assert_eq!(h.penalty(), 0.0);
+    h.set_drain(None, clock.step());
+    assert_eq!(h.state(), ServiceState::Up);
+}
+
+// --------------------------------------------------------------------------------------- classification
+
+fn transport_result(
+    transport: Transport,
+    status: ProbeStatus,
+    reason: Option<FailReason>,
+    ms: u64,
+) -> TransportResult {
+    TransportResult {
+        transport,
+        latency: Duration::from_millis(ms),
+        status,
+        reason,
+        rcode: None,
+        answers: Vec::new(),
+    }
+}
+
+fn outcome(
+    status: ProbeStatus,
+    transports: Vec<TransportResult>,
+    identity: Option<&str>,
+) -> ProbeOutcome {
+    ProbeOutcome {
+        status,
+        reason: transports.iter().find_map(|t| t.reason.clone()),
+        transports,
+        identity: identity.map(str::to_owned),
+    }
+}
+
+#[test]
+fn classify_probe_tiers() {
+    let pass = outcome(
+        ProbeStatus::Pass,
+        vec![transport_result(Transport::Udp, ProbeStatus::Pass, None, 1)],
+        Some("ns1"),
+    );
+    assert_eq!(classify_probe(&pass), CheckSignal::Pass);
+
+    let slow = outcome(
+        ProbeStatus::Slow,
+        vec![
+            transport_result(Transport::Udp, ProbeStatus::Pass, None, 1),
+            transport_result(Transport::Tcp, ProbeStatus::Slow, None, 250),
+        ],
+        None,
+    );
+    assert_eq!(
+        classify_probe(&slow),
+        soft("slow answer (tcp 250ms), over the slow_after limit")
+    );
+
+    let refused = outcome(
+        ProbeStatus::Fail,
+        vec![transport_result(
+            Transport::Udp,
+            ProbeStatus::Fail,
+            Some(FailReason::ConnectionRefused),
+            0,
+        )],
+        None,
+    );
+    let CheckSignal::Hard(text) = classify_probe(&refused) else {
+        panic!("hard")
+    };
+    assert!(text.starts_with("udp: connection refused"), "{text}");
+
+    let rcode = outcome(
+        ProbeStatus::Fail,
+        vec![transport_result(
+            Transport::Tcp,
+            ProbeStatus::Fail,
+            Some(FailReason::UnexpectedRcode(ResponseCode::Refused)),
+            2,
+        )],
+        Some("ns2"),
+    );
+    let CheckSignal::Hard(text) = classify_probe(&rcode) else {
+        panic!("hard")
+    };
+    assert!(
+        text.contains("tcp: unexpected rcode") && text.contains("after 2ms"),
+        "{text}"
+    );
+    assert!(text.contains("answered by \"ns2\""), "{text}");
+
+    for reason in [
+        FailReason::Timeout,
+        FailReason::NotAuthoritative,
+        FailReason::IdentityMismatch {
+            expected: "ns1".into(),
+            found: Some("ns9".into()),
+        },
+        FailReason::AnswerMismatch {
+            expected: "ok".into(),
+            found: vec!["bad".into()],
+        },
+    ] {
+        let o = outcome(
+            ProbeStatus::Fail,
+            vec![transport_result(
+                Transport::Udp,
+                ProbeStatus::Fail,
+                Some(reason.clone()),
+                5,
+            )],
+            None,
+        );
+        assert!(
+            matches!(classify_probe(&o), CheckSignal::Hard(_)),
+            "{reason:?} must be hard"
+        );
+    }
+
+    let no_detail = ProbeOutcome {
+        status: ProbeStatus::Fail,
+        reason: None,
+        transports: Vec::new(),
+        identity: None,
+    };
+    assert_eq!(
+        classify_probe(&no_detail),
+        hard("the probe failed without a reason")
+    );
+}
+
+fn zone(
+    name: &str,
+    verdict: SerialVerdict,
+    local: Option<u32>,
+    reference: Option<u32>,
+) -> ZoneSerial {
+    let lag = match (local, reference) {
+        (Some(l), Some(r)) if r >= l => Some(r - l),
+        _ => None,
+    };
+    ZoneSerial {
+        zone: Name::from_ascii(name).expect("name"),
+        outcome: SerialOutcome {
+            verdict,
+            local_serial: local,
+            reference_serial: reference,
+            lag,
+            local_latency: None,
+            reference_latency: None,
+        },
+    }
+}
+
+fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
+    SweepReport {
+        zones,
+        summary: SweepSummary::default(),
+        elapsed: Duration::from_millis(3),
+    }
+}
+
+#[test]
+fn classify_sweep_tiers() {
+    let in_sync = sweep(vec![zone("a.", SerialVerdict::InSync, Some(1), Some(1))]);
+    assert_eq!(classify_sweep(&in_sync), CheckSignal::Pass);
+
+    let lagging = sweep(vec![
+        zone("a.", SerialVerdict::InSync, Some(1), Some(1)),
+        zone("b.", SerialVerdict::Lagging, Some(5), Some(7)),
+    ]);
+    assert_eq!(
+        classify_sweep(&lagging),
+        soft("1 of 2 zone(s) lagging within max_lag: b. lags by 2")
+    );
+
+    let behind = sweep(vec![
+        zone("a.", SerialVerdict::Behind, Some(1), Some(100)),
+        zone(
+            "b.",
+            SerialVerdict::ReferenceUnreachable(FailReason::Timeout),
+            Some(1),
+            None,
+        ),
+    ]);
+    assert_eq!(
+        classify_sweep(&behind),
+        hard("1 of 2 zone(s) failing locally: a. is 99 behind (local 1, reference 100)"),
+        "a local failure wins over an unreachable reference"
+    );
+
+    let local_failed = sweep(vec![zone(
+        "c.",
+        SerialVerdict::LocalFailed(FailReason::UnexpectedRcode(ResponseCode::Refused)),
+        None,
+        Some(3),
+    )]);
+    let CheckSignal::Hard(text) = classify_sweep(&local_failed) else {
+        panic!("hard")
+    };
+    assert!(
+        text.starts_with("1 of 1 zone(s) failing locally: c.: local server: unexpected rcode"),
+        "{text}"
+    );
+
+    let unreachable = sweep(vec![zone(
+        "d.",
+        SerialVerdict::ReferenceUnreachable(FailReason::ConnectionRefused),
+        Some(3),
+        None,
+    )]);
+    let CheckSignal::Soft(text) = classify_sweep(&unreachable) else {
+        panic!("soft")
+    };
+    assert!(
+        text.contains("reference unreachable for 1 of 1 zone(s) (not a local failure)"),
+        "{text}"
+    );
+
+    assert!(matches!(
+        classify_sweep(&sweep(Vec::new())),
+        CheckSignal::Soft(_)
+    ));
+}
+
+#[test]
+fn classify_sweep_names_a_few_zones_and_counts_the_rest() {
+    let zones = (0..10)
+        .map(|i| {
+            zone(
+                &format!("z{i}.example."),
+                SerialVerdict::Behind,
+                Some(1),
+                Some(50),
+            )
+        })
+        .collect();
+    let CheckSignal::Hard(text) = classify_sweep(&sweep(zones)) else {
+        panic!("hard")
+    };
+    assert!(
+        text.starts_with("10 of 10 zone(s) failing locally: z0.example. is 49 behind"),
+        "{text}"
+    );
+    assert!(text.ends_with("and 7 more"), "{text}");
+}
+
+#[test]
+fn check_signal_accessors() {
+    assert_eq!(CheckSignal::Pass.as_str(), "pass");
+    assert_eq!(soft("x").as_str(), "soft");
+    assert_eq!(hard("y").detail(), "y");
+    assert_eq!(CheckSignal::Pass.detail(), "ok");
+    assert_eq!(hard("y").to_string(), "hard: y");
+}
