@@ -4,7 +4,8 @@
 //! netns upstream                                  netns node
 //!   BIRD 2, AS 64496                                BIRD 2 (bird-templates/) or FRR (frr-templates/), AS 65001
 //!   bgp "node"  (IPv4) import all                   lo: 203.0.113.53/32, 2001:db8::53/128 (anycast)
-//!   bgp "node6" (IPv6) import all                   Knot on the anycast addresses port 53 + 127.0.0.1:5353
+//!   bgp "node6" (IPv6) import all                   Knot/NSD/BIND on the anycast addresses port 53
+//!                                                   and on 127.0.0.1:5353
 //!   kernel export (queries from here follow         [optional veth to netns primary, 198.51.100.0/30]
 //!   the announced route)
 //!   to-node 192.0.2.1/30 ------------- veth ------- to-upstream 192.0.2.2/30
@@ -25,7 +26,7 @@ use nsbeacon_testkit::knot::Zone;
 use nsbeacon_testkit::netns::{Netns, Veth};
 use nsbeacon_testkit::{DaemonGuard, require_binary};
 
-use crate::knot::{KnotRole, LabKnot, kdig_soa_serial};
+use crate::dns::{DnsServerKind, KnotRole, LabDns, kdig_soa_serial};
 use crate::render::{bird_templates_dir, frr_templates_dir, render_bird, render_frr};
 use crate::route::{RouteInfo, parse_show_route_all};
 
@@ -37,11 +38,11 @@ pub const UPSTREAM_AS: u32 = 64496;
 pub const ANYCAST_V4: &str = "203.0.113.53/32";
 /// The anycast IPv6 prefix the node announces.
 pub const ANYCAST_V6: &str = "2001:db8::53/128";
-/// The anycast IPv4 address (Knot listens on it, port 53).
+/// The anycast IPv4 address (the DNS server listens on it, port 53).
 pub const ANYCAST_V4_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
-/// The anycast IPv6 address (Knot listens on it, port 53).
+/// The anycast IPv6 address (the DNS server listens on it, port 53).
 pub const ANYCAST_V6_ADDR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x53);
-/// Knot's local listener in the node (what a probe of "the local server" targets).
+/// The DNS server's local listener in the node (what a probe of "the local server" targets).
 pub const NODE_LOCAL_DNS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5353);
 /// The upstream's address on the link.
 pub const UPSTREAM_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -59,7 +60,7 @@ pub const NODE_TO_PRIMARY_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const UPSTREAM_PROTOCOL_V4: &str = "node";
 /// The upstream BIRD's BGP protocol for the IPv6 session to the node.
 pub const UPSTREAM_PROTOCOL_V6: &str = "node6";
-/// The zone the node's Knot serves.
+/// The zone the node's DNS server serves.
 pub const LAB_ZONE: &str = "lab.example.";
 /// The zone's initial SOA serial.
 pub const LAB_ZONE_SERIAL: u32 = 2_024_010_101;
@@ -85,21 +86,30 @@ pub struct LabOptions {
     /// primary Knot at [`PRIMARY_V4`] port 53; the node's Knot is then its secondary (transfers the zone,
     /// accepts NOTIFY, also listens on [`NODE_TO_PRIMARY_V4`] port 53).
     pub primary: bool,
-    /// The zone the node's Knot serves.
+    /// The node's authoritative DNS server.
+    pub dns: DnsServerKind,
+    /// The zone the node's DNS server serves.
     pub zone: Zone,
 }
 
 impl LabOptions {
-    /// A lab with `bgp` on the node, no primary, and zone [`LAB_ZONE`] at [`LAB_ZONE_SERIAL`].
+    /// A lab with `bgp` and Knot on the node, no primary, and zone [`LAB_ZONE`] at [`LAB_ZONE_SERIAL`].
     pub fn new(bgp: NodeBgpKind) -> LabOptions {
         LabOptions {
             bgp,
+            dns: DnsServerKind::Knot,
             primary: false,
             zone: Zone::new(LAB_ZONE, LAB_ZONE_SERIAL).with_record("www IN A 192.0.2.80"),
         }
     }
 
-    /// Also create the `primary` namespace.
+    /// Run `dns` as the node's DNS server instead of Knot.
+    pub fn with_dns(mut self, dns: DnsServerKind) -> LabOptions {
+        self.dns = dns;
+        self
+    }
+
+    /// Also create the `primary` namespace with a hidden primary Knot (needs Knot on the node too).
     pub fn with_primary(mut self) -> LabOptions {
         self.primary = true;
         self
@@ -140,8 +150,8 @@ pub enum NodeBgp {
 #[derive(Debug)]
 pub struct Lab {
     // Field order is drop order: daemons first, then namespaces, then the directory.
-    knot: LabKnot,
-    primary_knot: Option<LabKnot>,
+    dns: LabDns,
+    primary_knot: Option<LabDns>,
     node_bgp: NodeBgp,
     upstream: BirdDaemon,
     primary: Option<Netns>,
@@ -152,12 +162,12 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the topology, starts the upstream BIRD, the node's BGP daemon (from the shipped templates)
-    /// and Knot, and waits until both BGP sessions (IPv4, IPv6) are established. Nothing is announced
+    /// and the DNS server, and waits until both BGP sessions (IPv4, IPv6) are established. Nothing is announced
     /// yet: the templates start with every anycast route withdrawn.
     ///
     /// Panics with the daemons' logs when anything fails: a lab that cannot be built is a failed test.
     pub fn start(options: LabOptions) -> Lab {
-        for bin in ["ip", "bird", "knotd", "kdig"] {
+        for bin in ["ip", "bird", "kdig", options.dns.binary()] {
             require_binary(bin);
         }
         let dir = tempfile::Builder::new()
@@ -178,6 +188,11 @@ impl Lab {
         ] {
             ns.add_address(dev, &cidr).unwrap_or_else(|e| panic!("{e}"));
         }
+        assert!(
+            !options.primary || options.dns == DnsServerKind::Knot,
+            "a lab with a hidden primary runs Knot on the node (asked for {:?})",
+            options.dns
+        );
         let primary = options.primary.then(|| {
             let primary = Netns::create("primary").unwrap_or_else(|e| panic!("{e}"));
             Veth::create(&primary, "to-node", &node, "to-primary")
@@ -219,7 +234,8 @@ impl Lab {
         let (primary_knot, node_role) = match &primary {
             Some(primary_ns) => {
                 let primary_addr = SocketAddr::new(IpAddr::V4(PRIMARY_V4), 53);
-                let knot = LabKnot::start(
+                let knot = LabDns::start(
+                    DnsServerKind::Knot,
                     primary_ns.name(),
                     &dir.path().join("knot-primary"),
                     options.zone.clone(),
@@ -238,16 +254,17 @@ impl Lab {
             }
             None => (None, KnotRole::Standalone),
         };
-        let knot = LabKnot::start(
+        let dns = LabDns::start(
+            options.dns,
             node.name(),
-            &dir.path().join("knot-node"),
+            &dir.path().join("dns-node"),
             options.zone,
             &node_listen,
             node_role,
         );
 
         let lab = Lab {
-            knot,
+            dns,
             primary_knot,
             node_bgp,
             upstream,
@@ -273,7 +290,7 @@ impl Lab {
         lab
     }
 
-    /// The lab directory (rendered configs as copies, Knot's files). BIRD and FRR keep their own files in
+    /// The lab directory (rendered configs as copies, the DNS servers' files). BIRD and FRR keep their own files in
     /// their own temp dirs: see [`Lab::node_bird`], [`Lab::node_frr`], [`Lab::upstream_bird`].
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -385,9 +402,9 @@ impl Lab {
         }
     }
 
-    /// The node's Knot (kill, pause/resume, restart, set_serial, pid).
-    pub fn knot(&mut self) -> &mut LabKnot {
-        &mut self.knot
+    /// The node's DNS server (kill, pause/resume, restart, set_serial, pid, log).
+    pub fn dns(&mut self) -> &mut LabDns {
+        &mut self.dns
     }
 
     /// Starts `program args...` in the foreground inside the node's namespace (e.g. nsbeacon itself), with
@@ -435,8 +452,8 @@ impl Lab {
     }
 
     /// The hidden primary's Knot, when built with [`LabOptions::with_primary`]: change the zone there
-    /// ([`LabKnot::set_serial`]) and the node transfers it on NOTIFY.
-    pub fn primary_knot(&mut self) -> Option<&mut LabKnot> {
+    /// ([`LabDns::set_serial`]) and the node transfers it on NOTIFY.
+    pub fn primary_knot(&mut self) -> Option<&mut LabDns> {
         self.primary_knot.as_mut()
     }
 
@@ -513,7 +530,7 @@ impl Lab {
         kdig_soa_serial(
             self.upstream_ns.name(),
             SocketAddr::new(anycast, 53),
-            &self.knot.zone().name,
+            &self.dns.zone().name,
             timeout,
         )
     }

@@ -4,11 +4,11 @@
 //! so what ships is what is tested. Assertions read the upstream router's RIB, the way an operator judges
 //! whether a node announces: [`lab::Lab::upstream_has_route`] and [`lab::Lab::wait_for_route`].
 
-pub mod knot;
+pub mod dns;
 pub mod lab;
 pub mod render;
 pub mod route;
 
-pub use knot::LabKnot;
+pub use dns::{DnsServerKind, LabDns};
 pub use lab::{Lab, LabError, LabOptions, NodeBgp, NodeBgpKind};
 pub use route::RouteInfo;

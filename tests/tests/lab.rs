@@ -5,12 +5,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use nsbeacon_e2e::knot::kdig_soa_serial;
+use nsbeacon_e2e::dns::kdig_soa_serial;
 use nsbeacon_e2e::lab::{
     ANYCAST_V4, ANYCAST_V4_ADDR, ANYCAST_V6, ANYCAST_V6_ADDR, LAB_ZONE_SERIAL,
 };
 use nsbeacon_e2e::lab::{NODE_AS, NODE_LOCAL_DNS, PRIMARY_V4};
-use nsbeacon_e2e::{Lab, LabOptions, NodeBgpKind, RouteInfo};
+use nsbeacon_e2e::{DnsServerKind, Lab, LabOptions, NodeBgpKind, RouteInfo};
 use nsbeacon_testkit::frr::FrrDaemon;
 use nsbeacon_testkit::netns;
 use nsbeacon_testkit::process::is_alive;
@@ -299,36 +299,62 @@ fn frr_outbound_policy_only_exports_the_anycast_prefixes() {
     );
 }
 
-#[test]
-fn knot_controls_kill_pause_and_restart() {
-    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird));
-    let zone = lab.knot().zone().name.clone();
+/// The node's DNS server under each kind: answers on the anycast address through the announced route,
+/// and the fault controls the scenarios use (pause, kill, restart, new serial) do what they say.
+fn dns_server_controls(kind: DnsServerKind) {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird).with_dns(kind));
+    assert_eq!(lab.dns().kind(), kind);
+    let zone = lab.dns().zone().name.clone();
     let node = lab.node_netns().name().to_owned();
-    let local = || {
-        nsbeacon_e2e::knot::kdig_soa_serial(&node, NODE_LOCAL_DNS, &zone, Duration::from_secs(1))
-    };
+    let local = || kdig_soa_serial(&node, NODE_LOCAL_DNS, &zone, Duration::from_secs(1));
     assert_eq!(local(), Some(LAB_ZONE_SERIAL));
 
-    assert!(lab.knot().pause(), "SIGSTOP");
-    assert_eq!(local(), None, "a stopped knotd does not answer");
-    assert!(lab.knot().resume(), "SIGCONT");
-    assert_eq!(local(), Some(LAB_ZONE_SERIAL));
+    birdc_ok(&lab, "enable anycast_dns6");
+    route(&lab, ANYCAST_V6);
+    assert_eq!(
+        lab.query_from_upstream(IpAddr::V6(ANYCAST_V6_ADDR), Duration::from_secs(2)),
+        Some(LAB_ZONE_SERIAL),
+        "{kind:?} answers on the anycast address from the upstream"
+    );
 
-    let pid = lab.knot().pid().expect("knot pid");
-    lab.knot().kill();
-    assert!(!is_alive(pid), "knotd {pid} killed");
+    assert!(lab.dns().pause(), "SIGSTOP");
+    assert_eq!(local(), None, "a stopped {kind:?} does not answer");
+    assert!(lab.dns().resume(), "SIGCONT");
+    assert!(
+        nsbeacon_testkit::wait_until(Duration::from_secs(5), || local() == Some(LAB_ZONE_SERIAL)),
+        "{kind:?} answers again after SIGCONT"
+    );
+
+    let pid = lab.dns().pid().expect("dns pid");
+    lab.dns().kill();
+    assert!(!is_alive(pid), "{kind:?} {pid} killed");
     assert_eq!(local(), None);
-    lab.knot().restart();
+    lab.dns().restart();
     assert_eq!(local(), Some(LAB_ZONE_SERIAL));
 
-    lab.knot().set_serial(LAB_ZONE_SERIAL + 1);
+    lab.dns().set_serial(LAB_ZONE_SERIAL + 1);
     assert_eq!(local(), Some(LAB_ZONE_SERIAL + 1));
+}
+
+#[test]
+fn dns_server_controls_knot() {
+    dns_server_controls(DnsServerKind::Knot);
+}
+
+#[test]
+fn dns_server_controls_nsd() {
+    dns_server_controls(DnsServerKind::Nsd);
+}
+
+#[test]
+fn dns_server_controls_bind() {
+    dns_server_controls(DnsServerKind::Bind);
 }
 
 /// PIDs of every daemon a lab runs, and its namespaces.
 fn lab_footprint(lab: &mut Lab) -> (Vec<u32>, Vec<String>) {
     let mut pids = vec![lab.upstream_bird().pid().expect("upstream bird pid")];
-    pids.push(lab.knot().pid().expect("knot pid"));
+    pids.push(lab.dns().pid().expect("dns pid"));
     if let Some(primary) = lab.primary_knot() {
         pids.push(primary.pid().expect("primary knot pid"));
     }
@@ -427,7 +453,7 @@ fn bird_export_filter_only_exports_anycast_protocols_and_prefixes() {
 #[test]
 fn hidden_primary_feeds_the_node_and_can_be_cut_off() {
     let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird).with_primary());
-    let zone = lab.knot().zone().name.clone();
+    let zone = lab.dns().zone().name.clone();
     let node = lab.node_netns().name().to_owned();
     let primary_addr = SocketAddr::new(IpAddr::V4(PRIMARY_V4), 53);
     // The node transferred the zone from the primary at start.
@@ -441,11 +467,11 @@ fn hidden_primary_feeds_the_node_and_can_be_cut_off() {
         .expect("primary")
         .set_serial(LAB_ZONE_SERIAL + 1);
     assert!(
-        lab.knot()
+        lab.dns()
             .expect_serial(LAB_ZONE_SERIAL + 1, Duration::from_secs(15)),
         "node did not transfer serial {}; node log:\n{}",
         LAB_ZONE_SERIAL + 1,
-        lab.knot().log()
+        lab.dns().log()
     );
 
     // Link to the primary down: the primary moves on, the node falls behind and cannot reach it.
@@ -471,13 +497,13 @@ fn hidden_primary_feeds_the_node_and_can_be_cut_off() {
         kdig_soa_serial(&node, primary_addr, &zone, Duration::from_secs(2)),
         Some(LAB_ZONE_SERIAL + 2)
     );
-    let out = lab.knot().knotc(&["zone-refresh", &zone]);
+    let out = lab.dns().knotc(&["zone-refresh", &zone]);
     assert!(out.status.success(), "knotc zone-refresh: {out:?}");
     assert!(
-        lab.knot()
+        lab.dns()
             .expect_serial(LAB_ZONE_SERIAL + 2, Duration::from_secs(15)),
         "node did not catch up; log:\n{}",
-        lab.knot().log()
+        lab.dns().log()
     );
 }
 
