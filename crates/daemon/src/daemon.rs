@@ -334,9 +334,16 @@ fn spawn_systemd(
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            // The reconciler is alive when its task still holds the report channel open.
-            if report.has_changed().is_ok() {
+            // Alive means the reconciler finished a pass within the watchdog timeout (it publishes after
+            // every pass, at least once per reconcile interval, and during backend outages once per
+            // backoff step). A wedged reconciler stops the pings and systemd restarts nsbeacon.
+            let last = report.borrow().last_reconcile_unix;
+            let fresh = report.has_changed().is_ok()
+                && last.is_some_and(|t| unix_now() - t < timeout.as_secs_f64());
+            if fresh {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            } else {
+                warn!(last_pass_unix = ?last, "the reconciler has not finished a pass within the watchdog timeout; not pinging systemd");
             }
         }
     });
