@@ -65,6 +65,19 @@ impl Damping {
         }
     }
 
+    /// Switches to new settings, keeping the penalty (capped at the new ceiling) and any suppression;
+    /// disabling damping clears both.
+    pub fn reconfigure(&mut self, config: DampingConfig, now: Instant) {
+        self.decay(now);
+        self.config = config;
+        if config.enabled {
+            self.penalty = self.penalty.min(config.ceiling());
+        } else {
+            self.penalty = 0.0;
+            self.suppressed_since = None;
+        }
+    }
+
     /// The penalty as of the last [`Damping::advance`].
     pub fn penalty(&self) -> f64 {
         self.penalty

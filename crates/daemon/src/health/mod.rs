@@ -189,6 +189,9 @@ pub struct CheckHealth {
     pub last_signal: Option<CheckSignal>,
     /// The last soft or hard signal seen, kept while the check recovers.
     pub last_problem: Option<CheckSignal>,
+    /// Added by [`ServiceHealth::reconfigure`] to a running service and not decided yet: left out of the
+    /// combine until it decides, so adding a check does not withdraw a healthy service.
+    pub pending: bool,
 }
 
 impl CheckHealth {
@@ -204,6 +207,7 @@ impl CheckHealth {
             consecutive_unclean: 0,
             last_signal: None,
             last_problem: None,
+            pending: false,
         }
     }
 
@@ -235,6 +239,9 @@ impl CheckHealth {
         if self.consecutive_fail >= fall {
             self.up = false;
             self.decided = true;
+        }
+        if self.decided {
+            self.pending = false;
         }
         if self.consecutive_clean >= rise {
             self.soft = false;
@@ -394,6 +401,45 @@ impl ServiceHealth {
         self.update(now)
     }
 
+    /// Applies a changed config (SIGHUP) without forgetting what the service already knows, so that an
+    /// edit (a new zone, another timeout) does not send a healthy service back to `starting`:
+    ///
+    /// - checks are matched by name and keep their counters (rename a check to reset its history);
+    /// - a check new to a service that has already decided starts *pending*: it is left out of the combine
+    ///   until it decides, then counts like any other (a new check that fails `fall` times still withdraws);
+    /// - rise/fall, combine, targets and graceful drain take the new values; the damping penalty and any
+    ///   suppression are kept under the new thresholds (disabling damping releases a suppression).
+    ///
+    /// Targets removed from the service are no longer in [`ServiceHealth::desired`]; the caller decides
+    /// what happens to them (normally: withdraw). The service's name must not change (a renamed service is
+    /// a new service).
+    pub fn reconfigure(&mut self, config: &ServiceConfig, now: Instant) -> Option<Transition> {
+        let established = self.checks.iter().any(|c| c.decided);
+        let mut old: Vec<CheckHealth> = std::mem::take(&mut self.checks);
+        self.checks = config
+            .checks
+            .iter()
+            .map(|c| match old.iter().position(|h| h.name == c.name) {
+                Some(i) => old.swap_remove(i),
+                None => CheckHealth {
+                    pending: established,
+                    ..CheckHealth::new(&c.name)
+                },
+            })
+            .collect();
+        self.combine = config.combine;
+        self.rise = config.rise.max(1);
+        self.fall = config.fall.max(1);
+        self.announce = config.announce.clone();
+        self.degrade = config.degrade.clone();
+        self.graceful_drain = config.graceful_drain;
+        if self.graceful_drain.is_none() {
+            self.graceful = None;
+        }
+        self.damping.reconfigure(config.damping, now);
+        self.update(now)
+    }
+
     /// The current state.
     pub fn state(&self) -> ServiceState {
         self.state
@@ -538,12 +584,20 @@ impl ServiceHealth {
 
     /// The health verdict from the checks alone.
     fn verdict(&self) -> Verdict {
-        let total = self.checks.len();
+        let mut counted: Vec<&CheckHealth> = self.checks.iter().filter(|c| !c.pending).collect();
+        if counted.is_empty() {
+            counted = self.checks.iter().collect();
+        }
+        let total = counted.len();
         let required = self.combine.required(total);
-        let up: Vec<&CheckHealth> = self.checks.iter().filter(|c| c.up).collect();
+        let up: Vec<&CheckHealth> = counted.iter().copied().filter(|c| c.up).collect();
         let clean = up.iter().filter(|c| !c.soft).count();
-        let down: Vec<&CheckHealth> = self.checks.iter().filter(|c| c.decided && !c.up).collect();
-        let undecided: Vec<&CheckHealth> = self.checks.iter().filter(|c| !c.decided).collect();
+        let down: Vec<&CheckHealth> = counted
+            .iter()
+            .copied()
+            .filter(|c| c.decided && !c.up)
+            .collect();
+        let undecided: Vec<&CheckHealth> = counted.iter().copied().filter(|c| !c.decided).collect();
 
         if total == 0 {
             return Verdict {
@@ -552,7 +606,7 @@ impl ServiceHealth {
             };
         }
         if up.len() >= required {
-            let down_note = if down.is_empty() {
+            let mut down_note = if down.is_empty() {
                 String::new()
             } else {
                 format!(
@@ -563,9 +617,21 @@ impl ServiceHealth {
                         .join("; ")
                 )
             };
+            let pending: Vec<String> = self
+                .checks
+                .iter()
+                .filter(|c| c.pending)
+                .map(|c| format!("{} {}/{}", c.name, c.consecutive_ok, self.rise))
+                .collect();
+            if !pending.is_empty() {
+                down_note.push_str(&format!(
+                    " (new check(s) not counted until they decide: {})",
+                    pending.join(", ")
+                ));
+            }
             if clean >= required {
-                let reason = if total == 1 {
-                    format!("check {} passes", self.checks[0].name)
+                let mut reason = if total == 1 {
+                    format!("check {} passes", up[0].name)
                 } else if up.len() == total && clean == total {
                     format!("all {total} checks pass")
                 } else {
@@ -574,6 +640,9 @@ impl ServiceHealth {
                         self.required_words()
                     )
                 };
+                if total == 1 || (up.len() == total && clean == total) {
+                    reason.push_str(&down_note);
+                }
                 return Verdict {
                     state: ServiceState::Up,
                     reason,

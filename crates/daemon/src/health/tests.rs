@@ -1040,3 +1040,91 @@ fn check_signal_accessors() {
     assert_eq!(CheckSignal::Pass.detail(), "ok");
     assert_eq!(hard("y").to_string(), "hard: y");
 }
+
+// ------------------------------------------------------------------------------------------- reconfigure
+
+#[test]
+fn reconfigure_keeps_check_history_and_does_not_restart_a_healthy_service() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    let mut changed = config.clone();
+    changed.checks[0].timeout = Duration::from_millis(300);
+    changed.checks.push(check("serial"));
+    changed.rise = 2;
+    assert!(
+        h.reconfigure(&changed, clock.step()).is_none(),
+        "still up: {}",
+        h.reason()
+    );
+    assert_eq!(h.state(), ServiceState::Up);
+    assert!(h.check_states()[1].pending);
+    assert!(
+        h.reason()
+            .contains("new check(s) not counted until they decide: serial 0/2"),
+        "{}",
+        h.reason()
+    );
+    // Once the new check decides it counts like any other: failing it withdraws.
+    feed(&mut h, &mut clock, 1, &CheckSignal::Pass, 2);
+    assert!(!h.check_states()[1].pending);
+    assert_eq!(h.reason(), "all 2 checks pass");
+    feed(&mut h, &mut clock, 1, &hard("behind"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+}
+
+#[test]
+fn reconfigure_a_new_check_that_fails_withdraws() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    let mut changed = config.clone();
+    changed.checks.push(check("broken"));
+    h.reconfigure(&changed, clock.step());
+    feed(&mut h, &mut clock, 1, &hard("refused"), 2);
+    assert_eq!(h.state(), ServiceState::Up);
+    let t = feed(&mut h, &mut clock, 1, &hard("refused"), 1);
+    assert_eq!(t[0].to, ServiceState::Down);
+}
+
+#[test]
+fn reconfigure_targets_and_damping() {
+    let mut clock = Clock::new();
+    let config = damped();
+    let mut h = up_service(&config, &mut clock);
+    while !h.suppressed() {
+        feed(&mut h, &mut clock, 0, &hard("x"), 1);
+        feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    }
+    let mut changed = config.clone();
+    changed.announce = vec![bird("anycast_v2")];
+    // The renamed target changes the desired routes (reported as down -> down), the state stays down.
+    let t = h
+        .reconfigure(&changed, clock.step())
+        .expect("routes changed");
+    assert_eq!((t.from, t.to), (ServiceState::Down, ServiceState::Down));
+    assert!(h.suppressed(), "suppression survives a reload");
+    changed.damping.enabled = false;
+    let t = h.reconfigure(&changed, clock.step()).expect("released");
+    assert_eq!(t.to, ServiceState::Up);
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast_v2"), ANNOUNCED),
+            (bird("anycast_prepend"), WITHDRAWN)
+        ]
+    );
+}
+
+#[test]
+fn reconfigure_while_starting_keeps_new_checks_required() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = ServiceHealth::new(&config, clock.now);
+    let mut changed = config.clone();
+    changed.checks.push(check("second"));
+    h.reconfigure(&changed, clock.step());
+    assert!(!h.check_states()[1].pending);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Starting);
+}
