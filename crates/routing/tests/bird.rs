@@ -14,6 +14,7 @@ use nsbeacon_routing::{
     BirdProtocolName, BirdProtocolNameError, RouteState, RouteTarget, RoutingBackend, RoutingError,
 };
 use nsbeacon_testkit::bird::BirdDaemon;
+use nsbeacon_testkit::netns::{Netns, Veth};
 use nsbeacon_testkit::{Signal, free_port, require_binary};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -306,6 +307,61 @@ async fn bgp_protocol_enable_disable_read_back_and_health() {
 }
 
 #[tokio::test]
+async fn bird_in_network_namespaces_withdraws_at_the_upstream() {
+    // The lab topology: node and upstream BIRD in their own namespaces on a veth pair, direct eBGP.
+    // Declared first, dropped last: the daemons die before their namespaces go.
+    let node_ns = Netns::create("bnode").expect("node namespace");
+    let upstream_ns = Netns::create("bup").expect("upstream namespace");
+    Veth::create(&node_ns, "up0", &upstream_ns, "node0").expect("veth");
+    node_ns
+        .add_address("up0", "192.0.2.2/30")
+        .expect("node address");
+    upstream_ns
+        .add_address("node0", "192.0.2.1/30")
+        .expect("upstream address");
+    let node = BirdDaemon::start(
+        "router id 192.0.2.2;\nprotocol device {}\n\
+         protocol static anycast_dns { ipv4; route 203.0.113.53/32 blackhole; }\n\
+         protocol bgp upstream { local 192.0.2.2 as 65001; neighbor 192.0.2.1 as 64496; \
+         connect retry time 1; ipv4 { import none; export where proto = \"anycast_dns\"; }; }\n",
+        Some(node_ns.name()),
+    );
+    let upstream = BirdDaemon::start(
+        "router id 192.0.2.1;\nprotocol device {}\n\
+         protocol bgp node { local 192.0.2.1 as 64496; neighbor 192.0.2.2 as 65001; \
+         connect retry time 1; ipv4 { import all; export none; }; }\n",
+        Some(upstream_ns.name()),
+    );
+    assert_eq!(node.netns(), Some(node_ns.name()));
+    assert!(
+        node.wait_protocol_state("upstream", "up", Duration::from_secs(30)),
+        "BGP session did not come up:\n{}",
+        node.command("show protocols all upstream")
+    );
+    // The control socket is a file: reachable from the root namespace.
+    let backend = backend(&node.socket(), TIMEOUT);
+    assert_eq!(backend.health().await.sessions_up, 1);
+    assert!(nsbeacon_testkit::wait_until(
+        Duration::from_secs(10),
+        || { route_present(&upstream, "203.0.113.53/32") }
+    ));
+    backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        !route_present(&upstream, "203.0.113.53/32")
+    }));
+    backend
+        .set(&target("anycast_dns"), RouteState::Announced)
+        .await
+        .expect("announce");
+    assert!(nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        route_present(&upstream, "203.0.113.53/32")
+    }));
+}
+
+#[tokio::test]
 async fn unknown_protocols_are_clear_errors_and_never_patterns() {
     let bird = BirdDaemon::start(&node_config(None), None);
     let backend = backend(&bird.socket(), TIMEOUT);
@@ -523,9 +579,12 @@ async fn bird_stuck_then_killed_mid_command_is_a_bounded_error() {
         start.elapsed()
     );
     // The open connection dies without a reply byte; the one retry on a fresh connection finds nothing
-    // listening, which is the state to report.
+    // listening, or (racing the dying process's teardown) is accepted into the backlog and then reset.
     assert!(
-        matches!(err, RoutingError::Bird(BirdError::NotListening { .. })),
+        matches!(
+            err,
+            RoutingError::Bird(BirdError::NotListening { .. } | BirdError::Disconnected { .. })
+        ),
         "{err:?}"
     );
     bird.kill();

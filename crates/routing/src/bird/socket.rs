@@ -328,7 +328,18 @@ impl BirdControlSocket {
         }
     }
 
+    /// A reset or broken pipe is BIRD going away, reported like a clean close; anything else stays an I/O error.
     fn io_error(&self, command: Option<&str>, phase: Phase, source: io::Error) -> BirdError {
+        if matches!(
+            source.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        ) {
+            return BirdError::Disconnected {
+                socket: self.path.clone(),
+                command: command.map(str::to_owned),
+                phase,
+            };
+        }
         BirdError::Io {
             socket: self.path.clone(),
             command: command.map(str::to_owned),
