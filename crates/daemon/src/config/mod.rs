@@ -71,7 +71,7 @@ pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Upper bound of the default per-exchange timeout of query checks. The default is half the check's
-/// interval, at most this: a local authoritative server answers in well under a millisecond, so half a
+/// interval (a quarter with a CHAOS TXT identity, which sends a second query), at most this: a local authoritative server answers in well under a millisecond, so half a
 /// second without an answer is a failure, and the probe always ends before the next one is due.
 pub const DEFAULT_TIMEOUT_CAP: Duration = Duration::from_millis(500);
 
@@ -339,7 +339,8 @@ pub struct ServiceConfig {
     pub rise: u32,
     /// Consecutive failures before a check is down. Default [`DEFAULT_FALL`].
     pub fall: u32,
-    /// Each probe is delayed by a random amount in `0..jitter`. Default 10 % of `interval`.
+    /// Probe times are spread by a random offset of up to +/- `jitter` (at most half the shortest check
+    /// interval). Default 10 % of `interval`.
     pub jitter: Duration,
     /// Flap damping. Default [`DampingConfig::default`].
     pub damping: DampingConfig,

@@ -751,12 +751,16 @@ fn combine_modes() {
 }
 
 #[test]
-fn jitter_must_be_shorter_than_the_shortest_interval() {
-    let issues = issues(&bird_with("jitter = \"1s\"", ""));
+fn jitter_is_at_most_half_the_shortest_interval() {
+    let issues = issues(&bird_with("jitter = \"501ms\"", ""));
     assert_issue(
         &issues,
         "service[0].jitter",
-        "1s must be shorter than the shortest check interval 1s",
+        "501ms is more than half the shortest check interval 1s",
+    );
+    assert_eq!(
+        ok(&bird_with("jitter = \"500ms\"", "")).services[0].jitter,
+        Duration::from_millis(500)
     );
     assert_eq!(
         ok(&bird_with("jitter = \"0s\"", "")).services[0].jitter,
@@ -825,7 +829,7 @@ zones = ["example.com."]
     assert_issue(
         &issues,
         "service[0].check[0].slow_after",
-        "must be shorter than the timeout 500ms",
+        "must be shorter than the timeout 250ms",
     );
     assert_issue(
         &issues,
@@ -1138,4 +1142,28 @@ fn example_file_in_deploy_is_valid() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nsbeacon.example.toml");
     let config = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(!config.services.is_empty());
+}
+
+#[test]
+fn chaos_identity_probes_need_two_timeouts_per_interval() {
+    let config = ok(&bird_with("", "identity = \"id.server\""));
+    assert_eq!(
+        config.services[0].checks[0].timeout,
+        Duration::from_millis(250),
+        "the default timeout leaves room for the CHAOS query"
+    );
+    let issues = issues(&bird_with(
+        "",
+        "identity = \"hostname.bind\"\ntimeout = \"500ms\"",
+    ));
+    assert_issue(
+        &issues,
+        "service[0].check[0].timeout",
+        "500ms must be shorter than half the interval 1s",
+    );
+    let nsid = ok(&bird_with("", "identity = \"nsid\"\ntimeout = \"500ms\""));
+    assert_eq!(
+        nsid.services[0].checks[0].timeout,
+        Duration::from_millis(500)
+    );
 }

@@ -503,16 +503,17 @@ impl Validator<'_> {
             ),
         };
         if let (Some(jitter), Some(shortest)) = (jitter, checks.iter().map(|c| c.interval).min())
-            && jitter >= shortest
+            && jitter > shortest / 2
         {
             self.issue(
                 format!("{path}.jitter"),
                 format!(
-                    "{} must be shorter than the shortest check interval {}",
+                    "{} is more than half the shortest check interval {}",
                     fmt_duration(jitter),
                     fmt_duration(shortest)
                 ),
-                "jitter delays each probe by a random 0..jitter; keep it around 10% of the interval",
+                "probe times are spread by a random offset of up to +/- jitter; keep it around 10% of the \
+                 interval",
             );
         }
 
@@ -887,6 +888,9 @@ impl Validator<'_> {
             None if is_serial => service_interval.map(|i| i.max(DEFAULT_SERIAL_INTERVAL)),
             None => service_interval,
         };
+        // A CHAOS TXT identity query runs after the main exchange: such a probe can take two timeouts.
+        let chaos_identity = !is_serial && raw.identity.as_deref().is_some_and(|i| i != "nsid");
+        let timeouts_per_probe: u32 = if chaos_identity { 2 } else { 1 };
         // Where the timeout came from decides which key an error points at.
         let (timeout, timeout_path) = match (raw.timeout.as_deref(), service_timeout) {
             (Some(s), _) => (
@@ -906,22 +910,36 @@ impl Validator<'_> {
                     DEFAULT_TIMEOUT_CAP
                 };
                 (
-                    interval.map(|i| (i / 2).min(cap)),
+                    interval.map(|i| (i / (2 * timeouts_per_probe)).min(cap)),
                     format!("{path}.timeout"),
                 )
             }
         };
         if let (Some(t), Some(i)) = (timeout, interval)
-            && t >= i
+            && t * timeouts_per_probe >= i
         {
-            self.issue(
-                timeout_path,
+            let of_check = if raw.timeout.is_none() {
+                format!(" of {path}")
+            } else {
+                String::new()
+            };
+            let message = if chaos_identity {
                 format!(
-                    "{} must be shorter than the interval {}{}",
+                    "{} must be shorter than half the interval {}{of_check}: with a CHAOS TXT identity the \
+                     probe sends a second query and can take two timeouts",
                     fmt_duration(t),
                     fmt_duration(i),
-                    if raw.timeout.is_none() { format!(" of {path}") } else { String::new() }
-                ),
+                )
+            } else {
+                format!(
+                    "{} must be shorter than the interval {}{of_check}",
+                    fmt_duration(t),
+                    fmt_duration(i),
+                )
+            };
+            self.issue(
+                timeout_path,
+                message,
                 "a probe must end before the next one is due; lower the timeout or raise the interval",
             );
             return None;
