@@ -615,7 +615,7 @@ enum Fake {
 }
 
 struct FakeSocket {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     path: PathBuf,
     thread: Option<std::thread::JoinHandle<Vec<String>>>,
 }
@@ -623,7 +623,12 @@ struct FakeSocket {
 impl FakeSocket {
     fn serve(script: &'static [Fake]) -> FakeSocket {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("fake.ctl");
+        let mut fake = FakeSocket::serve_at(dir.path().join("fake.ctl"), script);
+        fake._dir = Some(dir);
+        fake
+    }
+
+    fn serve_at(path: PathBuf, script: &'static [Fake]) -> FakeSocket {
         let listener = UnixListener::bind(&path).expect("bind");
         let thread = std::thread::spawn(move || {
             let mut commands = Vec::new();
@@ -672,7 +677,7 @@ impl FakeSocket {
             commands
         });
         FakeSocket {
-            _dir: dir,
+            _dir: None,
             path,
             thread: Some(thread),
         }
@@ -808,6 +813,38 @@ async fn garbage_reply_death_mid_reply_and_stall_are_bounded_and_the_next_comman
             "show protocols\n"
         ]
     );
+}
+
+#[tokio::test]
+async fn failed_connects_back_off_without_blocking_past_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bird.ctl");
+    let backend = backend(&path, Duration::from_millis(30));
+    let err = backend.health().await.error.expect("no socket yet");
+    assert!(err.contains("does not exist"), "{err}");
+    // The next attempt is 50 ms away, beyond this 30 ms budget: the last error comes back without waiting
+    // for it.
+    let start = Instant::now();
+    let again = backend
+        .read(&target("anycast_dns"))
+        .await
+        .expect_err("still backing off");
+    assert!(
+        start.elapsed() < Duration::from_millis(25),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        matches!(again, RoutingError::Bird(BirdError::SocketMissing { .. })),
+        "{again:?}"
+    );
+    // Once the backoff has passed and a BIRD is there, the connection comes up.
+    let fake = FakeSocket::serve_at(path, &[Fake::Bird]);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let health = backend.health().await;
+    assert!(health.reachable, "{health:?}");
+    drop(backend);
+    assert_eq!(fake.commands(), ["show status\n", "show protocols\n"]);
 }
 
 /// Runs in a child process as `nobody` (see `permission_denied_names_the_socket_and_its_group`).
