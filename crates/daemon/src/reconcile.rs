@@ -94,7 +94,7 @@ pub struct TargetReport {
 pub struct BackendReport {
     /// `bird` or `frr`.
     pub kind: &'static str,
-    /// Whether the last operation or health check succeeded.
+    /// Whether the daemon answered the last health check.
     pub reachable: bool,
     /// Daemon name and version, when known.
     pub daemon_version: Option<String>,
@@ -136,6 +136,22 @@ struct TargetRecord {
 #[derive(Debug)]
 struct PassFailed {
     errors: Vec<String>,
+}
+
+/// Why one target did not converge.
+#[derive(Debug)]
+enum ConvergeError {
+    /// A backend operation failed: counts towards an outage episode and backoff.
+    Failed(String),
+    /// The daemon accepted the change but does not report it yet (e.g. a BGP protocol still connecting,
+    /// an FRR network not yet in the RIB). Not a failure; re-checked every reconcile interval.
+    Pending,
+}
+
+impl From<String> for ConvergeError {
+    fn from(message: String) -> Self {
+        ConvergeError::Failed(message)
+    }
 }
 
 /// Makes the BGP daemon match the desired table. Generic over the backend so it is unit-tested with an
@@ -230,9 +246,18 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 }
                 read_all = false;
                 if failed {
+                    // A new desired state is tried at once: a target that keeps failing (say, a
+                    // protocol missing from bird.conf) must not delay other services' changes by the
+                    // backoff.
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
+                        changed = self.desired_rx.changed() => {
+                            if changed.is_err() {
+                                shutdown.cancelled().await;
+                                break;
+                            }
+                        }
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     // After a failure nothing we believe about the daemon is trustworthy: read everything.
@@ -292,11 +317,16 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 if !done.insert(target.clone()) {
                     continue;
                 }
-                if let Err(e) = self.converge(target, read_all).await {
+                match self.converge(target, read_all).await {
+                    Ok(()) => {}
                     // Make-before-break: never run this service's later steps (the withdrawals of the
-                    // old targets) when an earlier one (the announcement of the new ones) failed.
-                    errors.push(format!("service {service}: {e}"));
-                    break;
+                    // old targets) while an earlier one (the announcement of the new ones) has not
+                    // taken effect.
+                    Err(ConvergeError::Pending) => break,
+                    Err(ConvergeError::Failed(e)) => {
+                        errors.push(format!("service {service}: {e}"));
+                        break;
+                    }
                 }
             }
         }
@@ -325,7 +355,8 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         .route_actual_announced
                         .remove_label_values(&[kind, &name]);
                 }
-                Err(e) => errors.push(format!("orphaned {target}: {e}")),
+                Err(ConvergeError::Pending) => {}
+                Err(ConvergeError::Failed(e)) => errors.push(format!("orphaned {target}: {e}")),
             }
         }
         if errors.is_empty() {
@@ -336,7 +367,11 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     }
 
     /// Makes one target match its desired state: read if needed, set if different, read back.
-    async fn converge(&mut self, target: &RouteTarget, read_first: bool) -> Result<(), String> {
+    async fn converge(
+        &mut self,
+        target: &RouteTarget,
+        read_first: bool,
+    ) -> Result<(), ConvergeError> {
         let span = info_span!("target", target = %target);
         async {
             let Some(desired) = self.targets.get(target).map(|r| r.desired) else {
@@ -373,14 +408,17 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 let actual = self.targets.get(target).and_then(|r| r.actual);
                 if actual != Some(desired) {
                     let message = format!(
-                        "the daemon accepted `{}` but still reports the target {}",
+                        "the daemon accepted `{}` but reports the target {} so far",
                         state_str(desired),
                         actual.map(state_str).unwrap_or("unknown")
                     );
                     if let Some(record) = self.targets.get_mut(target) {
-                        record.last_error = Some(message.clone());
+                        if record.last_error.as_deref() != Some(message.as_str()) {
+                            info!(detail = %record.detail, "{message}; re-checking every reconcile interval");
+                        }
+                        record.last_error = Some(message);
                     }
-                    return Err(message);
+                    return Err(ConvergeError::Pending);
                 }
                 info!(state = state_str(desired), "route target changed");
             }
@@ -483,7 +521,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
 
     /// Logs the start and end of an outage episode once each, and exports backend_up.
     fn note_outcome(&mut self, outcome: Result<(), PassFailed>) {
-        let up = outcome.is_ok() && self.health.reachable;
+        let up = self.health.reachable;
         match outcome {
             Ok(()) => {
                 if let Some(started) = self.outage_started.take() {
@@ -499,12 +537,19 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 self.consecutive_failures += 1;
                 if self.outage_started.is_none() {
                     self.outage_started = Some(std::time::Instant::now());
-                    warn!(
-                        errors = %failed.errors.join("; "),
-                        backend_reachable = self.health.reachable,
-                        backend_error = self.health.error.as_deref().unwrap_or(""),
-                        "routing backend failed; retrying with backoff (logged once per episode; probing continues)"
-                    );
+                    if self.health.reachable {
+                        warn!(
+                            errors = %failed.errors.join("; "),
+                            "route targets could not be applied although the routing backend answers; \
+                             retrying with backoff (logged once per episode)"
+                        );
+                    } else {
+                        warn!(
+                            errors = %failed.errors.join("; "),
+                            backend_error = self.health.error.as_deref().unwrap_or(""),
+                            "routing backend failed; retrying with backoff (logged once per episode; probing continues)"
+                        );
+                    }
                 } else {
                     debug!(errors = %failed.errors.join("; "), "routing backend still failing");
                 }
@@ -538,7 +583,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         let report = RoutingReport {
             backend: BackendReport {
                 kind: self.settings.backend_kind,
-                reachable: self.health.reachable && self.consecutive_failures == 0,
+                reachable: self.health.reachable,
                 daemon_version: self.health.daemon_version.clone(),
                 sessions_up: self.health.sessions_up,
                 sessions_total: self.health.sessions_total,
@@ -608,6 +653,8 @@ mod tests {
         calls: Mutex<Vec<String>>,
         down: AtomicBool,
         fail_sets: AtomicBool,
+        /// Targets that accept `set` but keep reading back as withdrawn (a BGP session still connecting).
+        slow_to_come_up: Mutex<HashSet<RouteTarget>>,
     }
 
     impl FakeBackend {
@@ -665,12 +712,15 @@ mod tests {
             }
             // A protocol the fake never heard of starts announced, like a BIRD static protocol
             // enabled in bird.conf.
-            let state = *self
+            let mut state = *self
                 .state
                 .lock()
                 .expect("lock")
                 .entry(target.clone())
                 .or_insert(RouteState::Announced);
+            if self.slow_to_come_up.lock().expect("lock").contains(target) {
+                state = RouteState::Withdrawn;
+            }
             Ok(Timed {
                 value: TargetStatus {
                     state,
@@ -800,6 +850,54 @@ mod tests {
                 "set 192.0.2.0/24 withdrawn".to_owned()
             ]
         );
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn pending_announcement_holds_the_withdrawal_without_an_outage() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Announced), ("degrade", Withdrawn)]),
+            Duration::from_millis(30),
+            backend,
+        );
+        eventually(|| h.report.borrow().first_pass_done).await;
+        h.backend
+            .slow_to_come_up
+            .lock()
+            .expect("lock")
+            .insert(proto("degrade"));
+        h.desired
+            .send(table(&[("degrade", Announced), ("main", Withdrawn)]))
+            .expect("send");
+        eventually(|| {
+            h.backend
+                .sets()
+                .contains(&"set 198.51.100.0/24 announced".to_owned())
+        })
+        .await;
+        // Several reconcile intervals later: still pending, main still announced, no outage episode.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(h.backend.actual(&proto("main")), Some(Announced));
+        let report = h.report.borrow().clone();
+        assert_eq!(report.backend.consecutive_failures, 0);
+        assert!(report.backend.reachable);
+        let degrade = report
+            .targets
+            .iter()
+            .find(|t| t.target == "198.51.100.0/24")
+            .expect("degrade target");
+        assert!(
+            degrade
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("so far")),
+            "{degrade:?}"
+        );
+        // The session comes up: the make-before-break sequence completes.
+        h.backend.slow_to_come_up.lock().expect("lock").clear();
+        eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
         h.shutdown.cancel();
         h.task.await.expect("ends");
     }
