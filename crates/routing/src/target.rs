@@ -229,6 +229,16 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn accepted_bird_protocol_names_are_safe_to_quote(name in "\\PC{0,80}") {
+            if let Ok(valid) = name.parse::<BirdProtocolName>() {
+                proptest::prop_assert!(valid.as_str().len() <= BIRD_PROTOCOL_NAME_MAX_LEN);
+                proptest::prop_assert!(valid.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)));
+            }
+        }
+    }
+
     #[test]
     fn bird_protocol_names_deserialize_with_validation() {
         let name: BirdProtocolName = serde_json::from_str("\"anycast_dns\"").expect("valid");
