@@ -15,6 +15,7 @@
 //! The defaults are chosen for an anycast authoritative DNS node and documented on the constants below and
 //! in `deploy/nsbeacon.example.toml`.
 
+mod locate;
 mod raw;
 mod validate;
 
@@ -420,6 +421,8 @@ pub struct ConfigIssue {
     pub message: String,
     /// How to fix it.
     pub hint: String,
+    /// 1-based line of the key (or of the nearest enclosing table when the key is missing), if known.
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for ConfigIssue {
@@ -482,6 +485,9 @@ fn list_issues(issues: &[ConfigIssue]) -> String {
     let mut out = format!("{} problem(s) in the configuration:", issues.len());
     for issue in issues {
         out.push_str("\n  - ");
+        if let Some(line) = issue.line {
+            out.push_str(&format!("line {line}: "));
+        }
         out.push_str(&issue.to_string());
     }
     out
@@ -506,7 +512,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 
 fn parse_with_base(text: &str, origin: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, origin, &e))?;
-    validate::validate(raw, base)
+    validate::validate(raw, base).map_err(|e| match e {
+        ConfigError::Invalid(mut issues) => {
+            locate::add_lines(text, &mut issues);
+            ConfigError::Invalid(issues)
+        }
+        other => other,
+    })
 }
 
 fn syntax_error(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {

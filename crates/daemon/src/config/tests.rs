@@ -586,7 +586,10 @@ announce = ["anycast_dns"]
     )));
     for (path, _) in expected {
         assert!(
-            shown.contains(&format!("\n  - {path}: ")),
+            shown.lines().any(
+                |l| l.starts_with("  - ") && l.contains(&format!(" {path}: "))
+                    || l.starts_with(&format!("  - {path}: "))
+            ),
             "{path} missing from:\n{shown}"
         );
     }
@@ -1166,4 +1169,40 @@ fn chaos_identity_probes_need_two_timeouts_per_interval() {
         nsid.services[0].checks[0].timeout,
         Duration::from_millis(500)
     );
+}
+
+#[test]
+fn issues_carry_lines_and_are_listed_in_file_order() {
+    let text = r#"[backend]
+kind = "bird"
+
+[[service]]
+name = "dns"
+announce = ["anycast_dns"]
+rise = 0
+
+[[service.check]]
+name = "soa"
+target = "127.0.0.1"
+qname = "example.com."
+timeout = "2s"
+"#;
+    let err = parse(text, "x.toml").expect_err("invalid");
+    let issues = err.issues();
+    assert_eq!(issues.len(), 2, "{issues:?}");
+    assert_eq!(issues[0].path, "service[0].rise");
+    assert_eq!(issues[0].line, Some(7));
+    assert_eq!(issues[1].path, "service[0].check[0].timeout");
+    assert_eq!(issues[1].line, Some(13));
+    let shown = err.to_string();
+    assert!(
+        shown.contains(
+            "\n  - line 13: service[0].check[0].timeout: 2s must be shorter than the interval 1s"
+        ),
+        "{shown}"
+    );
+    // A missing table has no line and is listed last.
+    let err = parse("[[service]]\nname = \"x\"\n", "x.toml").expect_err("invalid");
+    let last = err.issues().last().expect("issues");
+    assert_eq!((last.path.as_str(), last.line), ("backend", None));
 }

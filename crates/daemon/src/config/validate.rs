@@ -142,6 +142,7 @@ impl Validator<'_> {
             path: path.into(),
             message: message.into(),
             hint: hint.into(),
+            line: None,
         });
     }
 
