@@ -430,3 +430,73 @@ fn metrics_status_healthz_and_the_cli_report_the_real_state() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("verdict: hard"), "{}", text(&out));
 }
+
+#[test]
+fn json_logs_carry_one_line_per_state_change_with_the_reason() {
+    let mut node = Node::new();
+    node.log_format = "json";
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.knot.stop();
+    node.expect_service("dns", "down");
+    let log = node.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let changes: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["message"] == "service state changed")
+        .collect();
+    let to_down = changes
+        .iter()
+        .find(|e| e["to"] == "down")
+        .unwrap_or_else(|| panic!("no state change to down in:\n{log}"));
+    assert_eq!(to_down["from"], "up", "{to_down}");
+    assert_eq!(to_down["service"], "dns", "{to_down}");
+    assert!(
+        to_down["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("soa")),
+        "the reason should name the failing check: {to_down}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|e| e["from"] == "starting" && e["to"] == "up")
+    );
+}
+
+#[test]
+fn a_target_missing_from_bird_is_reported_without_blocking_other_services() {
+    let mut node = Node::new();
+    let typo = service_block("typo", "anycast_typo", None, node.knot.addr());
+    node.write_config("", &typo);
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol(
+        "anycast_dns",
+        "up",
+        "healthy despite the other service's bad target",
+    );
+    let mut doc = serde_json::Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            doc = node.status();
+            doc["targets"].as_array().into_iter().flatten().any(|t| {
+                t["target"] == "anycast_typo"
+                    && t["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("anycast_typo"))
+            })
+        }),
+        "the missing protocol's error is not reported: {doc}\n{}",
+        node.log()
+    );
+    assert_eq!(doc["backend"]["reachable"], true, "{doc}");
+    // The other service still reacts.
+    node.knot.stop();
+    node.expect_protocol("anycast_dns", "down", "DNS stopped");
+    assert!(node.guard().is_running());
+}

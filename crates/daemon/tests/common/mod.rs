@@ -30,6 +30,8 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub http: SocketAddr,
     pub nsbeacon: Option<DaemonGuard>,
+    /// `[log] format` written into the config (`text` or `json`).
+    pub log_format: &'static str,
 }
 
 pub fn service_block(
@@ -82,6 +84,7 @@ impl Node {
             dir,
             http,
             nsbeacon: None,
+            log_format: "text",
         }
     }
 
@@ -110,10 +113,12 @@ listen = "{http}"
 
 [log]
 level = "info"
+format = "{log_format}"
 "#,
             state = self.dir.path().join("state").display(),
             socket = self.bird.socket().display(),
             http = self.http,
+            log_format = self.log_format,
         )
     }
 
