@@ -1,8 +1,39 @@
 //! nsbeacon: announce a node's anycast DNS route only while the local DNS service answers correctly.
 //!
-//! Modules: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`drain`] (persistent
-//! drains) are the policy; [`service`] (probe and service tasks), [`reconcile`] (the only code calling the
-//! BGP daemon), [`backend`], [`http`], [`metrics`], [`drainwatch`], [`daemon`] and [`cli`] are the runtime.
+//! # Running it
+//!
+//! ```text
+//! nsbeacon [-c /etc/nsbeacon/nsbeacon.toml] [run]     the daemon (foreground; systemd Type=notify)
+//! nsbeacon check-config                               validate; exit 0, or 2 listing every problem
+//! nsbeacon status [--json] [--addr 127.0.0.1:9753]    ask the running daemon; aligned table or its JSON
+//! nsbeacon probe [SERVICE]                            run the checks once, print everything seen
+//! nsbeacon drain [SERVICE] [--reason TEXT]            withdraw on purpose (persists across restarts)
+//! nsbeacon undrain [SERVICE]                          cancel that drain
+//! ```
+//!
+//! Exit codes: 0 success, 1 runtime failure (`probe`: a check did not pass; `status`: daemon unreachable),
+//! 2 configuration error.
+//!
+//! Drains are written to the drain store in `state_dir` (and, for scripts, `drain_file`: while it exists
+//! every service is drained). The daemon re-reads both every 250 ms, so `drain`/`undrain` work whether or
+//! not it runs, and nothing reachable over HTTP can change routing.
+//!
+//! HTTP (default `127.0.0.1:9753`, `[http] listen`): `/metrics` (Prometheus text, every family in
+//! [`metrics`]), `/status` (JSON: services, states and reasons, each check's last outcome with latency and
+//! identity, targets desired vs actual, backend health, drains, damping, reload counters), `/healthz` (200
+//! once the first reconcile pass has run, 503 before).
+//!
+//! Signals: SIGTERM/SIGINT withdraw this node's targets (`on_shutdown = "withdraw"`, the default) and exit
+//! 0; SIGHUP reloads the config (unchanged services keep their state and routes; changed ones restart from
+//! `starting`; removed ones are withdrawn; an invalid file is rejected, logged and counted, and the old
+//! config stays). `[backend]`, `[http]`, `[log]` and `reconcile_interval` changes need a restart.
+//!
+//! # Modules
+//!
+//! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`drain`] (persistent
+//! drains). Runtime: [`service`] (probe and service tasks), [`reconcile`] (the only code calling the BGP
+//! daemon), [`backend`], [`http`], [`metrics`], [`drainwatch`], [`daemon`] (wiring, signals, systemd) and
+//! [`cli`].
 
 pub mod backend;
 pub mod cli;
