@@ -45,7 +45,7 @@ pub enum Command {
         /// Print the daemon's JSON document instead of the table.
         #[arg(long)]
         json: bool,
-        /// The daemon's HTTP address (default: [http] listen from the config).
+        /// The daemon's HTTP address (default: `[http] listen` from the config).
         #[arg(long)]
         addr: Option<SocketAddr>,
     },
