@@ -49,8 +49,9 @@ pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
             } else {
                 failed.join("; ")
             };
-            if (failed.is_empty() || !text.contains("identity"))
-                && let Some(identity) = &outcome.identity
+            // Who answered helps with every failure; identity mismatches already say it.
+            if let Some(identity) = &outcome.identity
+                && !text.contains(&format!("{identity:?}"))
             {
                 let _ = write!(text, " (answered by {identity:?})");
             }

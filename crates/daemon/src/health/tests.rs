@@ -1128,3 +1128,143 @@ fn reconfigure_while_starting_keeps_new_checks_required() {
     feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
     assert_eq!(h.state(), ServiceState::Starting);
 }
+
+#[test]
+fn classify_probe_identity_mismatch_outside_any_transport() {
+    // A CHAOS TXT identity query failing to match fails the probe as a whole, not one transport.
+    let o = ProbeOutcome {
+        status: ProbeStatus::Fail,
+        reason: Some(FailReason::IdentityMismatch {
+            expected: "ns1".into(),
+            found: Some("ns9".into()),
+        }),
+        transports: vec![transport_result(Transport::Udp, ProbeStatus::Pass, None, 1)],
+        identity: Some("ns9".into()),
+    };
+    let CheckSignal::Hard(text) = classify_probe(&o) else {
+        panic!("hard")
+    };
+    assert_eq!(text, "answered by \"ns9\", expected \"ns1\"");
+}
+
+// ---------------------------------------------------------------------------------------- invariants
+
+/// A small deterministic generator (xorshift), so the invariant test needs no extra dependency and
+/// always runs the same sequences.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn check_invariants(h: &ServiceHealth, config: &ServiceConfig) {
+    let steps = steps(h);
+    let targets: Vec<&RouteTarget> = config.targets().collect();
+    assert_eq!(steps.len(), targets.len(), "every target exactly once");
+    for t in &targets {
+        assert_eq!(steps.iter().filter(|(s, _)| s == *t).count(), 1);
+    }
+    let first_withdrawn = steps
+        .iter()
+        .position(|(_, s)| *s == WITHDRAWN)
+        .unwrap_or(steps.len());
+    assert!(
+        steps[first_withdrawn..]
+            .iter()
+            .all(|(_, s)| *s == WITHDRAWN),
+        "make-before-break: every announcement comes first: {steps:?}"
+    );
+    let normal_up = config
+        .announce
+        .iter()
+        .any(|t| h.desired().state_of(t) == Some(ANNOUNCED));
+    let degrade_up = config
+        .degrade
+        .iter()
+        .any(|t| h.desired().state_of(t) == Some(ANNOUNCED));
+    assert!(!(normal_up && degrade_up), "never both sets at once");
+    match h.state() {
+        ServiceState::Starting | ServiceState::Down => assert!(all_withdrawn(h), "{}", h.reason()),
+        ServiceState::Up => assert!(normal_up && !degrade_up),
+        ServiceState::Degraded => assert!(degrade_up || config.degrade.is_empty() && normal_up),
+        ServiceState::Drained => assert!(!normal_up),
+    }
+    assert!(!h.reason().is_empty());
+}
+
+#[test]
+fn random_signal_sequences_keep_the_invariants() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..300 {
+        let mut config = damped();
+        config.rise = 1 + rng.below(4) as u32;
+        config.fall = 1 + rng.below(4) as u32;
+        config.checks = (0..1 + rng.below(3))
+            .map(|i| check(&format!("c{i}")))
+            .collect();
+        config.combine = match rng.below(3) {
+            0 => Combine::All,
+            1 => Combine::Any,
+            _ => Combine::AtLeast(1 + rng.below(config.checks.len() as u64) as usize),
+        };
+        config.damping.enabled = rng.below(2) == 0;
+        if rng.below(3) == 0 {
+            config.degrade.clear();
+        } else if rng.below(2) == 0 {
+            config.graceful_drain = Some(Duration::from_secs(5));
+        }
+        let mut clock = Clock::new();
+        let mut h = ServiceHealth::new(&config, clock.now);
+        check_invariants(&h, &config);
+        let mut soft_only_since_announcing = false;
+        for _ in 0..200 {
+            let now = clock.step();
+            let index = rng.below(config.checks.len() as u64) as usize;
+            let event = rng.below(20);
+            let hard_phase = round % 2 == 0;
+            let before = h.state();
+            match event {
+                0 => {
+                    h.set_drain(drain("random"), now);
+                }
+                1 => {
+                    h.set_drain(None, now);
+                }
+                2 => {
+                    h.tick(now);
+                }
+                3..=7 if hard_phase => {
+                    h.observe(index, hard("x"), now);
+                }
+                3..=10 => {
+                    h.observe(index, soft("s"), now);
+                }
+                _ => {
+                    h.observe(index, CheckSignal::Pass, now);
+                }
+            }
+            check_invariants(&h, &config);
+            // Without hard signals, a service that announced never withdraws unless drained.
+            if !hard_phase {
+                if matches!(before, ServiceState::Up | ServiceState::Degraded) {
+                    soft_only_since_announcing = true;
+                }
+                if soft_only_since_announcing && h.drain().is_none() {
+                    assert!(
+                        matches!(h.state(), ServiceState::Up | ServiceState::Degraded),
+                        "round {round}: soft signals withdrew: {}",
+                        h.reason()
+                    );
+                }
+            }
+        }
+    }
+}
