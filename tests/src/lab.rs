@@ -321,6 +321,11 @@ impl Lab {
         &mut self.node_bgp
     }
 
+    /// The node's BGP daemon, read-only.
+    pub fn node_bgp_ref(&self) -> &NodeBgp {
+        &self.node_bgp
+    }
+
     /// The node's BIRD, when the lab runs BIRD (else `None`).
     pub fn node_bird(&mut self) -> Option<&mut BirdDaemon> {
         match &mut self.node_bgp {
@@ -435,7 +440,7 @@ impl Lab {
         let mut child = self
             .node
             .exec(require_binary("socat"))
-            .args(["-T", &secs, "-t", &secs, "-"])
+            .args(["-T", &secs, "-t", "0.2", "-"])
             .arg(format!("TCP:{addr},connect-timeout={secs}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -443,9 +448,19 @@ impl Lab {
             .spawn()
             .ok()?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        child.stdin.take()?.write_all(request.as_bytes()).ok()?;
-        let out = child.wait_with_output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Keep our side open until the answer is in: a half-closed request makes some servers (hyper by
+        // default) drop the connection before a slow handler has answered. socat exits when the server
+        // closes (HTTP/1.0) or after `-T` seconds of silence.
+        let mut stdin = child.stdin.take()?;
+        stdin.write_all(request.as_bytes()).ok()?;
+        stdin.flush().ok()?;
+        let mut stdout = child.stdout.take()?;
+        let mut raw = Vec::new();
+        let read = std::io::Read::read_to_end(&mut stdout, &mut raw);
+        drop(stdin);
+        let _ = child.wait();
+        read.ok()?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n")?;
         let status = head.split_whitespace().nth(1)?.parse().ok()?;
         Some((status, body.to_owned()))

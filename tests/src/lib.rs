@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod lab;
+pub mod nsbeacon;
 pub mod render;
 pub mod route;
 

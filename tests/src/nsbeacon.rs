@@ -1,0 +1,107 @@
+//! The nsbeacon binary and a config for running it in a lab.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::lab::{ANYCAST_V4_ADDR, ANYCAST_V6_ADDR, LAB_ZONE, Lab, NodeBgp};
+
+/// The `nsbeacon` binary of this workspace, built in the same target dir and profile as the running
+/// test: `cargo build -p nsbeacon` runs once per test process (a no-op when `cargo test --workspace` has
+/// built it already), so a lab never runs a stale binary. Panics with cargo's output on failure.
+pub fn nsbeacon_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe()
+                .unwrap_or_else(|e| panic!("locate the running test binary: {e}"));
+            // target/<profile>/deps/<test> -> target/<profile>/nsbeacon
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+            let binary = profile_dir.join("nsbeacon");
+            let target_dir = profile_dir
+                .parent()
+                .unwrap_or_else(|| panic!("no target dir above {}", profile_dir.display()));
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "nsbeacon"])
+                .env("CARGO_TARGET_DIR", target_dir)
+                .current_dir(crate::render::repo_root());
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("run cargo build -p nsbeacon: {e}"));
+            assert!(
+                out.status.success() && binary.is_file(),
+                "cargo build -p nsbeacon failed (needed at {}):\n{}",
+                binary.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            binary
+        })
+        .clone()
+}
+
+/// The lab's route targets for the service `dns`, as nsbeacon's config names them: `(announce, degrade)`.
+///
+/// BIRD: the template's static protocols (bird-templates/README.md). FRR: the anycast prefixes, and no
+/// degrade target, because FRR degrades the same prefix with a route-map (`network P route-map
+/// NSBEACON-DEGRADED`), which nsbeacon's FRR targets cannot express yet.
+pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
+    match lab.node_bgp_ref() {
+        NodeBgp::Bird(_) => (
+            vec!["anycast_dns".to_owned(), "anycast_dns6".to_owned()],
+            vec![
+                "anycast_dns_degraded".to_owned(),
+                "anycast_dns6_degraded".to_owned(),
+            ],
+        ),
+        NodeBgp::Frr(_) => (
+            vec![
+                crate::lab::ANYCAST_V4.to_owned(),
+                crate::lab::ANYCAST_V6.to_owned(),
+            ],
+            Vec::new(),
+        ),
+    }
+}
+
+/// A complete nsbeacon config for `lab`: the node's BGP daemon as backend, one service `dns` announcing
+/// both anycast prefixes while Knot/NSD/BIND answers the lab zone's SOA authoritatively on both anycast
+/// addresses (fast timers: 200 ms interval, rise 3, fall 3), state under the lab dir, HTTP on
+/// `http_listen` inside the node namespace (reach it with [`Lab::node_http_get`]).
+pub fn lab_config(lab: &Lab, http_listen: std::net::SocketAddr) -> String {
+    let backend = match lab.node_bgp_ref() {
+        NodeBgp::Bird(bird) => format!(
+            "kind = \"bird\"\nsocket = \"{}\"\ntimeout = \"2s\"\n",
+            bird.socket().display()
+        ),
+        NodeBgp::Frr(frr) => format!(
+            "kind = \"frr\"\nvtysh = \"{}\"\nargs = [\"--vty_socket\", \"{}\"]\nasn = {}\ntimeout = \"5s\"\n",
+            nsbeacon_testkit::require_binary("vtysh").display(),
+            frr.state_dir().display(),
+            crate::lab::NODE_AS
+        ),
+    };
+    let (announce, degrade) = lab_targets(lab);
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "state_dir = \"{state}\"\nreconcile_interval = \"1s\"\n\n[backend]\n{backend}\n[http]\nlisten = \"{http_listen}\"\n\n\
+         [log]\nlevel = \"info\"\n\n[[service]]\nname = \"dns\"\nannounce = [{announce}]\ndegrade = [{degrade}]\n\
+         interval = \"200ms\"\nrise = 3\nfall = 3\n\n\
+         [[service.check]]\nname = \"soa-v4\"\ntarget = \"{ANYCAST_V4_ADDR}:53\"\nqname = \"{LAB_ZONE}\"\n\n\
+         [[service.check]]\nname = \"soa-v6\"\ntarget = \"[{ANYCAST_V6_ADDR}]:53\"\nqname = \"{LAB_ZONE}\"\n",
+        state = lab.dir().join("nsbeacon-state").display(),
+        announce = list(&announce),
+        degrade = list(&degrade),
+    )
+}
