@@ -120,16 +120,6 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         stop_tasks.clone(),
     ));
 
-    // Services first: their initial desired state (withdrawn while starting) must be in the table before
-    // the reconciler's first pass.
-    let mut services: BTreeMap<String, ServiceRuntime> = BTreeMap::new();
-    for service in &config.services {
-        services.insert(
-            service.name.clone(),
-            ServiceRuntime::start(service.clone(), &shared),
-        );
-    }
-
     let withdraw_on_shutdown =
         Arc::new(AtomicBool::new(config.on_shutdown == OnShutdown::Withdraw));
     let (reconciler, handles) = Reconciler::new(
@@ -142,9 +132,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         desired_rx,
         metrics.clone(),
     );
-    let stop_reconciler = CancellationToken::new();
-    let reconciler_task = tokio::spawn(reconciler.run(stop_reconciler.clone()));
 
+    // Bind HTTP before touching anything: a taken port (say, a second nsbeacon) fails start-up before this
+    // process has changed a single route.
     let stop_http = CancellationToken::new();
     let http_state = HttpState {
         metrics: metrics.clone(),
@@ -156,10 +146,22 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         Ok(task) => task,
         Err(e) => {
             stop_tasks.cancel();
-            stop_reconciler.cancel();
             return Err(e.into());
         }
     };
+
+    // Services before the reconciler: their initial desired state (withdrawn while starting) must be in
+    // the table before its first pass.
+    let mut services: BTreeMap<String, ServiceRuntime> = BTreeMap::new();
+    for service in &config.services {
+        services.insert(
+            service.name.clone(),
+            ServiceRuntime::start(service.clone(), &shared),
+        );
+    }
+    let stop_reconciler = CancellationToken::new();
+    let reconciler_task = tokio::spawn(reconciler.run(stop_reconciler.clone()));
+
     info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %config_path.display(),

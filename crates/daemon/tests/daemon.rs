@@ -500,3 +500,24 @@ fn a_target_missing_from_bird_is_reported_without_blocking_other_services() {
     node.expect_protocol("anycast_dns", "down", "DNS stopped");
     assert!(node.guard().is_running());
 }
+
+#[test]
+fn a_taken_http_port_fails_start_up_before_any_route_is_touched() {
+    let mut node = Node::new();
+    node.knot.stop();
+    node.write_config("", "");
+    let _taken = std::net::TcpListener::bind(node.http).expect("take the port");
+    node.start();
+    assert!(
+        wait_until(WAIT, || !node.guard().is_running()),
+        "nsbeacon kept running without its HTTP port"
+    );
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(1))
+        .expect("exit status");
+    assert_eq!(status.code(), Some(1), "{}", node.log());
+    assert!(node.log().contains("cannot listen on"), "{}", node.log());
+    // DNS is down, yet BIRD's own `up` is untouched: this process changed nothing.
+    assert_eq!(node.state("anycast_dns").as_deref(), Some("up"));
+}
