@@ -570,6 +570,7 @@ announce = ["anycast_dns"]
         ("service[0].check[1].reference", "missing"),
         ("service[1].name", "already used by service[0]"),
         ("service[1].check", "no checks"),
+        ("service[1].announce[0]", "already controlled by service[0].announce[0]"),
     ];
     for (path, needle) in expected {
         assert_issue(&issues, path, needle);
@@ -1205,4 +1206,50 @@ timeout = "2s"
     let err = parse("[[service]]\nname = \"x\"\n", "x.toml").expect_err("invalid");
     let last = err.issues().last().expect("issues");
     assert_eq!((last.path.as_str(), last.line), ("backend", None));
+}
+
+#[test]
+fn shared_targets_are_found_even_in_an_otherwise_invalid_service() {
+    let text = format!(
+        "{BIRD_EXAMPLE}\n[[service]]\nname = \"other\"\nannounce = [\"anycast_dns\"]\nrise = 0\n\
+         [[service.check]]\nname = \"soa\"\ntarget = \"127.0.0.1\"\nqname = \"example.org.\"\n"
+    );
+    let issues = issues(&text);
+    assert_issue(
+        &issues,
+        "service[1].announce[0]",
+        "already controlled by service[0].announce[0]",
+    );
+    assert_issue(&issues, "service[1].rise", "out of range");
+    assert_eq!(issues.len(), 2, "{issues:#?}");
+}
+
+#[test]
+fn vtysh_args_that_run_or_write_config_are_rejected() {
+    for bad in [
+        "-c",
+        "--command=show run",
+        "-wc",
+        "--writeconfig",
+        "-b",
+        "--inputfile",
+        "-f",
+    ] {
+        let text = FRR_EXAMPLE.replace(
+            "args = [\"--vty_socket\", \"/run/frr-lab\"]",
+            &format!("args = [{bad:?}]"),
+        );
+        assert_issue(
+            &issues(&text),
+            "backend.args[0]",
+            "would make vtysh run or write configuration",
+        );
+    }
+    for good in ["--vty_socket", "/run/frr", "-N", "ns1", "-u"] {
+        let text = FRR_EXAMPLE.replace(
+            "args = [\"--vty_socket\", \"/run/frr-lab\"]",
+            &format!("args = [{good:?}]"),
+        );
+        ok(&text);
+    }
 }

@@ -64,14 +64,18 @@ pub(crate) fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, Co
                 service_names.insert(name.to_owned(), index);
             }
         }
-        if let Some(service) = service {
-            for (list, targets) in [
-                ("announce", &service.announce),
-                ("degrade", &service.degrade),
+        // Ownership is checked on every target that parses, even when the rest of the service is invalid.
+        if let Some(kind) = kind {
+            for (list, raw_targets) in [
+                ("announce", &raw_service.announce),
+                ("degrade", &raw_service.degrade),
             ] {
-                for (t, target) in targets.iter().enumerate() {
+                for (t, text) in raw_targets.iter().flatten().enumerate() {
+                    let Ok(target) = parse_target(kind, text) else {
+                        continue;
+                    };
                     let here = format!("{path}.{list}[{t}]");
-                    match target_owner.get(target) {
+                    match target_owner.get(&target) {
                         Some(owner) if !owner.starts_with(&format!("{path}.")) => v.issue(
                             here,
                             format!("{target} is already controlled by {owner}"),
@@ -80,11 +84,13 @@ pub(crate) fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, Co
                         ),
                         Some(_) => {}
                         None => {
-                            target_owner.insert(target.clone(), here);
+                            target_owner.insert(target, here);
                         }
                     }
                 }
             }
+        }
+        if let Some(service) = service {
             services.push(service);
         }
     }
@@ -238,16 +244,7 @@ impl Validator<'_> {
                 for (i, arg) in args.iter().enumerate() {
                     if arg.is_empty() {
                         self.issue(format!("backend.args[{i}]"), "empty argument", "remove it");
-                    } else if matches!(
-                        arg.as_str(),
-                        "-c" | "--command"
-                            | "-b"
-                            | "--boot"
-                            | "-f"
-                            | "--inputfile"
-                            | "-w"
-                            | "--writeconfig"
-                    ) {
+                    } else if dangerous_vtysh_arg(arg) {
                         self.issue(
                             format!("backend.args[{i}]"),
                             format!("{arg:?} would make vtysh run or write configuration on every call"),
@@ -1419,6 +1416,19 @@ impl Validator<'_> {
             return None;
         }
         Some(zones)
+    }
+}
+
+/// vtysh options that run commands or write configuration (`-c`, `-b`, `-f`, `-w` and their long forms,
+/// also inside short-option clusters such as `-wc`). nsbeacon passes its own `-c` commands.
+fn dangerous_vtysh_arg(arg: &str) -> bool {
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = long.split('=').next().unwrap_or_default();
+        matches!(name, "command" | "boot" | "inputfile" | "writeconfig")
+    } else if let Some(short) = arg.strip_prefix('-') {
+        short.chars().any(|c| matches!(c, 'c' | 'b' | 'f' | 'w'))
+    } else {
+        false
     }
 }
 
