@@ -341,7 +341,7 @@ pub struct ServiceConfig {
     /// Consecutive failures before a check is down. Default [`DEFAULT_FALL`].
     pub fall: u32,
     /// Probe times are spread by a random offset of up to +/- `jitter` (at most half the shortest check
-    /// interval). Default 10 % of `interval`.
+    /// interval). Default 10 % of `interval` (or of the shortest check interval if that is shorter).
     pub jitter: Duration,
     /// Flap damping. Default [`DampingConfig::default`].
     pub damping: DampingConfig,

@@ -570,7 +570,10 @@ announce = ["anycast_dns"]
         ("service[0].check[1].reference", "missing"),
         ("service[1].name", "already used by service[0]"),
         ("service[1].check", "no checks"),
-        ("service[1].announce[0]", "already controlled by service[0].announce[0]"),
+        (
+            "service[1].announce[0]",
+            "already controlled by service[0].announce[0]",
+        ),
     ];
     for (path, needle) in expected {
         assert_issue(&issues, path, needle);
@@ -1252,4 +1255,10 @@ fn vtysh_args_that_run_or_write_config_are_rejected() {
         );
         ok(&text);
     }
+}
+
+#[test]
+fn default_jitter_follows_a_shorter_check_interval() {
+    let config = ok(&bird_with("interval = \"10s\"", "interval = \"1s\""));
+    assert_eq!(config.services[0].jitter, Duration::from_millis(100));
 }

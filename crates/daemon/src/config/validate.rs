@@ -490,8 +490,14 @@ impl Validator<'_> {
             raw.checks.len(),
         );
 
+        let shortest_interval = checks.iter().map(|c| c.interval).min();
         let jitter = match (raw.jitter.as_deref(), interval) {
-            (None, Some(interval)) => Some(interval.mul_f64(DEFAULT_JITTER_FRACTION)),
+            // 10% of the service interval, or of a shorter check interval, so the default is always valid.
+            (None, Some(interval)) => Some(
+                shortest_interval
+                    .map_or(interval, |s| s.min(interval))
+                    .mul_f64(DEFAULT_JITTER_FRACTION),
+            ),
             (None, None) => None,
             (Some(s), _) => self.duration_in(
                 &format!("{path}.jitter"),
@@ -500,7 +506,7 @@ impl Validator<'_> {
                 MAX_INTERVAL,
             ),
         };
-        if let (Some(jitter), Some(shortest)) = (jitter, checks.iter().map(|c| c.interval).min())
+        if let (Some(jitter), Some(shortest)) = (jitter, shortest_interval)
             && jitter > shortest / 2
         {
             self.issue(
