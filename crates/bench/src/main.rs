@@ -1,0 +1,152 @@
+//! nsbeacon's benchmarks (issue 7). Not tests: they measure and print, they assert no timing.
+//!
+//! ```text
+//! nsbeacon-bench backend   [--rounds N] [--configure-routes N]            # part 2
+//! nsbeacon-bench zones     [--zones N] [--runs N] [--concurrency N]       # part 4
+//! nsbeacon-bench failover  --nsbeacon PATH [--trials N] [--profiles ...]  # part 1
+//! nsbeacon-bench footprint --nsbeacon PATH [--seconds N]                  # part 3
+//! ```
+//! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
+//! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
+//! `scripts/install-deps`.
+
+mod backend_ops;
+mod daemon;
+mod failover;
+mod footprint;
+mod lab;
+mod rib;
+mod stats;
+mod zones;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Why a benchmark could not run; the message says what failed and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(String);
+
+impl BenchError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> BenchError {
+        BenchError(message.into())
+    }
+}
+
+impl From<nsbeacon_testkit::netns::NetnsError> for BenchError {
+    fn from(e: nsbeacon_testkit::netns::NetnsError) -> BenchError {
+        BenchError(format!("network namespace setup: {e}"))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "nsbeacon-bench", about = "nsbeacon's benchmarks (issue 7)")]
+struct Cli {
+    /// Write the part's markdown section to this file.
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    part: Part,
+}
+
+#[derive(Debug, Subcommand)]
+enum Part {
+    /// Part 2: backend operation latency (BIRD socket, birdc, birdc configure, FRR vtysh).
+    Backend {
+        /// Withdraw/announce rounds per operation.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Extra static routes in the config for the `birdc configure` variant.
+        #[arg(long, default_value_t = 5000)]
+        configure_routes: usize,
+    },
+    /// Part 4: 10,000-zone SOA + serial sweep vs dnsperf on the same Knot.
+    Zones {
+        /// Zones per Knot.
+        #[arg(long, default_value_t = 10_000)]
+        zones: usize,
+        /// Measured runs of each (after one warm-up).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Queries in flight (nsbeacon's default serial-check concurrency is 64).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Part 1: failure -> withdrawal seen at the upstream, and recovery -> re-announce.
+    Failover {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// Trials per (backend, profile, failure).
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Backends to measure: bird, frr.
+        #[arg(long, value_delimiter = ',', default_value = "bird,frr")]
+        backends: Vec<String>,
+        /// Profiles to measure: default, aggressive.
+        #[arg(long, value_delimiter = ',', default_value = "aggressive,default")]
+        profiles: Vec<String>,
+        /// Run the BIRD and FRR labs one after the other instead of side by side.
+        #[arg(long)]
+        sequential: bool,
+    },
+    /// Part 3: RSS and CPU of nsbeacon over a window (20 services at 1 Hz; one 10,000-zone sweep).
+    Footprint {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// Measurement window per scenario.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Services in the first scenario.
+        #[arg(long, default_value_t = 20)]
+        services: usize,
+        /// Zones in the sweep scenario.
+        #[arg(long, default_value_t = 10_000)]
+        zones: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.part {
+        Part::Backend {
+            rounds,
+            configure_routes,
+        } => backend_ops::run(rounds, configure_routes),
+        Part::Zones {
+            zones,
+            runs,
+            concurrency,
+        } => zones::run(zones, runs, concurrency),
+        Part::Failover {
+            nsbeacon,
+            trials,
+            backends,
+            profiles,
+            sequential,
+        } => failover::run(&nsbeacon, trials, &backends, &profiles, sequential),
+        Part::Footprint {
+            nsbeacon,
+            seconds,
+            services,
+            zones,
+        } => footprint::run(&nsbeacon, seconds, services, zones),
+    };
+    match result {
+        Ok(markdown) => {
+            if let Some(path) = cli.out
+                && let Err(e) = std::fs::write(&path, markdown)
+            {
+                eprintln!("nsbeacon-bench: cannot write {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("nsbeacon-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Part 4: a SOA + serial sweep of 10,000 zones on a local Knot (nsbeacon's prober, `SerialSweep`) beside
+//! `dnsperf` sending the same SOA queries to the same server.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use nsbeacon_prober::proto::rr::Name;
+use nsbeacon_prober::{SerialSweep, Transport};
+use nsbeacon_testkit::knot::{KnotConfig, KnotServer, bulk_zones};
+use nsbeacon_testkit::require_binary;
+
+use crate::BenchError;
+use crate::stats::{Summary, Table, num};
+
+/// Zone name suffix of the bulk zones.
+pub const ZONE_SUFFIX: &str = "bench.test";
+
+/// Starts the local Knot (serial 1 everywhere) and the reference Knot (every 10th zone one serial ahead,
+/// so the sweep has real lag to report), in parallel.
+pub fn start_knots(zones: usize) -> (KnotServer, KnotServer) {
+    let local_zones = bulk_zones(zones, ZONE_SUFFIX, 1);
+    let reference_zones: Vec<_> = local_zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| {
+            if i % 10 == 0 {
+                z.clone().with_serial(2)
+            } else {
+                z.clone()
+            }
+        })
+        .collect();
+    std::thread::scope(|s| {
+        let local = s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(local_zones)));
+        let reference =
+            s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(reference_zones)));
+        (
+            local
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            reference
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
+    })
+}
+
+/// One dnsperf run's result.
+#[derive(Debug, Clone, Copy)]
+struct DnsperfRun {
+    qps: f64,
+    run_time: f64,
+    completed: u64,
+    lost: u64,
+}
+
+fn dnsperf(
+    server: SocketAddr,
+    file: &std::path::Path,
+    passes: usize,
+    outstanding: usize,
+) -> Result<DnsperfRun, BenchError> {
+    let out = Command::new(require_binary("dnsperf"))
+        .args([
+            "-s",
+            &server.ip().to_string(),
+            "-p",
+            &server.port().to_string(),
+        ])
+        .arg("-d")
+        .arg(file)
+        .args([
+            "-n",
+            &passes.to_string(),
+            "-c",
+            "1",
+            "-q",
+            &outstanding.to_string(),
+            "-t",
+            "2",
+        ])
+        .output()
+        .map_err(|e| BenchError::new(format!("run dnsperf: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(BenchError::new(format!(
+            "dnsperf failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let field = |label: &str| -> Option<&str> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    };
+    let first_number = |s: &str| -> Option<f64> { s.split_whitespace().next()?.parse().ok() };
+    let qps = field("Queries per second:").and_then(first_number);
+    let run_time = field("Run time (s):").and_then(first_number);
+    let completed = field("Queries completed:").and_then(first_number);
+    let lost = field("Queries lost:").and_then(first_number);
+    match (qps, run_time, completed, lost) {
+        (Some(qps), Some(run_time), Some(completed), Some(lost)) => Ok(DnsperfRun {
+            qps,
+            run_time,
+            completed: completed as u64,
+            lost: lost as u64,
+        }),
+        _ => Err(BenchError::new(format!(
+            "cannot read dnsperf's summary:\n{text}"
+        ))),
+    }
+}
+
+/// Runs part 4 and returns its markdown section.
+pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, BenchError> {
+    let started = std::time::Instant::now();
+    let (local, reference) = start_knots(zones);
+    let knot_start = started.elapsed();
+    let names: Vec<Name> = local
+        .zones()
+        .iter()
+        .map(|z| Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name))))
+        .collect::<Result<_, _>>()?;
+    let query_file =
+        tempfile::NamedTempFile::new().map_err(|e| BenchError::new(format!("temp file: {e}")))?;
+    let queries: String = local
+        .zones()
+        .iter()
+        .map(|z| format!("{} SOA\n", z.name))
+        .collect();
+    std::fs::write(query_file.path(), queries)
+        .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
+    let mut sweep_two: Vec<Duration> = Vec::new();
+    let mut sweep_same: Vec<Duration> = Vec::new();
+    let mut perf: Vec<DnsperfRun> = Vec::new();
+    let mut last_summary = String::new();
+    // Warm-up: one sweep and one dnsperf pass, not counted (first touches of Knot's zone tree, page cache).
+    let warm = SerialSweep::new(local.addr(), reference.addr())
+        .with_transport(Transport::Udp)
+        .with_timeout(Duration::from_secs(1))
+        .with_max_lag(1)
+        .with_concurrency(concurrency);
+    runtime
+        .block_on(warm.run(&names))
+        .map_err(|e| BenchError::new(e.to_string()))?;
+    dnsperf(local.addr(), query_file.path(), 1, concurrency)?;
+    for _ in 0..runs {
+        // Interleaved, so that machine noise hits all three alike.
+        let two = SerialSweep::new(local.addr(), reference.addr())
+            .with_transport(Transport::Udp)
+            .with_timeout(Duration::from_secs(1))
+            .with_max_lag(1)
+            .with_concurrency(concurrency);
+        let report = runtime
+            .block_on(two.run(&names))
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        let s = &report.summary;
+        last_summary = format!(
+            "in_sync={} lagging={} behind={} local_failed={} reference_unreachable={}",
+            s.in_sync, s.lagging, s.behind, s.local_failed, s.reference_unreachable
+        );
+        sweep_two.push(report.elapsed);
+        let same = SerialSweep::new(local.addr(), local.addr())
+            .with_transport(Transport::Udp)
+            .with_timeout(Duration::from_secs(1))
+            .with_max_lag(1)
+            .with_concurrency(concurrency);
+        let report = runtime
+            .block_on(same.run(&names))
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        sweep_same.push(report.elapsed);
+        perf.push(dnsperf(local.addr(), query_file.path(), 2, concurrency)?);
+    }
+
+    let queries = (2 * zones) as f64;
+    let rate = |d: &Duration| queries / d.as_secs_f64();
+    let mut table = Table::new(&[
+        "what (20,000 SOA queries over UDP)",
+        "runs",
+        "time p50 (s)",
+        "time min-max (s)",
+        "queries/s p50",
+        "queries/s min-max",
+    ]);
+    for (label, samples) in [
+        (
+            format!("nsbeacon sweep, local + reference Knot ({zones} zones x 2)"),
+            &sweep_two,
+        ),
+        (
+            format!("nsbeacon sweep, both sides on the local Knot ({zones} zones x 2)"),
+            &sweep_same,
+        ),
+    ] {
+        let t = Summary::of(
+            &samples
+                .iter()
+                .map(Duration::as_secs_f64)
+                .collect::<Vec<_>>(),
+        );
+        let q = Summary::of(&samples.iter().map(rate).collect::<Vec<_>>());
+        if let (Some(t), Some(q)) = (t, q) {
+            table.row(vec![
+                label,
+                t.n.to_string(),
+                format!("{:.3}", t.p50),
+                format!("{:.3}-{:.3}", t.min, t.max),
+                num(q.p50),
+                format!("{}-{}", num(q.min), num(q.max)),
+            ]);
+        }
+    }
+    let t = Summary::of(&perf.iter().map(|r| r.run_time).collect::<Vec<_>>());
+    let q = Summary::of(&perf.iter().map(|r| r.qps).collect::<Vec<_>>());
+    if let (Some(t), Some(q)) = (t, q) {
+        table.row(vec![
+            format!(
+                "dnsperf -n 2 -q {concurrency}, the same {zones} SOA queries twice, local Knot"
+            ),
+            t.n.to_string(),
+            format!("{:.3}", t.p50),
+            format!("{:.3}-{:.3}", t.min, t.max),
+            num(q.p50),
+            format!("{}-{}", num(q.min), num(q.max)),
+        ]);
+    }
+    let lost: u64 = perf.iter().map(|r| r.lost).sum();
+    let completed: u64 = perf.iter().map(|r| r.completed).sum();
+    let sweep_p50 = Summary::of(
+        &sweep_two
+            .iter()
+            .map(Duration::as_secs_f64)
+            .collect::<Vec<_>>(),
+    );
+    let same_q = Summary::of(&sweep_same.iter().map(rate).collect::<Vec<_>>());
+    let verdict = match (sweep_p50, same_q, q) {
+        (Some(t), Some(sq), Some(dq)) => format!(
+            "Targets: sweep of {zones} zones under 2 s -> **{:.3} s p50, {}**; at least half of dnsperf's rate -> \
+             **{:.0}% of dnsperf (same server), {}**.",
+            t.p50,
+            if t.p50 < 2.0 { "met" } else { "missed" },
+            100.0 * sq.p50 / dq.p50,
+            if sq.p50 >= dq.p50 / 2.0 {
+                "met"
+            } else {
+                "missed"
+            }
+        ),
+        _ => "Targets: not evaluated (missing samples).".to_owned(),
+    };
+    let rendered = table.render();
+    println!("{rendered}\n{verdict}");
+    Ok(format!(
+        "## 4. Zone scale: 10,000-zone SOA + serial sweep\n\n\
+         Two Knot instances (`knotd`, 1 background worker, default UDP workers) on 127.0.0.1 with {zones} \
+         zones each (started in {:.1} s); every 10th zone is one serial ahead on the reference. A sweep asks \
+         every zone's SOA at the local server and at the reference (2 x {zones} queries), {concurrency} in \
+         flight (nsbeacon's default `concurrency`), 1 s timeout, UDP. `dnsperf` sends the same {zones} SOA \
+         queries twice (`-n 2`, {concurrency} outstanding, 1 client) to the local Knot. One warm-up round of \
+         each, then {runs} interleaved runs. Last sweep's verdicts: {last_summary}. dnsperf lost {lost} of \
+         {completed} queries.\n\n{rendered}\n{verdict}\n",
+        knot_start.as_secs_f64()
+    ))
+}
