@@ -564,17 +564,13 @@ impl Validator<'_> {
                 })
                 .collect(),
         };
-        {
-            for (d, a, target) in overlaps {
-                {
-                    self.issue(
-                        format!("{path}.degrade[{d}]"),
-                        format!("{target} is also announce[{a}]"),
-                        "a target cannot be both a normal and a degrade target: degrading swaps one set for the \
-                         other; use a separate protocol/prefix carrying the prepend or community",
-                    );
-                }
-            }
+        for (d, a, target) in overlaps {
+            self.issue(
+                format!("{path}.degrade[{d}]"),
+                format!("{target} is also announce[{a}]"),
+                "a target cannot be both a normal and a degrade target: degrading swaps one set for the \
+                 other; use a separate protocol/prefix carrying the prepend or community",
+            );
         }
 
         let damping = self.damping(&format!("{path}.damping"), raw.damping.as_ref());
@@ -589,8 +585,7 @@ impl Validator<'_> {
                 )
                 .map(|d| (!d.is_zero()).then_some(d)),
         };
-        if let (Some(Some(_)), Some(degrade)) = (graceful_drain, &degrade)
-            && degrade.is_empty()
+        if let Some(Some(_)) = graceful_drain
             && raw.degrade.as_ref().is_none_or(|d| d.is_empty())
         {
             self.issue(
