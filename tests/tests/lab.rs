@@ -544,3 +544,56 @@ fn processes_and_http_inside_the_node_namespace() {
     assert!(lab.node_netns().pids().contains(&server.pid()));
     server.kill();
 }
+
+/// The templates' safety promise: after the BGP daemon restarts (crash, upgrade, reboot), the node
+/// announces nothing until someone (nsbeacon) has checked DNS and enabled the routes again.
+#[test]
+fn bgp_daemon_restart_comes_back_with_nothing_announced() {
+    for bgp in [NodeBgpKind::Bird, NodeBgpKind::Frr] {
+        let mut lab = Lab::start(LabOptions::new(bgp));
+        match bgp {
+            NodeBgpKind::Bird => birdc_ok(&lab, "enable anycast_dns"),
+            NodeBgpKind::Frr => vtysh_ok(&lab.frr_network(ANYCAST_V4, None, true), "network"),
+        }
+        route(&lab, ANYCAST_V4);
+
+        match bgp {
+            NodeBgpKind::Bird => lab.node_bird().expect("bird").restart(),
+            NodeBgpKind::Frr => lab.node_frr().expect("frr").restart(),
+        }
+        // The restarted daemon's own session comes back up (so this is the new session, not the old one
+        // the upstream has not noticed yet) ...
+        let established = nsbeacon_testkit::wait_until(Duration::from_secs(60), || match bgp {
+            NodeBgpKind::Bird => {
+                lab.node_bird()
+                    .expect("bird")
+                    .protocol_state("upstream1")
+                    .as_deref()
+                    == Some("up")
+            }
+            NodeBgpKind::Frr => lab
+                .node_vtysh(&["show bgp ipv4 unicast summary json"])
+                .stdout
+                .contains("\"state\":\"Established\""),
+        });
+        assert!(
+            established,
+            "{bgp:?}: session did not come back after the restart"
+        );
+        assert!(
+            lab.upstream_bird().wait_protocol_state(
+                nsbeacon_e2e::lab::UPSTREAM_PROTOCOL_V4,
+                "up",
+                Duration::from_secs(30)
+            ),
+            "{bgp:?}: upstream session not up"
+        );
+        // ... and stays without the anycast route.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            lab.upstream_has_route(ANYCAST_V4),
+            None,
+            "{bgp:?} re-announced the anycast prefix on its own after a restart"
+        );
+    }
+}
