@@ -275,9 +275,13 @@ impl CheckHealth {
     }
 
     /// Why the check is soft.
-    fn soft_reason(&self, rise: u32) -> String {
+    fn soft_reason(&self, rise: u32, fall: u32) -> String {
         match &self.last_signal {
             Some(CheckSignal::Soft(text)) => format!("check {}: {}", self.name, text),
+            Some(CheckSignal::Hard(text)) => format!(
+                "check {}: {} ({}/{fall} consecutive failures, not down yet)",
+                self.name, text, self.consecutive_fail
+            ),
             Some(_) => format!(
                 "check {}: recovering ({}/{rise} clean passes), last problem: {}",
                 self.name,
@@ -651,7 +655,7 @@ impl ServiceHealth {
             let soft: Vec<String> = up
                 .iter()
                 .filter(|c| c.soft)
-                .map(|c| c.soft_reason(self.rise))
+                .map(|c| c.soft_reason(self.rise, self.fall))
                 .collect();
             return Verdict {
                 state: ServiceState::Degraded,

@@ -1268,3 +1268,19 @@ fn random_signal_sequences_keep_the_invariants() {
         }
     }
 }
+
+#[test]
+fn degraded_reason_names_a_recent_hard_failure_as_such() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &soft("slow"), 3);
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
+    assert_eq!(h.state(), ServiceState::Degraded);
+    assert!(
+        h.reason()
+            .contains("check soa: timeout (1/3 consecutive failures, not down yet)"),
+        "{}",
+        h.reason()
+    );
+}
