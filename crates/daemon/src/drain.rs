@@ -10,12 +10,20 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use serde::{Deserialize, Serialize};
 
 /// File name of the drain store inside the state directory.
 pub const DRAIN_STORE_FILE: &str = "drain.json";
+
+/// Lock file serialising concurrent writers (two `nsbeacon drain` runs at once) in the state directory.
+pub const DRAIN_LOCK_FILE: &str = ".drain.lock";
+
+/// How long a writer waits for the lock before giving up with an error.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Format version written to the store.
 const STORE_VERSION: u32 = 1;
@@ -176,39 +184,72 @@ impl DrainStore {
     /// Drains `service` (or every service with `None`) with `reason`, and persists the store.
     pub fn set(&mut self, service: Option<&str>, reason: &str) -> Result<(), DrainError> {
         let request = DrainRequest::new(reason);
-        match service {
+        self.modify(|file| match service {
             Some(name) => {
-                self.file.services.insert(name.to_owned(), request);
+                file.services.insert(name.to_owned(), request);
             }
-            None => self.file.all = Some(request),
-        }
-        self.save()
+            None => file.all = Some(request),
+        })
     }
 
     /// Undrains `service` (its own drain only; a drain of every service still applies), or with `None`
     /// undrains everything: the drain of every service and every single-service drain. Persists the store.
     /// The config's drain file is not touched: remove it yourself.
     pub fn clear(&mut self, service: Option<&str>) -> Result<(), DrainError> {
-        match service {
+        self.modify(|file| match service {
             Some(name) => {
-                self.file.services.remove(name);
+                file.services.remove(name);
             }
             None => {
-                self.file.all = None;
-                self.file.services.clear();
+                file.all = None;
+                file.services.clear();
             }
-        }
+        })
+    }
+
+    /// Applies `change` to the latest state on disk under an exclusive lock and saves it, so that two
+    /// concurrent writers never lose each other's drains.
+    fn modify(&mut self, change: impl FnOnce(&mut StoreFile)) -> Result<(), DrainError> {
+        let dir = self.dir().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| DrainError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let lock_path = dir.join(DRAIN_LOCK_FILE);
+        let lock_error = |source: std::io::Error| DrainError::Write {
+            path: lock_path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(lock_error)?;
+        let started = Instant::now();
+        let _lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) if started.elapsed() < LOCK_WAIT => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err((_, errno)) => return Err(lock_error(std::io::Error::from(errno))),
+            }
+        };
+        self.file = Self::open(&dir)?.file;
+        change(&mut self.file);
         self.save()
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or_else(|| Path::new("."))
     }
 
     /// Writes the store atomically: temp file in the same directory, fsync, rename, fsync the directory.
     fn save(&self) -> Result<(), DrainError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|source| DrainError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let dir = self.dir();
         let tmp = dir.join(format!(
             ".{DRAIN_STORE_FILE}.tmp-{}-{}",
             std::process::id(),
@@ -272,11 +313,12 @@ mod tests {
         assert_eq!(reopened.get("other"), None);
         assert_eq!(reopened.entries().len(), 1);
         // Only the store file remains: the temporary file was renamed.
-        let names: Vec<String> = std::fs::read_dir(&state)
+        let mut names: Vec<String> = std::fs::read_dir(&state)
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, [DRAIN_STORE_FILE]);
+        names.sort();
+        assert_eq!(names, [DRAIN_LOCK_FILE, DRAIN_STORE_FILE]);
     }
 
     #[test]
@@ -310,6 +352,41 @@ mod tests {
         assert_eq!(store.get("dns"), None);
         assert_eq!(store.get("other"), None);
         assert_eq!(store.all(), None);
+    }
+
+    #[test]
+    fn concurrent_writers_do_not_lose_drains() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let state = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    // Each writer opened the store before the others wrote: a stale view.
+                    let mut store = DrainStore::open(&state).expect("open");
+                    store
+                        .set(Some(&format!("svc{i}")), "parallel")
+                        .expect("set");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let store = DrainStore::open(dir.path()).expect("open");
+        assert_eq!(store.entries().len(), 8, "{:?}", store.entries());
+    }
+
+    #[test]
+    fn a_stale_store_sees_other_writers_before_changing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut stale = DrainStore::open(dir.path()).expect("open");
+        DrainStore::open(dir.path())
+            .expect("open")
+            .set(Some("a"), "first")
+            .expect("set");
+        stale.set(Some("b"), "second").expect("set");
+        let store = DrainStore::open(dir.path()).expect("open");
+        assert!(store.get("a").is_some() && store.get("b").is_some());
     }
 
     #[test]
