@@ -15,6 +15,7 @@ mod daemon;
 mod failover;
 mod footprint;
 mod lab;
+mod pooled;
 mod rib;
 mod stats;
 mod zones;
