@@ -130,7 +130,14 @@ struct TargetRecord {
     services: Vec<String>,
     /// True once a read-back confirmed actual == desired; drift is only reported after that.
     confirmed: bool,
+    /// Failed withdrawals of this target as an orphan while the daemon answered.
+    orphan_failures: u32,
 }
+
+/// An orphaned target (no service lists it any more) that the answering daemon keeps rejecting is
+/// forgotten after this many attempts: it no longer exists there (e.g. removed from bird.conf together
+/// with the service), so there is nothing left to withdraw.
+const ORPHAN_ATTEMPTS: u32 = 5;
 
 /// Why a pass stopped short.
 #[derive(Debug)]
@@ -245,10 +252,11 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     let _ = tx.send(());
                 }
                 read_all = false;
-                if failed {
-                    // A new desired state is tried at once: a target that keeps failing (say, a
-                    // protocol missing from bird.conf) must not delay other services' changes by the
-                    // backoff.
+                // Backoff is for a daemon that does not answer. When it answers but some target fails
+                // (say, a protocol missing from bird.conf), retry at the normal reconcile interval so
+                // drift on every other target is still caught on time.
+                if failed && !self.health.reachable {
+                    // A new desired state is tried at once, backoff or not.
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -298,6 +306,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     last_error: None,
                     services: Vec::new(),
                     confirmed: false,
+                    orphan_failures: 0,
                 });
             if record.desired != *state {
                 record.confirmed = false;
@@ -356,7 +365,26 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         .remove_label_values(&[kind, &name]);
                 }
                 Err(ConvergeError::Pending) => {}
-                Err(ConvergeError::Failed(e)) => errors.push(format!("orphaned {target}: {e}")),
+                Err(ConvergeError::Failed(e)) => {
+                    let reachable = self.backend.health().await.reachable;
+                    let give_up = self.targets.get_mut(&target).is_some_and(|r| {
+                        if reachable {
+                            r.orphan_failures += 1;
+                        }
+                        r.orphan_failures >= ORPHAN_ATTEMPTS
+                    });
+                    if give_up {
+                        warn!(target = %target, error = %e, attempts = ORPHAN_ATTEMPTS, "forgetting a target no service lists any more: the BGP daemon answers but keeps rejecting it (removed from its config?)");
+                        self.targets.remove(&target);
+                        let (kind, name) = target_labels(&target);
+                        let _ = self
+                            .metrics
+                            .route_desired_announced
+                            .remove_label_values(&[kind, &name]);
+                    } else {
+                        errors.push(format!("orphaned {target}: {e}"));
+                    }
+                }
             }
         }
         if errors.is_empty() {
@@ -655,6 +683,8 @@ mod tests {
         fail_sets: AtomicBool,
         /// Targets that accept `set` but keep reading back as withdrawn (a BGP session still connecting).
         slow_to_come_up: Mutex<HashSet<RouteTarget>>,
+        /// Targets the (answering) daemon rejects, like a protocol missing from bird.conf.
+        rejected: Mutex<HashSet<RouteTarget>>,
     }
 
     impl FakeBackend {
@@ -692,7 +722,10 @@ mod tests {
                 target_labels(target).1,
                 state_str(state)
             ));
-            if self.down.load(Ordering::SeqCst) || self.fail_sets.load(Ordering::SeqCst) {
+            if self.down.load(Ordering::SeqCst)
+                || self.fail_sets.load(Ordering::SeqCst)
+                || self.rejected.lock().expect("lock").contains(target)
+            {
                 return Err(self.fail(target));
             }
             self.force(target, state);
@@ -707,7 +740,9 @@ mod tests {
                 .lock()
                 .expect("lock")
                 .push(format!("read {}", target_labels(target).1));
-            if self.down.load(Ordering::SeqCst) {
+            if self.down.load(Ordering::SeqCst)
+                || self.rejected.lock().expect("lock").contains(target)
+            {
                 return Err(self.fail(target));
             }
             // A protocol the fake never heard of starts announced, like a BIRD static protocol
@@ -748,7 +783,7 @@ mod tests {
         }
         .parse()
         .expect("prefix");
-        RouteTarget::FrrNetwork(net)
+        RouteTarget::FrrNetwork(net.into())
     }
 
     struct Harness {
@@ -1000,6 +1035,29 @@ mod tests {
         h.shutdown.cancel();
         h.task.await.expect("ends");
         assert_eq!(h.backend.actual(&proto("main")), Some(Withdrawn));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_target_retries_at_the_interval_and_a_rejected_orphan_is_forgotten() {
+        let backend = Arc::new(FakeBackend::default());
+        backend
+            .rejected
+            .lock()
+            .expect("lock")
+            .insert(proto("other"));
+        let mut two = table(&[("main", Withdrawn)]);
+        two.insert("other".into(), vec![(proto("other"), Announced)]);
+        let h = start(two, Duration::from_millis(20), backend);
+        eventually(|| h.report.borrow().first_pass_done).await;
+        // The daemon answers: no backoff, drift on the healthy target is still caught every interval.
+        h.backend.force(&proto("main"), Announced);
+        eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
+        assert!(h.report.borrow().backend.reachable);
+        // The service goes away with its target: forgotten after a bounded number of attempts.
+        h.desired.send(table(&[("main", Withdrawn)])).expect("send");
+        eventually(|| h.report.borrow().targets.len() == 1).await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
     }
 
     #[tokio::test]

@@ -23,8 +23,8 @@ local = "{local}"
 reference = "{reference}"
 zones = ["example.com."]
 max_lag = 5
-interval = "250ms"
-timeout = "200ms"
+interval = "300ms"
+timeout = "250ms"
 "#,
         local = node.knot.addr()
     )

@@ -59,9 +59,9 @@ listen = "{http}"
 [[service]]
 name = "dns"
 announce = ["{PREFIX}"]
-interval = "250ms"
+interval = "300ms"
 rise = 2
-fall = 2
+fall = 3
 
 [[service.check]]
 name = "soa"
@@ -69,7 +69,7 @@ type = "query"
 target = "{knot}"
 qname = "example.com."
 qtype = "SOA"
-timeout = "200ms"
+timeout = "250ms"
 "#,
         state = dir.path().join("state").display(),
         vtysh = require_binary("vtysh").display(),

@@ -48,9 +48,9 @@ pub fn service_block(
 [[service]]
 name = "{name}"
 announce = ["{announce}"]
-{degrade}interval = "250ms"
+{degrade}interval = "300ms"
 rise = 3
-fall = 2
+fall = 3
 jitter = "20ms"
 
 [[service.check]]
@@ -59,7 +59,7 @@ type = "query"
 target = "{knot}"
 qname = "example.com."
 qtype = "SOA"
-timeout = "200ms"
+timeout = "250ms"
 identity = "nsid"
 "#
     )
@@ -158,6 +158,43 @@ format = "{log_format}"
 
     /// [`start`](Self::start) with extra environment variables (e.g. systemd's `NOTIFY_SOCKET`).
     pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
+        // Another test process may grab our free port between free_port() and nsbeacon's bind (Knot and
+        // BIRD of parallel test binaries): on that bind error, move to a new port and try again.
+        for attempt in 0..3 {
+            let log_before = self.log().len();
+            self.spawn(env);
+            let http = self.http;
+            let guard = self.nsbeacon.as_mut().expect("spawned");
+            let pid = u64::from(guard.pid());
+            // Ours answers (the pid in /status is ours: a colliding nsbeacon of another test process
+            // could answer on the same port), or it exited.
+            wait_until(WAIT, || {
+                let ours = nsbeacon::cli::http_get(http, "/status")
+                    .ok()
+                    .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                    .is_some_and(|doc| doc["daemon"]["pid"].as_u64() == Some(pid));
+                ours || !guard.is_running()
+            });
+            if guard.is_running() {
+                return;
+            }
+            let new_output = self.log().get(log_before..).unwrap_or("").to_owned();
+            if attempt == 2 || !new_output.contains("cannot listen on") {
+                return;
+            }
+            let old = self.http.to_string();
+            self.http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let config = std::fs::read_to_string(self.config_path()).expect("read config");
+            std::fs::write(
+                self.config_path(),
+                config.replace(&old, &self.http.to_string()),
+            )
+            .expect("rewrite config");
+        }
+    }
+
+    /// Spawns nsbeacon once, without waiting for it (for tests of start-up failures).
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsbeacon"));
         cmd.arg("-c").arg(self.config_path()).arg("run");
         cmd.env_remove("NOTIFY_SOCKET")
@@ -230,6 +267,21 @@ format = "{log_format}"
             self.service_state(service),
             self.log()
         );
+    }
+
+    /// [`since`](Self::since) once it has settled: BIRD can stamp a protocol twice within a few ms as it
+    /// comes up (protocol, then channel), so take a value that stays the same for 300 ms.
+    pub fn stable_since(&self, protocol: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut last = self.since(protocol);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.since(protocol);
+            if now == last || std::time::Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 
     /// The `Since` column of BIRD's `show protocols "NAME"` (changes whenever the protocol flips).
