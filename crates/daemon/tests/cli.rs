@@ -1,0 +1,134 @@
+//! The command line without a running daemon: version, unreachable daemon, unknown services, drain
+//! bookkeeping that a daemon started later picks up.
+
+use std::process::{Command, Output};
+
+fn nsbeacon(config: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run nsbeacon")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn write_config(dir: &std::path::Path, http_port: u16) -> std::path::PathBuf {
+    let path = dir.join("nsbeacon.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"state_dir = "{state}"
+
+[backend]
+kind = "bird"
+socket = "{dir}/bird.ctl"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+[[service]]
+name = "dns"
+announce = ["anycast_dns"]
+
+[[service.check]]
+name = "soa"
+type = "query"
+target = "127.0.0.1:53"
+qname = "example.com."
+qtype = "SOA"
+"#,
+            state = dir.join("state").display(),
+            dir = dir.display(),
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("nsbeacon {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = text(&out);
+    for command in [
+        "run",
+        "check-config",
+        "status",
+        "probe",
+        "drain",
+        "undrain",
+        "--config",
+    ] {
+        assert!(
+            help.contains(command),
+            "{command} missing from --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn status_without_a_daemon_fails_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A port nothing listens on: bind, note it, release.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = write_config(dir.path(), port);
+    let out = nsbeacon(&config, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach nsbeacon") && text(&out).contains("is it running"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn drain_and_undrain_are_stored_and_unknown_services_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), 9);
+    let out = nsbeacon(&config, &["drain", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nosuch") && text(&out).contains("dns"));
+
+    let out = nsbeacon(&config, &["drain", "dns", "--reason", "disk swap"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = nsbeacon::drain::DrainStore::open(&dir.path().join("state")).expect("store");
+    assert_eq!(
+        store.get("dns").map(|d| d.reason),
+        Some("disk swap".to_owned())
+    );
+
+    let out = nsbeacon(&config, &["drain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = nsbeacon::drain::DrainStore::open(&dir.path().join("state")).expect("store");
+    assert!(store.all().is_some(), "drain of all services not stored");
+
+    let out = nsbeacon(&config, &["undrain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = nsbeacon(&config, &["undrain", "dns"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = nsbeacon::drain::DrainStore::open(&dir.path().join("state")).expect("store");
+    assert!(store.all().is_none());
+    assert!(store.get("dns").is_none());
+}
