@@ -107,7 +107,7 @@ fn run(path: &Path) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::daemon::init_logging(
+    let log_level = crate::daemon::init_logging(
         &config.log.level,
         config.log.format == config::LogFormat::Json,
     );
@@ -115,7 +115,7 @@ fn run(path: &Path) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(crate::daemon::run(path.to_path_buf(), config)) {
+    match rt.block_on(crate::daemon::run(path.to_path_buf(), config, log_level)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "nsbeacon failed");

@@ -76,7 +76,11 @@ fn shutdown_bound(config: &Config) -> Duration {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError> {
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    log_level: Option<LogLevelSetter>,
+) -> Result<(), DaemonError> {
     // Absolute, so logs and /status say which file a SIGHUP re-reads even after a chdir.
     let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let metrics = Metrics::new()?;
@@ -187,6 +191,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 match config::load(&config_path) {
                     Ok(new) => {
                         apply_reload(&current, &new, &mut services, &shared).await;
+                        if new.log.level != current.log.level {
+                            match &log_level {
+                                Some(set) => match set(&new.log.level) {
+                                    Ok(()) => info!(level = %new.log.level, "log level changed"),
+                                    Err(e) => warn!(error = %e, "could not change the log level"),
+                                },
+                                None => warn!("RUST_LOG is set and overrides [log] level; not changing it"),
+                            }
+                        }
                         withdraw_on_shutdown.store(new.on_shutdown == OnShutdown::Withdraw, Ordering::SeqCst);
                         drain_paths_tx.send_replace(drainwatch::DrainPaths {
                             state_dir: new.state_dir.clone(),
@@ -242,7 +255,7 @@ async fn apply_reload(
     for (what, changed) in [
         ("[backend]", old.backend != new.backend),
         ("[http]", old.http != new.http),
-        ("[log]", old.log != new.log),
+        ("[log] format", old.log.format != new.log.format),
         (
             "reconcile_interval",
             old.reconcile_interval != new.reconcile_interval,
@@ -361,23 +374,53 @@ pub fn watchdog_timeout(usec: Option<&str>, pid: Option<&str>) -> Option<Duratio
     }
 }
 
+/// Changes the log filter of the running process (SIGHUP with a new `[log] level`).
+pub type LogLevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Sets up tracing: `level` as an env-filter directive (RUST_LOG overrides), text or JSON lines on stderr.
-pub fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = if json {
-        builder.json().flatten_event(true).try_init()
+/// Returns how to change the level later, unless RUST_LOG is in charge.
+pub fn init_logging(level: &str, json: bool) -> Option<LogLevelSetter> {
+    use tracing_subscriber::EnvFilter;
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_in_charge = from_env.is_some();
+    let filter = from_env
+        .or_else(|| EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    fn setter<L, S>(handle: tracing_subscriber::reload::Handle<L, S>) -> LogLevelSetter
+    where
+        L: From<EnvFilter> + Send + Sync + 'static,
+        S: 'static,
+    {
+        Box::new(move |level: &str| {
+            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        })
+    }
+    let (result, set) = if json {
+        let builder = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter_reloading();
+        let set = setter(builder.reload_handle());
+        (builder.try_init(), set)
     } else {
-        builder.try_init()
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter_reloading();
+        let set = setter(builder.reload_handle());
+        (builder.try_init(), set)
     };
     if let Err(e) = result {
         eprintln!("nsbeacon: logging was already set up: {e}");
+        return None;
     }
+    (!env_in_charge).then_some(set)
 }
 
 /// The default config path, overridable with `-c`.

@@ -26,7 +26,8 @@
 //! Signals: SIGTERM/SIGINT withdraw this node's targets (`on_shutdown = "withdraw"`, the default) and exit
 //! 0; SIGHUP reloads the config (unchanged services keep their state and routes; changed ones restart from
 //! `starting`; removed ones are withdrawn; an invalid file is rejected, logged and counted, and the old
-//! config stays). `[backend]`, `[http]`, `[log]` and `reconcile_interval` changes need a restart.
+//! config stays). `[log] level` changes apply at once; `[backend]`, `[http]`, `[log] format` and `reconcile_interval`
+//! changes need a restart.
 //!
 //! # Modules
 //!

@@ -118,8 +118,21 @@ fn sighup_applies_a_valid_file_and_keeps_the_old_config_on_an_invalid_one() {
     // Add a second service: the unchanged one must not blink.
     let second = service_block("second", "anycast_second", None, node.knot.addr());
     node.write_config("", &second);
+    // ... and raise the log level, which applies without a restart.
+    let text = std::fs::read_to_string(node.config_path()).expect("read config");
+    std::fs::write(
+        node.config_path(),
+        text.replace("level = \"info\"", "level = \"debug\""),
+    )
+    .expect("write config");
     assert!(node.guard().signal(Signal::SIGHUP));
     node.expect_service("second", "up");
+    assert!(
+        wait_until(WAIT, || node.log().contains("log level changed")
+            && node.log().contains("DEBUG")),
+        "log level not raised by the reload:\n{}",
+        node.log()
+    );
     node.expect_protocol("anycast_second", "up", "new service announced after rise");
     assert_eq!(
         node.since("anycast_dns"),

@@ -199,7 +199,8 @@ format = "{log_format}"
         cmd.arg("-c").arg(self.config_path()).arg("run");
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
+            .env_remove("WATCHDOG_PID")
+            .env_remove("RUST_LOG");
         cmd.envs(env.iter().copied());
         self.nsbeacon = Some(DaemonGuard::spawn("nsbeacon", cmd, Some(&self.log_path())));
     }
