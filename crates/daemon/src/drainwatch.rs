@@ -30,10 +30,23 @@ pub struct DrainPaths {
     pub drain_file: Option<PathBuf>,
 }
 
-/// Reads the drains in force. A store that cannot be read keeps no service drained but is logged by the
-/// caller through [`read_checked`].
+/// Reads the drains in force at start-up. A store that cannot be read (corrupt, wrong version, no
+/// permission) drains every service until it can: after a restart nsbeacon must not announce a service an
+/// operator drained just because the record of that drain is unreadable. The watcher replaces this with
+/// the real drains as soon as the store reads again.
 pub fn read(paths: &DrainPaths) -> DrainView {
-    read_checked(paths).unwrap_or_default()
+    match read_checked(paths) {
+        Ok(view) => view,
+        Err(e) => {
+            warn!(error = %e, "cannot read the drain store at start-up; every service stays drained until it can be read");
+            DrainView {
+                services: BTreeMap::new(),
+                all: Some(DrainRequest::new(format!(
+                    "the drain store cannot be read ({e}); drained until it can"
+                ))),
+            }
+        }
+    }
 }
 
 /// Reads the drains in force, or says why the store could not be read.

@@ -245,3 +245,27 @@ fn systemd_gets_ready_after_the_first_reconcile_and_watchdog_pings() {
     }
     assert!(stopping, "no STOPPING=1 at shutdown");
 }
+
+#[test]
+fn an_unreadable_drain_store_keeps_everything_drained_until_it_reads() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    let state = node.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(state.join("drain.json"), "{ this is not json").expect("corrupt store");
+    node.start();
+    node.expect_service("dns", "drained");
+    node.expect_protocol("anycast_dns", "down", "unreadable drain store at start");
+    assert!(
+        !wait_until(Duration::from_secs(2), || node
+            .state("anycast_dns")
+            .as_deref()
+            == Some("up")),
+        "announced although the drain store is unreadable\n{}",
+        node.log()
+    );
+    // Repaired (no drains recorded): the service comes up.
+    std::fs::remove_file(state.join("drain.json")).expect("remove store");
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "drain store readable again");
+}
