@@ -462,11 +462,12 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             let mut out = String::new();
             let _ = writeln!(
                 out,
-                "  check {} ({}): {}, timeout {}",
+                "  check {} ({}): {}, timeout {}, every {}",
                 check.name,
                 check.kind.type_name(),
                 check_target(check),
-                ms(check.timeout)
+                humantime::format_duration(check.timeout),
+                humantime::format_duration(check.interval)
             );
             if let CheckKind::Query(spec) = &check.kind {
                 let _ = writeln!(
