@@ -16,6 +16,27 @@ use crate::config::{self, CheckKind, Config};
 use crate::drain::DrainStore;
 use crate::service::{CheckRun, check_target, classify, run_check, signal_str, signal_text};
 
+/// `println!` that never panics: a closed pipe (`nsbeacon status | head -1`) is not worth a crash.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code for runtime failures.
@@ -86,7 +107,7 @@ pub fn main() -> i32 {
 
 fn load(path: &Path) -> Result<Config, i32> {
     config::load(path).map_err(|e| {
-        eprintln!("nsbeacon: {e}");
+        err!("nsbeacon: {e}");
         EXIT_CONFIG
     })
 }
@@ -97,7 +118,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
         .enable_all()
         .build()
         .map_err(|e| {
-            eprintln!("nsbeacon: cannot start the async runtime: {e}");
+            err!("nsbeacon: cannot start the async runtime: {e}");
             EXIT_FAILURE
         })
 }
@@ -119,7 +140,7 @@ fn run(path: &Path) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "nsbeacon failed");
-            eprintln!("nsbeacon: {e}");
+            err!("nsbeacon: {e}");
             EXIT_FAILURE
         }
     }
@@ -129,7 +150,7 @@ fn check_config(path: &Path) -> i32 {
     match load(path) {
         Ok(config) => {
             let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
-            println!(
+            out!(
                 "{}: OK ({} service(s), {} check(s), backend {})",
                 path.display(),
                 config.services.len(),
@@ -184,25 +205,25 @@ fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
     let body = match http_get(addr, "/status") {
         Ok((200, body)) => body,
         Ok((code, body)) => {
-            eprintln!("nsbeacon: {addr}/status answered HTTP {code}: {body}");
+            err!("nsbeacon: {addr}/status answered HTTP {code}: {body}");
             return EXIT_FAILURE;
         }
         Err(e) => {
-            eprintln!("nsbeacon: {e}");
+            err!("nsbeacon: {e}");
             return EXIT_FAILURE;
         }
     };
     if json {
-        println!("{body}");
+        out!("{body}");
         return 0;
     }
     match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(doc) => {
-            print!("{}", render_status(&doc, now_unix()));
+            out_raw!("{}", render_status(&doc, now_unix()));
             0
         }
         Err(e) => {
-            eprintln!("nsbeacon: {addr}/status did not return JSON: {e}");
+            err!("nsbeacon: {addr}/status did not return JSON: {e}");
             EXIT_FAILURE
         }
     }
@@ -440,7 +461,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
         && config.service(name).is_none()
     {
         let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
+        err!(
             "nsbeacon: no service named {name:?} in {}; services: {}",
             path.display(),
             known.join(", ")
@@ -457,7 +478,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
         .iter()
         .filter(|s| only.is_none_or(|n| n == s.name))
     {
-        println!("service {}", service.name);
+        out!("service {}", service.name);
         for check in &service.checks {
             let mut out = String::new();
             let _ = writeln!(
@@ -507,7 +528,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             if !matches!(signal, crate::health::CheckSignal::Pass) {
                 all_pass = false;
             }
-            print!("{out}");
+            out_raw!("{out}");
         }
     }
     if all_pass { 0 } else { EXIT_FAILURE }
@@ -518,7 +539,7 @@ fn known_service(config: &Config, path: &Path, service: Option<&str>) -> Result<
         && config.service(name).is_none()
     {
         let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
+        err!(
             "nsbeacon: no service named {name:?} in {}; services: {}",
             path.display(),
             known.join(", ")
@@ -541,14 +562,14 @@ fn drain(path: &Path, service: Option<&str>, reason: Option<String>) -> i32 {
         DrainStore::open(&config.state_dir).and_then(|mut store| store.set(service, &reason));
     match result {
         Ok(()) => {
-            println!(
+            out!(
                 "drained {} ({reason}); a running nsbeacon withdraws within about a second",
                 service.unwrap_or("all services")
             );
             0
         }
         Err(e) => {
-            eprintln!("nsbeacon: {e}");
+            err!("nsbeacon: {e}");
             EXIT_FAILURE
         }
     }
@@ -565,14 +586,14 @@ fn undrain(path: &Path, service: Option<&str>) -> i32 {
     let result = DrainStore::open(&config.state_dir).and_then(|mut store| store.clear(service));
     match result {
         Ok(()) => {
-            println!(
+            out!(
                 "undrained {}; a running nsbeacon re-announces once the checks pass",
                 service.unwrap_or("all services")
             );
             if let Some(file) = &config.drain_file
                 && file.exists()
             {
-                println!(
+                out!(
                     "note: the drain file {} still exists and keeps every service drained",
                     file.display()
                 );
@@ -580,7 +601,7 @@ fn undrain(path: &Path, service: Option<&str>) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("nsbeacon: {e}");
+            err!("nsbeacon: {e}");
             EXIT_FAILURE
         }
     }
