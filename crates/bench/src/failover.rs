@@ -332,6 +332,16 @@ fn run_profile(
         }
     }
     let events = daemon.events();
+    if let Some(dir) = std::env::var_os("BENCH_LOG_DIR") {
+        let copy = Path::new(&dir).join(format!(
+            "nsbeacon-failover-{}-{}.log",
+            kind.name().to_ascii_lowercase(),
+            profile.name
+        ));
+        if let Err(e) = std::fs::copy(daemon.log_path(), &copy) {
+            eprintln!("cannot keep the log as {}: {e}", copy.display());
+        }
+    }
     eprintln!(
         "{} / {}: {} trials done, upstream RIB polled at {:.0}/s",
         kind.name(),
