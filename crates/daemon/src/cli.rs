@@ -124,6 +124,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 }
 
 fn run(path: &Path) -> i32 {
+    // Runtime and signal handlers first: from here on a SIGTERM or SIGHUP is queued, not fatal.
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let signals = match rt.block_on(async { crate::daemon::Signals::install() }) {
+        Ok(signals) => signals,
+        Err(e) => {
+            err!("nsbeacon: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -132,11 +144,12 @@ fn run(path: &Path) -> i32 {
         &config.log.level,
         config.log.format == config::LogFormat::Json,
     );
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(crate::daemon::run(path.to_path_buf(), config, log_level)) {
+    match rt.block_on(crate::daemon::run(
+        path.to_path_buf(),
+        config,
+        log_level,
+        signals,
+    )) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "nsbeacon failed");

@@ -75,20 +75,43 @@ fn shutdown_bound(config: &Config) -> Duration {
     config.backend.timeout() * u32::try_from(targets + 1).unwrap_or(1000) + Duration::from_secs(2)
 }
 
+/// The signal streams the daemon reacts to, installed before anything else so that a SIGHUP or SIGTERM
+/// arriving during start-up is handled (queued) instead of killing the process with the default action.
+#[derive(Debug)]
+pub struct Signals {
+    sigterm: tokio::signal::unix::Signal,
+    sigint: tokio::signal::unix::Signal,
+    sighup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; must run inside the tokio runtime.
+    pub fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            sigterm: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
+            sigint: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+            sighup: signal(SignalKind::hangup()).map_err(DaemonError::Signals)?,
+        })
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(
     config_path: PathBuf,
     config: Config,
     log_level: Option<LogLevelSetter>,
+    signals: Signals,
 ) -> Result<(), DaemonError> {
     // Absolute, so logs and /status say which file a SIGHUP re-reads even after a chdir.
     let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let metrics = Metrics::new()?;
     let backend = Arc::new(Backend::from_config(&config.backend)?);
     let backend_kind = backend.kind();
-    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let Signals {
+        mut sigterm,
+        mut sigint,
+        mut sighup,
+    } = signals;
 
     let (desired_tx, desired_rx) = watch::channel(DesiredTable::new());
     let drain_paths = drainwatch::DrainPaths {
