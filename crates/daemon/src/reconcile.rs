@@ -775,15 +775,9 @@ mod tests {
     }
 
     fn proto(name: &str) -> RouteTarget {
-        // FRR networks need no validated name type, so the fake uses them as opaque targets.
-        let net: ipnet::IpNet = match name {
-            "main" => "192.0.2.0/24",
-            "degrade" => "198.51.100.0/24",
-            _ => "203.0.113.0/24",
-        }
-        .parse()
-        .expect("prefix");
-        RouteTarget::FrrNetwork(net.into())
+        RouteTarget::BirdProtocol(
+            nsbeacon_routing::BirdProtocolName::new(name).expect("valid protocol name"),
+        )
     }
 
     struct Harness {
@@ -881,8 +875,8 @@ mod tests {
         assert_eq!(
             h.backend.sets(),
             vec![
-                "set 198.51.100.0/24 announced".to_owned(),
-                "set 192.0.2.0/24 withdrawn".to_owned()
+                "set degrade announced".to_owned(),
+                "set main withdrawn".to_owned()
             ]
         );
         h.shutdown.cancel();
@@ -909,7 +903,7 @@ mod tests {
         eventually(|| {
             h.backend
                 .sets()
-                .contains(&"set 198.51.100.0/24 announced".to_owned())
+                .contains(&"set degrade announced".to_owned())
         })
         .await;
         // Several reconcile intervals later: still pending, main still announced, no outage episode.
@@ -921,7 +915,7 @@ mod tests {
         let degrade = report
             .targets
             .iter()
-            .find(|t| t.target == "198.51.100.0/24")
+            .find(|t| t.target == "degrade")
             .expect("degrade target");
         assert!(
             degrade
@@ -957,7 +951,7 @@ mod tests {
             h.backend
                 .sets()
                 .iter()
-                .all(|c| c == "set 198.51.100.0/24 announced"),
+                .all(|c| c == "set degrade announced"),
             "withdrawal attempted before the announcement succeeded: {:?}",
             h.backend.sets()
         );
@@ -1012,7 +1006,7 @@ mod tests {
                 && h.backend
                     .sets()
                     .iter()
-                    .filter(|c| *c == "set 192.0.2.0/24 withdrawn")
+                    .filter(|c| *c == "set main withdrawn")
                     .count()
                     == 2
         })
