@@ -8,8 +8,9 @@ use std::str::FromStr;
 pub enum RouteTarget {
     /// A BIRD protocol (usually a `static` protocol holding the anycast prefixes): enable/disable.
     BirdProtocol(BirdProtocolName),
-    /// An FRR `network` statement under `router bgp` / `address-family`.
-    FrrNetwork(ipnet::IpNet),
+    /// An FRR `network` statement under `router bgp` / `address-family`, with or without a route-map: the
+    /// normal route and its degraded variants are the same prefix with different route-maps.
+    FrrNetwork(FrrNetwork),
     /// An FRR BGP neighbor: `neighbor X shutdown` withdraws everything on that session.
     FrrNeighbor(FrrNeighbor),
 }
@@ -149,6 +150,215 @@ pub enum BirdProtocolNameError {
     },
 }
 
+/// One variant of an FRR `network` statement: `network PREFIX [route-map NAME]`.
+///
+/// FRR keeps at most one `network` statement per prefix, so a degraded announcement is not a second route
+/// but the same prefix with another route-map (`network 203.0.113.53/32 route-map NSBEACON-DEGRADED`).
+/// `network P route-map M` switches the route-map in place, so the peer sees an update and never a
+/// withdrawal. The FRR backend therefore treats `(P, M)` as announced only while P is configured with
+/// exactly route-map M (`None` = none), and withdrawing `(P, M)` while another variant of P is active leaves
+/// it alone: that is what makes the daemon's make-before-break order (announce the new variant, then
+/// withdraw the old one) switch without a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FrrNetwork {
+    /// The prefix of the `network` statement (no host bits set; the backend checks).
+    pub prefix: ipnet::IpNet,
+    /// The route-map attached to the statement; `None` is a plain `network P`.
+    pub route_map: Option<RouteMapName>,
+}
+
+impl FrrNetwork {
+    /// The variant of `prefix` that carries `route_map` (`None` for the plain, healthy announcement).
+    pub fn new(prefix: ipnet::IpNet, route_map: Option<RouteMapName>) -> FrrNetwork {
+        FrrNetwork { prefix, route_map }
+    }
+}
+
+impl From<ipnet::IpNet> for FrrNetwork {
+    /// A plain `network P`, without a route-map.
+    fn from(prefix: ipnet::IpNet) -> FrrNetwork {
+        FrrNetwork::new(prefix, None)
+    }
+}
+
+impl fmt::Display for FrrNetwork {
+    /// `203.0.113.53/32` or `203.0.113.53/32 route-map NSBEACON-DEGRADED`, as in FRR's configuration.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.route_map {
+            None => write!(f, "{}", self.prefix),
+            Some(map) => write!(f, "{} route-map {map}", self.prefix),
+        }
+    }
+}
+
+impl FromStr for FrrNetwork {
+    type Err = FrrNetworkParseError;
+
+    /// Accepts `PREFIX` or `PREFIX route-map NAME` (words separated by whitespace). The prefix must have no
+    /// host bits set: FRR would silently mask them and then announce another prefix than the one read back.
+    fn from_str(s: &str) -> Result<FrrNetwork, FrrNetworkParseError> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let (prefix_text, route_map) = match words.as_slice() {
+            [prefix] => (*prefix, None),
+            [prefix, "route-map", name] => (*prefix, Some(RouteMapName::new(*name)?)),
+            _ => {
+                return Err(FrrNetworkParseError::Syntax { text: s.to_owned() });
+            }
+        };
+        let prefix: ipnet::IpNet =
+            prefix_text
+                .parse()
+                .map_err(|_| FrrNetworkParseError::Prefix {
+                    text: prefix_text.to_owned(),
+                })?;
+        if prefix.trunc() != prefix {
+            return Err(FrrNetworkParseError::HostBits {
+                prefix,
+                canonical: prefix.trunc(),
+            });
+        }
+        Ok(FrrNetwork::new(prefix, route_map))
+    }
+}
+
+/// Why a string is not an FRR network target (`PREFIX [route-map NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrrNetworkParseError {
+    /// Not one or three words of the form `PREFIX [route-map NAME]`.
+    #[error(
+        "{text:?} is not an FRR network: write a prefix, optionally followed by `route-map NAME` \
+         (e.g. \"203.0.113.53/32\" or \"203.0.113.53/32 route-map NSBEACON-DEGRADED\")"
+    )]
+    Syntax {
+        /// The text as given.
+        text: String,
+    },
+    /// The first word is not an IP prefix.
+    #[error(
+        "{text:?} is not an IP prefix: write it with a length, e.g. 203.0.113.53/32 or 2001:db8::53/128"
+    )]
+    Prefix {
+        /// The word as given.
+        text: String,
+    },
+    /// Host bits set: FRR would silently announce the masked network instead.
+    #[error(
+        "{prefix} has host bits set: FRR would announce {canonical} instead; write {canonical}"
+    )]
+    HostBits {
+        /// The prefix as given.
+        prefix: ipnet::IpNet,
+        /// The network FRR would use.
+        canonical: ipnet::IpNet,
+    },
+    /// The route-map name is not acceptable.
+    #[error(transparent)]
+    RouteMap(#[from] RouteMapNameError),
+}
+
+/// Longest route-map name nsbeacon accepts. FRR itself has no limit; this bound keeps commands and error
+/// messages reasonable and is far above names seen in practice.
+pub const ROUTE_MAP_NAME_MAX_LEN: usize = 128;
+
+/// An FRR route-map name that is safe on a vtysh command line: `network P route-map NAME`.
+///
+/// FRR accepts any word without whitespace. vtysh splits each `-c` line on whitespace and runs an embedded
+/// newline as a second command, so whitespace and control characters could change what runs: they are
+/// rejected, and so are non-ASCII characters, quotes (error messages render commands in single quotes,
+/// pasteable into a shell) and names longer than [`ROUTE_MAP_NAME_MAX_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RouteMapName(String);
+
+impl RouteMapName {
+    /// Validates `name` (see the type's documentation for the rules).
+    pub fn new(name: impl Into<String>) -> Result<RouteMapName, RouteMapNameError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(RouteMapNameError::Empty);
+        }
+        if let Some((position, ch)) = name
+            .char_indices()
+            .find(|&(_, c)| !c.is_ascii_graphic() || c == '\'' || c == '"')
+        {
+            return Err(RouteMapNameError::InvalidCharacter { name, ch, position });
+        }
+        if name.len() > ROUTE_MAP_NAME_MAX_LEN {
+            return Err(RouteMapNameError::TooLong {
+                len: name.len(),
+                name,
+            });
+        }
+        Ok(RouteMapName(name))
+    }
+
+    /// The name as FRR knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RouteMapName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for RouteMapName {
+    type Err = RouteMapNameError;
+
+    fn from_str(s: &str) -> Result<RouteMapName, RouteMapNameError> {
+        RouteMapName::new(s)
+    }
+}
+
+impl TryFrom<String> for RouteMapName {
+    type Error = RouteMapNameError;
+
+    fn try_from(s: String) -> Result<RouteMapName, RouteMapNameError> {
+        RouteMapName::new(s)
+    }
+}
+
+impl From<RouteMapName> for String {
+    fn from(name: RouteMapName) -> String {
+        name.0
+    }
+}
+
+/// Why a string is not an acceptable FRR route-map name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteMapNameError {
+    /// The name is empty.
+    #[error(
+        "FRR route-map name is empty: give the name of a route-map from FRR's config, e.g. NSBEACON-DEGRADED"
+    )]
+    Empty,
+    /// Longer than nsbeacon accepts.
+    #[error("FRR route-map name {name:?} is {len} bytes long; at most 128 are accepted")]
+    TooLong {
+        /// The rejected name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// Whitespace, a control character, a quote or a non-ASCII character.
+    #[error(
+        "FRR route-map name {name:?} contains {ch:?} at byte {position}: only printable ASCII without spaces \
+         or quotes is accepted (vtysh would split the command there)"
+    )]
+    InvalidCharacter {
+        /// The rejected name.
+        name: String,
+        /// The first offending character.
+        ch: char,
+        /// Its byte offset.
+        position: usize,
+    },
+}
+
 /// An FRR BGP neighbor: an IP address or an interface name (unnumbered BGP).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FrrNeighbor {
@@ -229,7 +439,120 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn frr_networks_parse_and_display() {
+        let plain: FrrNetwork = "203.0.113.53/32".parse().expect("plain");
+        assert_eq!(
+            plain,
+            FrrNetwork::from("203.0.113.53/32".parse::<ipnet::IpNet>().expect("net"))
+        );
+        assert_eq!(plain.to_string(), "203.0.113.53/32");
+        let degraded: FrrNetwork = "  2001:db8::53/128 \troute-map NSBEACON-DEGRADED "
+            .parse()
+            .expect("with route-map");
+        assert_eq!(
+            degraded.route_map.as_ref().map(RouteMapName::as_str),
+            Some("NSBEACON-DEGRADED")
+        );
+        assert_eq!(
+            degraded.to_string(),
+            "2001:db8::53/128 route-map NSBEACON-DEGRADED"
+        );
+        assert_eq!(
+            degraded.to_string().parse::<FrrNetwork>(),
+            Ok(degraded.clone())
+        );
+        assert_eq!(
+            RouteTarget::FrrNetwork(degraded).to_string(),
+            "frr network 2001:db8::53/128 route-map NSBEACON-DEGRADED"
+        );
+        for bad in [
+            "",
+            "203.0.113.53/32 route-map",
+            "203.0.113.53/32 NSBEACON-DEGRADED",
+            "203.0.113.53/32 route-map A B",
+            "203.0.113.53/32 label-index 5",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<FrrNetwork>(),
+                    Err(FrrNetworkParseError::Syntax { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            "203.0.113.53".parse::<FrrNetwork>(),
+            Err(FrrNetworkParseError::Prefix { .. })
+        ));
+        let err = "203.0.113.1/24"
+            .parse::<FrrNetwork>()
+            .expect_err("host bits");
+        assert!(err.to_string().contains("write 203.0.113.0/24"), "{err}");
+        assert!(matches!(
+            "203.0.113.53/32 route-map a'b".parse::<FrrNetwork>(),
+            Err(FrrNetworkParseError::RouteMap(
+                RouteMapNameError::InvalidCharacter { ch: '\'', .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn route_map_names_are_single_printable_words() {
+        for ok in [
+            "NSBEACON-DEGRADED",
+            "rm:x.y/z+@-_*",
+            "a!b#c",
+            &"A".repeat(128),
+        ] {
+            assert_eq!(
+                ok.parse::<RouteMapName>().map(|n| n.to_string()),
+                Ok(ok.to_owned())
+            );
+        }
+        assert_eq!("".parse::<RouteMapName>(), Err(RouteMapNameError::Empty));
+        for bad in [
+            "a b",
+            "a\nno router bgp 65001",
+            "a\tb",
+            "x\0",
+            "é",
+            "a'b",
+            "\"a\"",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<RouteMapName>(),
+                    Err(RouteMapNameError::InvalidCharacter { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            RouteMapName::new("A".repeat(129)),
+            Err(RouteMapNameError::TooLong { len: 129, .. })
+        ));
+        let name: RouteMapName = serde_json::from_str("\"NSBEACON-GSHUT\"").expect("valid");
+        assert_eq!(name.as_str(), "NSBEACON-GSHUT");
+        assert!(serde_json::from_str::<RouteMapName>("\"a b\"").is_err());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn accepted_route_map_names_are_one_vtysh_word(name in "\\PC{0,140}") {
+            if let Ok(valid) = name.parse::<RouteMapName>() {
+                proptest::prop_assert!(valid.as_str().len() <= ROUTE_MAP_NAME_MAX_LEN);
+                proptest::prop_assert!(valid.as_str().bytes().all(|b| b.is_ascii_graphic() && b != b'\'' && b != b'"'));
+            }
+        }
+
+        #[test]
+        fn frr_network_display_round_trips(text in "\\PC{0,60}") {
+            if let Ok(network) = text.parse::<FrrNetwork>() {
+                proptest::prop_assert_eq!(network.to_string().parse::<FrrNetwork>(), Ok(network));
+            }
+        }
+
         #[test]
         fn accepted_bird_protocol_names_are_safe_to_quote(name in "\\PC{0,80}") {
             if let Ok(valid) = name.parse::<BirdProtocolName>() {

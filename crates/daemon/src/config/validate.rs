@@ -12,7 +12,7 @@ use std::time::Duration;
 use nsbeacon_prober::proto::op::ResponseCode;
 use nsbeacon_prober::proto::rr::{DNSClass, Name, RecordType};
 use nsbeacon_prober::{AnswerMatch, Expectations, IdentitySpec, ProbeSpec, QuerySpec, Transport};
-use nsbeacon_routing::{BirdProtocolName, FrrNeighbor, RouteTarget};
+use nsbeacon_routing::{BirdProtocolName, FrrNeighbor, FrrNetwork, RouteMapName, RouteTarget};
 
 use super::raw::{RawBackend, RawCheck, RawConfig, RawDamping, RawService};
 use super::*;
@@ -1508,8 +1508,24 @@ fn parse_target(kind: BackendKind, text: &str) -> Result<RouteTarget, (String, S
                         )
                     });
             }
+            let (text, route_map) = match text.split_once(" route-map ") {
+                None => (text, None),
+                Some((prefix, name)) => match name.trim().parse::<RouteMapName>() {
+                    Ok(name) => (prefix.trim(), Some(name)),
+                    Err(e) => {
+                        return Err((
+                            format!("{text:?}: {e}"),
+                            "write \"PREFIX route-map NAME\" with the name of a route-map from FRR's config, \
+                             e.g. \"203.0.113.53/32 route-map NSBEACON-DEGRADED\""
+                                .to_owned(),
+                        ));
+                    }
+                },
+            };
             match text.parse::<ipnet::IpNet>() {
-                Ok(net) if net.trunc() == net => Ok(RouteTarget::FrrNetwork(net)),
+                Ok(net) if net.trunc() == net => {
+                    Ok(RouteTarget::FrrNetwork(FrrNetwork::new(net, route_map)))
+                }
                 Ok(net) => Err((
                     format!("{net} has host bits set"),
                     format!("write the network address, {}", net.trunc()),
@@ -1520,7 +1536,8 @@ fn parse_target(kind: BackendKind, text: &str) -> Result<RouteTarget, (String, S
                 )),
                 Err(_) => Err((
                     format!("{text:?} is not an FRR target"),
-                    "the frr backend takes prefixes (\"203.0.113.53/32\", toggled with `network`) or neighbors \
+                    "the frr backend takes prefixes (\"203.0.113.53/32\", toggled with `network`), optionally \
+                     with a route-map (\"203.0.113.53/32 route-map NSBEACON-DEGRADED\") or neighbors \
                      (\"neighbor:192.0.2.1\", toggled with `neighbor shutdown`); BIRD protocol names need kind = \
                      \"bird\""
                         .to_owned(),

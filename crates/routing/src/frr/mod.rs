@@ -1,19 +1,28 @@
 //! FRR, driven through `vtysh` (argv, never a shell).
 //!
 //! Two kinds of targets:
-//! - [`RouteTarget::FrrNetwork`]: `network P` / `no network P` under `router bgp ASN [vrf V]` and
-//!   `address-family ipv4|ipv6 unicast`. The BGP session stays up and only the prefix comes and goes
-//!   (about 90 ms until the peer sees it). Read-back: a valid path from a `network` statement in
-//!   `show bgp [vrf V] ipv4|ipv6 unicast P json`.
+//! - [`RouteTarget::FrrNetwork`]: `network P [route-map M]` / `no network P` under `router bgp ASN [vrf V]`
+//!   and `address-family ipv4|ipv6 unicast`. The BGP session stays up and only the prefix comes and goes
+//!   (about 90 ms until the peer sees it). A target is one *variant* of a prefix ([`FrrNetwork`]: the
+//!   prefix and an optional route-map); FRR holds at most one `network` statement per prefix, so the
+//!   healthy route (no route-map) and a degraded one (`route-map NSBEACON-DEGRADED`, frr-templates/) are
+//!   variants of the same statement, and `network P route-map M` switches between them in place (the peer
+//!   sees an update, never a withdrawal). Read-back: announced iff `show running-config bgpd` has
+//!   `network P` with exactly that route-map (the BGP JSON does not tell the route-map) and
+//!   `show bgp [vrf V] ipv4|ipv6 unicast P json` has a valid path from a `network` statement.
 //! - [`RouteTarget::FrrNeighbor`]: `neighbor X shutdown` / `no neighbor X shutdown`. Withdrawing drops every
 //!   prefix on that session and looks like a flap upstream; re-announcing waits for the session to
 //!   re-establish (about 2 s). Read-back: `adminShutDown` in `show bgp [vrf V] neighbors X json`.
 //!
-//! Idempotence: `network P` is a no-op when P is configured, but it would drop a `route-map` given on an
-//! operator's `network P route-map M`, so announcing reads first and leaves a configured network alone.
-//! `no network P` fails with `% Can't find static route specified` when P is not configured: withdrawing
-//! sends it directly (one vtysh call on the path that matters most) and takes that message as "already
-//! withdrawn". `neighbor X [no] shutdown` is idempotent in FRR itself.
+//! Idempotence and variants: setting a network first reads the running config. Announcing `(P, M)` is a
+//! no-op when P is configured with exactly M, and otherwise `network P [route-map M]` (which replaces
+//! another route-map, or clears it for the plain variant). Withdrawing `(P, M)` sends `no network P
+//! [route-map M]` only when P is configured with exactly M: when another variant of P is active, `(P, M)`
+//! is already withdrawn and removing the statement would take the other variant's route down too. So the
+//! daemon's make-before-break (announce the new variant, then withdraw the old one) switches P in place,
+//! with no gap at the peer. `% Can't find static route specified` and `% route-map name doesn't match static
+//! route` on a withdrawal (someone changed the config between the read and the command) also count as
+//! "already withdrawn". `neighbor X [no] shutdown` is idempotent in FRR itself.
 //!
 //! The local ASN is read from `show bgp [vrf V] summary json` (or, for an instance without peers, from the
 //! `router bgp` line of `show running-config`) and cached; a configured ASN is checked against it once, so
@@ -34,10 +43,10 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use crate::{
-    BackendHealth, FrrNeighbor, RouteState, RouteTarget, RoutingBackend, RoutingError,
-    TargetStatus, Timed,
+    BackendHealth, FrrNeighbor, FrrNetwork, RouteMapName, RouteState, RouteTarget, RoutingBackend,
+    RoutingError, TargetStatus, Timed,
 };
-use readback::{NeighborReadback, NetworkReadback};
+use readback::{ConfiguredNetwork, NeighborReadback, NetworkReadback};
 pub use types::{Asn, VrfName};
 use vtysh::Vtysh;
 
@@ -169,6 +178,16 @@ pub enum FrrError {
     /// `no network P` for a P that is not configured. The backend treats it as already withdrawn.
     #[error("`{command}`: the network is not configured (% Can't find static route specified)")]
     NetworkNotConfigured {
+        /// The vtysh command line.
+        command: String,
+    },
+    /// `no network P route-map M` while P carries another route-map: FRR refused to remove it. The backend
+    /// treats it as "this variant is already withdrawn" (another variant is active).
+    #[error(
+        "`{command}`: the network is configured with another route-map (% route-map name doesn't match \
+         static route)"
+    )]
+    NetworkRouteMapMismatch {
         /// The vtysh command line.
         command: String,
     },
@@ -383,16 +402,21 @@ impl FrrBackend {
         vec!["configure terminal".to_owned(), router]
     }
 
-    /// Makes `network prefix` configured (announced) or not (withdrawn). Idempotent.
+    /// Makes the variant `network` (prefix + route-map) announced or withdrawn. Idempotent.
+    ///
+    /// Announcing runs `network P [route-map M]` unless P is already configured with exactly M; when P is
+    /// configured with another route-map this switches it in place (an update at the peer, no
+    /// withdrawal). Withdrawing runs `no network P` only while P is configured with exactly M; when
+    /// another variant of P is active (or none), this variant is already withdrawn and nothing is sent.
     pub async fn set_network(
         &self,
-        prefix: IpNet,
+        network: &FrrNetwork,
         state: RouteState,
     ) -> Result<Timed<()>, FrrError> {
-        types::validate_prefix(&prefix)?;
+        types::validate_prefix(&network.prefix)?;
         let started = std::time::Instant::now();
         let deadline = self.deadline();
-        let result = self.set_network_by(prefix, state, deadline).await;
+        let result = self.set_network_by(network, state, deadline).await;
         if let Err(err) = &result {
             self.forget_asn_on(err);
         }
@@ -404,46 +428,117 @@ impl FrrBackend {
 
     async fn set_network_by(
         &self,
-        prefix: IpNet,
+        network: &FrrNetwork,
         state: RouteState,
         deadline: Instant,
     ) -> Result<(), FrrError> {
         let asn = self.asn_by(deadline).await?;
-        if state == RouteState::Announced && self.network_configured(prefix, deadline).await? {
-            return Ok(());
-        }
+        let prefix = network.prefix;
+        let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+        let configured = self.configured_network(&prefix, deadline).await?;
+        let this_variant = matches!(&configured, ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted);
+        let command = match state {
+            RouteState::Announced if this_variant => return Ok(()),
+            RouteState::Announced => format!("network {network}"),
+            // `no network P route-map M` (rather than `no network P`) lets FRR refuse the removal if the
+            // route-map changed since the read above; for the plain variant FRR has no such check.
+            RouteState::Withdrawn if this_variant => format!("no network {network}"),
+            RouteState::Withdrawn => return Ok(()),
+        };
         let mut lines = self.config_preamble(asn);
         lines.push(format!("address-family {} unicast", afi(&prefix)));
-        lines.push(match state {
-            RouteState::Announced => format!("network {prefix}"),
-            RouteState::Withdrawn => format!("no network {prefix}"),
-        });
+        lines.push(command);
         match self.run(&lines, deadline, true).await {
             Ok(_) => Ok(()),
-            Err(FrrError::NetworkNotConfigured { .. }) if state == RouteState::Withdrawn => Ok(()),
+            Err(
+                FrrError::NetworkNotConfigured { .. } | FrrError::NetworkRouteMapMismatch { .. },
+            ) if state == RouteState::Withdrawn => Ok(()),
             Err(err) => Err(err),
         }
     }
 
-    /// Whether a `network prefix` statement is configured (valid or not): its path is in the BGP table.
-    async fn network_configured(&self, prefix: IpNet, deadline: Instant) -> Result<bool, FrrError> {
-        let (_, configured) = self.read_network_by(prefix, deadline).await?;
-        Ok(configured)
+    /// The `show running-config bgpd` call that tells which route-map (if any) a `network` carries.
+    fn running_config_command() -> String {
+        "show running-config bgpd".to_owned()
     }
 
-    /// Reads whether `prefix` is announced by a `network` statement (a valid path in the BGP table).
-    pub async fn read_network(&self, prefix: IpNet) -> Result<Timed<TargetStatus>, FrrError> {
-        types::validate_prefix(&prefix)?;
+    /// Whether `network prefix` is configured in this instance's address family, and with which route-map.
+    async fn configured_network(
+        &self,
+        prefix: &IpNet,
+        deadline: Instant,
+    ) -> Result<ConfiguredNetwork, FrrError> {
+        let config = self
+            .run(&[Self::running_config_command()], deadline, false)
+            .await?;
+        Ok(readback::configured_network(
+            &config,
+            self.vrf.as_ref().map(VrfName::as_str),
+            prefix,
+        ))
+    }
+
+    /// Reads whether the variant `network` is announced: P is configured with exactly its route-map and
+    /// the path of the `network` statement is valid in the BGP table.
+    pub async fn read_network(
+        &self,
+        network: &FrrNetwork,
+    ) -> Result<Timed<TargetStatus>, FrrError> {
+        types::validate_prefix(&network.prefix)?;
         let started = std::time::Instant::now();
-        let (status, _) = self.read_network_by(prefix, self.deadline()).await?;
+        let deadline = self.deadline();
+        let (configured, table) = tokio::join!(
+            self.configured_network(&network.prefix, deadline),
+            self.read_network_path(network.prefix, deadline),
+        );
+        let (configured, (table_status, _)) = (configured?, table?);
+        let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+        let describe = |map: Option<&str>| {
+            map.map_or_else(
+                || "without a route-map".to_owned(),
+                |m| format!("with route-map {m}"),
+            )
+        };
+        let status = match configured {
+            ConfiguredNetwork::Absent => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!("no `network {}` is configured", network.prefix),
+            },
+            ConfiguredNetwork::Present { route_map } if route_map.as_deref() != wanted => {
+                TargetStatus {
+                    state: RouteState::Withdrawn,
+                    detail: format!(
+                        "`network {}` is configured {}, not {} (another variant is active)",
+                        network.prefix,
+                        describe(route_map.as_deref()),
+                        describe(wanted)
+                    ),
+                }
+            }
+            ConfiguredNetwork::Present { .. } => match (table_status.state, wanted) {
+                (RouteState::Announced, Some(map)) => TargetStatus {
+                    state: RouteState::Announced,
+                    detail: format!("{} (route-map {map})", table_status.detail),
+                },
+                (RouteState::Withdrawn, Some(map)) => TargetStatus {
+                    state: RouteState::Withdrawn,
+                    detail: format!(
+                        "`network {network}` is configured but {}: does route-map {map} exist in FRR and \
+                         permit the prefix? (a missing or denying route-map keeps it out of the BGP table)",
+                        table_status.detail
+                    ),
+                },
+                (_, None) => table_status,
+            },
+        };
         Ok(Timed {
             value: status,
             elapsed: started.elapsed(),
         })
     }
 
-    /// The status and whether a `network` path exists at all (announced, or configured but not valid).
-    async fn read_network_by(
+    /// The status of the `network` path in the BGP table and whether one exists at all (valid or not).
+    async fn read_network_path(
         &self,
         prefix: IpNet,
         deadline: Instant,
@@ -565,7 +660,7 @@ impl RoutingBackend for FrrBackend {
         state: RouteState,
     ) -> Result<Timed<()>, RoutingError> {
         match target {
-            RouteTarget::FrrNetwork(prefix) => Ok(self.set_network(*prefix, state).await?),
+            RouteTarget::FrrNetwork(network) => Ok(self.set_network(network, state).await?),
             RouteTarget::FrrNeighbor(neighbor) => Ok(self.set_neighbor(neighbor, state).await?),
             other => Err(RoutingError::UnsupportedTarget {
                 target: other.to_string(),
@@ -576,7 +671,7 @@ impl RoutingBackend for FrrBackend {
 
     async fn read(&self, target: &RouteTarget) -> Result<Timed<TargetStatus>, RoutingError> {
         match target {
-            RouteTarget::FrrNetwork(prefix) => Ok(self.read_network(*prefix).await?),
+            RouteTarget::FrrNetwork(network) => Ok(self.read_network(network).await?),
             RouteTarget::FrrNeighbor(neighbor) => Ok(self.read_neighbor(neighbor).await?),
             other => Err(RoutingError::UnsupportedTarget {
                 target: other.to_string(),

@@ -105,6 +105,75 @@ pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadba
     })
 }
 
+/// What the running configuration says about the `network` statement of one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConfiguredNetwork {
+    /// No `network P` in the `router bgp` instance's address family.
+    Absent,
+    /// `network P [route-map M]` is configured.
+    Present {
+        /// The route-map on the statement, `None` for a plain `network P`.
+        route_map: Option<String>,
+    },
+}
+
+/// Finds `network PREFIX [route-map NAME] [...]` under `router bgp ASN [vrf V]` / `address-family ipv4|ipv6
+/// unicast` in `show running-config [bgpd]`.
+///
+/// The BGP JSON does not say which route-map a `network` statement carries, and the running configuration
+/// is the only place that does. Shape recorded from FRR 8.4.4: top-level `router bgp 65001 [vrf blue]`,
+/// then indented ` address-family ipv4 unicast` ... ` exit-address-family` blocks holding
+/// `  network 203.0.113.53/32 route-map NSBEACON-DEGRADED`, and a top-level `exit`. A `network` line outside
+/// any address-family block (older FRR writing IPv4 unicast at the top of `router bgp`) counts as IPv4.
+pub(crate) fn configured_network(
+    config: &str,
+    vrf: Option<&str>,
+    prefix: &IpNet,
+) -> ConfiguredNetwork {
+    let wanted_family = match prefix {
+        IpNet::V4(_) => "ipv4 unicast",
+        IpNet::V6(_) => "ipv6 unicast",
+    };
+    let mut in_instance = false;
+    let mut family: Option<String> = None;
+    for line in config.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            in_instance = line.strip_prefix("router bgp ").is_some_and(|rest| {
+                let words: Vec<&str> = rest.split_whitespace().skip(1).collect();
+                match vrf {
+                    None => words.is_empty(),
+                    Some(v) => words == ["vrf", v],
+                }
+            });
+            family = None;
+            continue;
+        }
+        if !in_instance {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["address-family", rest @ ..] => family = Some(rest.join(" ")),
+            ["exit-address-family"] => family = None,
+            ["network", net, options @ ..] => {
+                let family_matches = match &family {
+                    Some(f) => f == wanted_family,
+                    None => wanted_family == "ipv4 unicast",
+                };
+                if family_matches && net.parse::<IpNet>().ok() == Some(*prefix) {
+                    let route_map = options
+                        .windows(2)
+                        .find(|pair| pair[0] == "route-map")
+                        .map(|pair| pair[1].to_owned());
+                    return ConfiguredNetwork::Present { route_map };
+                }
+            }
+            _ => {}
+        }
+    }
+    ConfiguredNetwork::Absent
+}
+
 /// What `show bgp [vrf V] neighbors X json` says about the neighbor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NeighborReadback {
@@ -308,6 +377,60 @@ mod tests {
     }
 
     #[test]
+    fn configured_networks_with_route_maps() {
+        // Recorded from FRR 8.4.4 `show running-config bgpd`.
+        let cfg = "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\n!\n\
+            router bgp 65001\n bgp router-id 192.0.2.2\n !\n address-family ipv4 unicast\n  \
+            network 203.0.113.53/32 route-map NSBEACON-DEGRADED\n exit-address-family\n !\n \
+            address-family ipv6 unicast\n  network 2001:db8:53::53/128\n exit-address-family\nexit\n!\n\
+            router bgp 65001 vrf blue\n !\n address-family ipv4 unicast\n  network 203.0.113.53/32 route-map X\n  \
+            network 198.51.100.0/24 label-index 5\n exit-address-family\nexit\n!\n\
+            route-map NSBEACON-DEGRADED permit 10\n set large-community 65001:0:1 additive\nexit\n!\nend\n";
+        let net = |p: &str| p.parse::<IpNet>().unwrap();
+        let present = |m: Option<&str>| ConfiguredNetwork::Present {
+            route_map: m.map(str::to_owned),
+        };
+        assert_eq!(
+            configured_network(cfg, None, &net("203.0.113.53/32")),
+            present(Some("NSBEACON-DEGRADED"))
+        );
+        assert_eq!(
+            configured_network(cfg, None, &net("2001:db8:53::53/128")),
+            present(None)
+        );
+        assert_eq!(
+            configured_network(cfg, Some("blue"), &net("203.0.113.53/32")),
+            present(Some("X"))
+        );
+        assert_eq!(
+            configured_network(cfg, Some("blue"), &net("198.51.100.0/24")),
+            present(None)
+        );
+        for (vrf, prefix) in [
+            (None, "198.51.100.0/24"),
+            (Some("blue"), "2001:db8:53::53/128"),
+            (Some("red"), "203.0.113.53/32"),
+            (None, "203.0.113.0/24"),
+        ] {
+            assert_eq!(
+                configured_network(cfg, vrf, &net(prefix)),
+                ConfiguredNetwork::Absent,
+                "{vrf:?} {prefix}"
+            );
+        }
+        // An IPv4 network outside an address-family block (older FRR) is IPv4 unicast; not IPv6.
+        let old = "router bgp 65001\n network 192.0.2.0/24 route-map M\nexit\n";
+        assert_eq!(
+            configured_network(old, None, &net("192.0.2.0/24")),
+            present(Some("M"))
+        );
+        assert_eq!(
+            configured_network("", None, &net("192.0.2.0/24")),
+            ConfiguredNetwork::Absent
+        );
+    }
+
+    #[test]
     fn version_banner() {
         assert_eq!(
             version("FRRouting 8.4.4 (vm) on Linux(6.1).\nCopyright 1996-2005\n").as_deref(),
@@ -326,6 +449,8 @@ mod tests {
                 let _ = summary_asn(input);
                 let _ = summary_sessions(input);
                 let _ = running_config_asn(input, Some("blue"));
+                let _ = configured_network(input, Some("blue"), &"203.0.113.53/32".parse().unwrap());
+                let _ = configured_network(input, None, &"2001:db8::/32".parse().unwrap());
                 let _ = version(input);
                 let _ = crate::frr::vtysh::classify_failure("c".into(), Some(1), input, input);
                 let _ = crate::frr::vtysh::quote_output(input);

@@ -228,6 +228,9 @@ pub(crate) fn classify_failure(
     if all.contains("% Can't find static route specified") {
         return FrrError::NetworkNotConfigured { command };
     }
+    if all.contains("% route-map name doesn't match static route") {
+        return FrrError::NetworkRouteMapMismatch { command };
+    }
     if all.contains("% Specify remote-as or peer-group commands first") {
         return FrrError::UnknownNeighbor { command };
     }
@@ -283,6 +286,10 @@ mod tests {
         assert!(matches!(
             classify("% Can't find static route specified\n", ""),
             FrrError::NetworkNotConfigured { .. }
+        ));
+        assert!(matches!(
+            classify("% route-map name doesn't match static route\n", ""),
+            FrrError::NetworkRouteMapMismatch { .. }
         ));
         assert!(matches!(
             classify("% Specify remote-as or peer-group commands first\n", ""),
