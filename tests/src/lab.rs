@@ -158,6 +158,46 @@ pub struct Lab {
     node: Netns,
     upstream_ns: Netns,
     dir: tempfile::TempDir,
+    // Released last, after the whole teardown.
+    _slot: LabSlot,
+}
+
+/// How many labs one test process runs at once: each lab is two BGP daemons, a DNS server and usually
+/// nsbeacon; more than this on a 2-core machine makes probe timeouts, not nsbeacon, decide the results.
+pub const MAX_PARALLEL_LABS: usize = 4;
+
+/// A place among the [`MAX_PARALLEL_LABS`] labs that may run at once in this process; held by the
+/// [`Lab`] and given back when it is dropped. Tests that start more labs than this simply wait.
+#[derive(Debug)]
+struct LabSlot;
+
+static LABS_RUNNING: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static LAB_SLOT_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl LabSlot {
+    fn acquire() -> LabSlot {
+        // A test that panicked while holding the lock leaves the count itself intact: keep using it.
+        let mut running = LABS_RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *running >= MAX_PARALLEL_LABS {
+            running = LAB_SLOT_FREED
+                .wait(running)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *running += 1;
+        LabSlot
+    }
+}
+
+impl Drop for LabSlot {
+    fn drop(&mut self) {
+        let mut running = LABS_RUNNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *running -= 1;
+        LAB_SLOT_FREED.notify_one();
+    }
 }
 
 impl Lab {
@@ -166,10 +206,12 @@ impl Lab {
     /// yet: the templates start with every anycast route withdrawn.
     ///
     /// Panics with the daemons' logs when anything fails: a lab that cannot be built is a failed test.
+    /// Waits first while [`MAX_PARALLEL_LABS`] labs run in this process.
     pub fn start(options: LabOptions) -> Lab {
         for bin in ["ip", "bird", "kdig", options.dns.binary()] {
             require_binary(bin);
         }
+        let slot = LabSlot::acquire();
         let dir = tempfile::Builder::new()
             .prefix("nsbeacon-lab-")
             .tempdir()
@@ -272,6 +314,7 @@ impl Lab {
             node,
             upstream_ns,
             dir,
+            _slot: slot,
         };
         for protocol in [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6] {
             if !lab

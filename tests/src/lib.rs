@@ -4,6 +4,7 @@
 //! so what ships is what is tested. Assertions read the upstream router's RIB, the way an operator judges
 //! whether a node announces: [`lab::Lab::upstream_has_route`] and [`lab::Lab::wait_for_route`].
 
+pub mod beacon;
 pub mod dns;
 pub mod lab;
 pub mod nsbeacon;

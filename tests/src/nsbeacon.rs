@@ -70,12 +70,9 @@ pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
     }
 }
 
-/// A complete nsbeacon config for `lab`: the node's BGP daemon as backend, one service `dns` announcing
-/// both anycast prefixes while Knot/NSD/BIND answers the lab zone's SOA authoritatively on both anycast
-/// addresses (fast timers: 200 ms interval, rise 3, fall 3), state under the lab dir, HTTP on
-/// `http_listen` inside the node namespace (reach it with [`Lab::node_http_get`]).
-pub fn lab_config(lab: &Lab, http_listen: std::net::SocketAddr) -> String {
-    let backend = match lab.node_bgp_ref() {
+/// The `[backend]` table's body for `lab`: the node's BIRD control socket, or vtysh against the node's FRR.
+pub fn lab_backend(lab: &Lab) -> String {
+    match lab.node_bgp_ref() {
         NodeBgp::Bird(bird) => format!(
             "kind = \"bird\"\nsocket = \"{}\"\ntimeout = \"2s\"\n",
             bird.socket().display()
@@ -86,7 +83,15 @@ pub fn lab_config(lab: &Lab, http_listen: std::net::SocketAddr) -> String {
             frr.state_dir().display(),
             crate::lab::NODE_AS
         ),
-    };
+    }
+}
+
+/// A complete nsbeacon config for `lab`: the node's BGP daemon as backend, one service `dns` announcing
+/// both anycast prefixes while Knot/NSD/BIND answers the lab zone's SOA authoritatively on both anycast
+/// addresses (fast timers: 200 ms interval, rise 3, fall 3), state under the lab dir, HTTP on
+/// `http_listen` inside the node namespace (reach it with [`Lab::node_http_get`]).
+pub fn lab_config(lab: &Lab, http_listen: std::net::SocketAddr) -> String {
+    let backend = lab_backend(lab);
     let (announce, degrade) = lab_targets(lab);
     let list = |v: &[String]| {
         v.iter()
