@@ -212,6 +212,28 @@ fn sigterm_withdraws_and_exits_zero_unless_told_to_keep() {
         Some("up"),
         "on_shutdown = keep must leave the route"
     );
+
+    // SIGINT (Ctrl-C in a terminal) withdraws like SIGTERM.
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy a third time");
+    assert!(node.guard().signal(Signal::SIGINT));
+    assert!(
+        wait_until(WAIT, || !node.guard().is_running()),
+        "SIGINT did not stop nsbeacon"
+    );
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(1))
+        .expect("exit status");
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        node.state("anycast_dns").as_deref(),
+        Some("down"),
+        "SIGINT must withdraw\n{}",
+        node.log()
+    );
 }
 
 #[test]
