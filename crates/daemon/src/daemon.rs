@@ -26,11 +26,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backend::{Backend, BackendSetupError};
-use crate::config::{self, Config, OnShutdown};
+use crate::config::{self, CheckKind, Config, OnShutdown};
 use crate::drainwatch;
 use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
-use crate::metrics::{Metrics, MetricsError};
+use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
 use crate::reconcile::{DesiredTable, Reconciler, ReconcilerSettings};
 use crate::service::{ServiceRuntime, Shared};
 
@@ -303,13 +303,25 @@ async fn apply_reload(
             continue;
         }
         if let Some(runtime) = services.remove(&name) {
-            let checks: Vec<String> = runtime
+            let checks: Vec<CheckSeries> = runtime
                 .config
                 .checks
                 .iter()
-                .map(|c| c.name.clone())
+                .map(|c| CheckSeries {
+                    name: c.name.clone(),
+                    zones: match &c.kind {
+                        CheckKind::Serial(s) if s.zones.len() <= PER_ZONE_SERIES_LIMIT => {
+                            s.zones.iter().map(ToString::to_string).collect()
+                        }
+                        _ => Vec::new(),
+                    },
+                })
                 .collect();
             runtime.stop().await;
+            // Its series go either way: a changed service may have renamed or dropped checks, and the
+            // restarted one exports its own from scratch.
+            let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
+            shared.metrics.forget_service(&name, &checks, &states);
             if new.service(&name).is_none() {
                 info!(service = %name, "service removed by reload; its targets will be withdrawn");
                 shared.desired.send_modify(|t| {
@@ -318,10 +330,8 @@ async fn apply_reload(
                 if let Ok(mut s) = shared.services.write() {
                     s.remove(&name);
                 }
-                let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
-                shared.metrics.forget_service(&name, &checks, &states);
             } else {
-                info!(service = %name, "service changed by reload; restarting it");
+                info!(service = %name, "service changed by reload; restarting it from starting");
             }
         }
     }

@@ -287,9 +287,10 @@ impl Metrics {
         }
     }
 
-    /// Removes every per-service series of `service` (after a reload removed it), given its check names
-    /// and the states it exported.
-    pub fn forget_service(&self, service: &str, checks: &[String], states: &[&str]) {
+    /// Removes every per-service series of `service` (after a reload removed or changed it): its checks
+    /// (with the zones of small serial checks) and the states it exported. Probe series are removed for
+    /// every transport and result label nsbeacon writes.
+    pub fn forget_service(&self, service: &str, checks: &[CheckSeries], states: &[&str]) {
         for state in states {
             let _ = self.service_state.remove_label_values(&[service, state]);
             for to in states {
@@ -299,12 +300,33 @@ impl Metrics {
             }
         }
         for check in checks {
-            let _ = self.check_up.remove_label_values(&[service, check]);
-            let _ = self.serial_max_lag.remove_label_values(&[service, check]);
+            let name = check.name.as_str();
+            let _ = self.check_up.remove_label_values(&[service, name]);
+            let _ = self.serial_max_lag.remove_label_values(&[service, name]);
             for verdict in SERIAL_VERDICTS {
                 let _ = self
                     .serial_zones
-                    .remove_label_values(&[service, check, verdict]);
+                    .remove_label_values(&[service, name, verdict]);
+            }
+            for transport in PROBE_TRANSPORTS {
+                let _ = self
+                    .probe_duration_seconds
+                    .remove_label_values(&[service, name, transport]);
+                for result in PROBE_RESULTS {
+                    let _ = self
+                        .probe_results_total
+                        .remove_label_values(&[service, name, transport, result]);
+                }
+            }
+            for zone in &check.zones {
+                for server in ["local", "reference"] {
+                    let _ = self
+                        .zone_serial
+                        .remove_label_values(&[service, name, zone, server]);
+                }
+                let _ = self
+                    .zone_serial_lag
+                    .remove_label_values(&[service, name, zone]);
             }
         }
         let _ = self.damping_penalty.remove_label_values(&[service]);
@@ -312,6 +334,43 @@ impl Metrics {
         let _ = self.service_drained.remove_label_values(&[service]);
     }
 }
+
+/// The labels one check exported, for [`Metrics::forget_service`].
+#[derive(Debug, Clone, Default)]
+pub struct CheckSeries {
+    /// Check name.
+    pub name: String,
+    /// Zone names with per-zone serial series (small serial checks only).
+    pub zones: Vec<String>,
+}
+
+/// `transport` label values of the probe metrics.
+pub const PROBE_TRANSPORTS: &[&str] = &["udp", "tcp", "sweep", "any"];
+
+/// `result` label values of `nsbeacon_probe_results_total`: statuses, serial signals, and the prober's
+/// failure kinds.
+pub const PROBE_RESULTS: &[&str] = &[
+    "pass",
+    "slow",
+    "soft",
+    "hard",
+    "hung",
+    "timeout",
+    "refused",
+    "io",
+    "rcode",
+    "not_authoritative",
+    "empty_answer",
+    "answer_mismatch",
+    "identity_mismatch",
+    "serial_behind",
+    "malformed",
+    "truncated",
+    "id_mismatch",
+    "question_mismatch",
+    "unexpected_source",
+    "partial_reply",
+];
 
 /// Label values of `nsbeacon_serial_zones{verdict}`.
 pub const SERIAL_VERDICTS: &[&str] = &[
@@ -468,7 +527,26 @@ mod tests {
         assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"down\"} 1"));
         assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"up\"} 0"));
         assert!(scrape.contains("nsbeacon_service_state{service=\"dns\",state=\"starting\"} 0"));
-        m.forget_service("dns", &[], &["starting", "up", "down"]);
+        m.probe_results_total
+            .with_label_values(&["dns", "soa", "udp", "timeout"])
+            .inc();
+        m.zone_serial
+            .with_label_values(&["dns", "fresh", "example.", "local"])
+            .set(1);
+        m.forget_service(
+            "dns",
+            &[
+                CheckSeries {
+                    name: "soa".into(),
+                    zones: vec![],
+                },
+                CheckSeries {
+                    name: "fresh".into(),
+                    zones: vec!["example.".into()],
+                },
+            ],
+            &["starting", "up", "down"],
+        );
         assert!(!m.render().contains("service=\"dns\""));
     }
 

@@ -176,6 +176,14 @@ fn sighup_applies_a_valid_file_and_keeps_the_old_config_on_an_invalid_one() {
         "down",
         "removed service's target withdrawn",
     );
+    assert!(
+        wait_until(WAIT, || !node
+            .get("/metrics")
+            .1
+            .contains("service=\"second\"")),
+        "series of the removed service remain:\n{}",
+        node.get("/metrics").1
+    );
     assert_eq!(node.since("anycast_dns"), since_before, "{}", node.log());
 }
 
