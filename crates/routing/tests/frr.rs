@@ -10,13 +10,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nsbeacon_routing::frr::{Asn, FrrBackend, FrrConfig, FrrError};
 use nsbeacon_routing::{
-    BirdProtocolName, FrrNeighbor, RouteState, RouteTarget, RoutingBackend, RoutingError,
-    TargetStatus,
+    BirdProtocolName, FrrNeighbor, FrrNetwork, FrrNetworkParseError, RouteMapName,
+    RouteMapNameError, RouteState, RouteTarget, RoutingBackend, RoutingError, TargetStatus,
 };
 use nsbeacon_testkit::frr::{FrrConfigFiles, FrrDaemon, FrrInstance};
 use nsbeacon_testkit::{DaemonGuard, require_binary, wait_until};
@@ -44,6 +45,16 @@ router bgp 65001
 exit
 !
 router bgp 65001 vrf blue
+exit
+!
+route-map NSBEACON-DEGRADED permit 10
+ set as-path prepend 65001 65001 65001
+ set large-community 65001:0:1 additive
+exit
+!
+route-map NSBEACON-GSHUT permit 10
+ set community graceful-shutdown additive
+ set large-community 65001:0:2 additive
 exit
 !
 ";
@@ -162,6 +173,37 @@ impl Upstream {
             .contains("Established")
     }
 
+    /// `show route PREFIX all` as BIRD prints it (attributes included).
+    fn route_all(&self, prefix: &str) -> String {
+        self.birdc(&format!("show route {prefix} all"))
+    }
+
+    /// Waits until the upstream's route for `prefix` shows every one of `attributes` (e.g.
+    /// `BGP.as_path: 65001 65001 65001 65001`) and none of `absent`.
+    fn wait_route_with(&self, prefix: &str, attributes: &[&str], absent: &[&str]) {
+        assert!(
+            wait_until(UPSTREAM_WAIT, || {
+                let route = self.route_all(prefix);
+                route.lines().any(|l| l.starts_with(prefix))
+                    && attributes.iter().all(|a| route.contains(a))
+                    && !absent.iter().any(|a| route.contains(a))
+            }),
+            "upstream route {prefix}: expected {attributes:?} and none of {absent:?}:\n{}",
+            self.route_all(prefix)
+        );
+    }
+
+    /// The `Import withdraws: received` counter of the BGP session `protocol`: how many withdrawals the
+    /// upstream ever received from the node on it.
+    fn withdraws_received(&self, protocol: &str) -> u64 {
+        let out = self.birdc(&format!("show protocols all {protocol}"));
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Import withdraws:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no import withdraws counter for {protocol}:\n{out}"))
+    }
+
     fn wait_route(&self, prefix: &str, present: bool) {
         assert!(
             wait_until(UPSTREAM_WAIT, || self.has_route(prefix) == present),
@@ -235,7 +277,335 @@ impl Lab {
 }
 
 fn network(prefix: &str) -> RouteTarget {
-    RouteTarget::FrrNetwork(prefix.parse().expect("prefix"))
+    // From the IP network, not from text: the invalid-input test needs prefixes with host bits set.
+    RouteTarget::FrrNetwork(prefix.parse::<ipnet::IpNet>().expect("prefix").into())
+}
+
+/// The variant of `prefix` with `route_map` (`None`: the plain, healthy `network P`).
+fn variant(prefix: &str, route_map: Option<&str>) -> RouteTarget {
+    RouteTarget::FrrNetwork(FrrNetwork::new(
+        prefix.parse().expect("prefix"),
+        route_map.map(|m| RouteMapName::new(m).expect("route-map name")),
+    ))
+}
+
+/// Polls the upstream's RIB for `prefix` in a thread until dropped, counting the polls that did not find
+/// it: a withdrawal between two steps of a switch would show up here (and in the withdraws counter).
+struct RibWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u32, u32)>>,
+}
+
+impl RibWatch {
+    fn start(upstream: &Upstream, prefix: &str) -> RibWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let socket = upstream.socket.clone();
+        let prefix = prefix.to_owned();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut polls, mut missing) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                let out = Command::new("birdc")
+                    .arg("-s")
+                    .arg(&socket)
+                    .args(["show", "route", &prefix])
+                    .output()
+                    .expect("run birdc");
+                polls += 1;
+                if !String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l.starts_with(&prefix))
+                {
+                    missing += 1;
+                }
+            }
+            (polls, missing)
+        });
+        RibWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops polling: (polls, polls that did not find the prefix).
+    fn finish(mut self) -> (u32, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("poller thread")
+    }
+}
+
+impl Drop for RibWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The `network PREFIX ...` lines of the running config of the default instance.
+fn network_lines(lab: &Lab, prefix: &str) -> Vec<String> {
+    lab.running_config()
+        .split("router bgp 65001 vrf")
+        .next()
+        .expect("default instance")
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("network {prefix}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts the read-back of every variant: exactly `active` is announced, the others are withdrawn.
+async fn assert_variants(
+    backend: &FrrBackend,
+    variants: &[&RouteTarget],
+    active: Option<&RouteTarget>,
+) {
+    for target in variants {
+        let status = read(backend, target).await;
+        let expected = if Some(*target) == active {
+            RouteState::Announced
+        } else {
+            RouteState::Withdrawn
+        };
+        assert_eq!(status.state, expected, "{target}: {status:?}");
+    }
+}
+
+/// normal -> degraded -> normal -> graceful shutdown -> normal -> withdrawn, each switch in the daemon's
+/// make-before-break order (announce the new variant, then withdraw the old one), with read-back of every
+/// variant after each step, the upstream's view of the path, and proof that the upstream never lost the
+/// prefix during the switches (continuous polling of its RIB and its withdraws counter).
+async fn variants_switch_in_place(prefix: &str, session: &str) {
+    let lab = Lab::start();
+    let backend = lab.backend();
+    lab.wait_sessions();
+    let normal = variant(prefix, None);
+    let degraded = variant(prefix, Some("NSBEACON-DEGRADED"));
+    let gshut = variant(prefix, Some("NSBEACON-GSHUT"));
+    let all = [&normal, &degraded, &gshut];
+    let short_path = "BGP.as_path: 65001\n";
+    let long_path = "BGP.as_path: 65001 65001 65001 65001";
+    let degraded_tag = "(65001, 0, 1)";
+    let gshut_tag = "(65001, 0, 2)";
+
+    assert_variants(&backend, &all, None).await;
+    backend
+        .set(&degraded, RouteState::Withdrawn)
+        .await
+        .expect("withdrawing a variant of an unconfigured prefix is a no-op");
+    assert!(network_lines(&lab, prefix).is_empty());
+
+    backend
+        .set(&normal, RouteState::Announced)
+        .await
+        .expect("announce normal");
+    assert_variants(&backend, &all, Some(&normal)).await;
+    assert_eq!(network_lines(&lab, prefix), [format!("network {prefix}")]);
+    lab.upstream
+        .wait_route_with(prefix, &[short_path], &[degraded_tag, gshut_tag]);
+    let withdraws_before = lab.upstream.withdraws_received(session);
+    let watch = RibWatch::start(&lab.upstream, prefix);
+
+    // Degrade: announce the degraded variant, then withdraw the normal one.
+    backend
+        .set(&degraded, RouteState::Announced)
+        .await
+        .expect("announce degraded");
+    assert_variants(&backend, &all, Some(&degraded)).await;
+    let status = read(&backend, &normal).await;
+    assert!(status.detail.contains("another variant"), "{status:?}");
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdrawing the inactive normal variant");
+    assert_variants(&backend, &all, Some(&degraded)).await;
+    assert_eq!(
+        network_lines(&lab, prefix),
+        [format!("network {prefix} route-map NSBEACON-DEGRADED")]
+    );
+    lab.upstream
+        .wait_route_with(prefix, &[long_path, degraded_tag], &[gshut_tag]);
+
+    // Idempotence while degraded: repeating either step changes nothing.
+    backend
+        .set(&degraded, RouteState::Announced)
+        .await
+        .expect("announce degraded again");
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdraw normal again");
+    backend
+        .set(&gshut, RouteState::Withdrawn)
+        .await
+        .expect("withdraw another inactive variant");
+    assert_variants(&backend, &all, Some(&degraded)).await;
+    assert_eq!(
+        network_lines(&lab, prefix),
+        [format!("network {prefix} route-map NSBEACON-DEGRADED")]
+    );
+
+    // Recover: announce normal (clears the route-map in place), then withdraw degraded.
+    backend
+        .set(&normal, RouteState::Announced)
+        .await
+        .expect("announce normal");
+    assert_variants(&backend, &all, Some(&normal)).await;
+    backend
+        .set(&degraded, RouteState::Withdrawn)
+        .await
+        .expect("withdraw the inactive degraded variant");
+    assert_variants(&backend, &all, Some(&normal)).await;
+    assert_eq!(network_lines(&lab, prefix), [format!("network {prefix}")]);
+    lab.upstream
+        .wait_route_with(prefix, &[short_path], &[degraded_tag, gshut_tag]);
+
+    // Graceful shutdown and back.
+    backend
+        .set(&gshut, RouteState::Announced)
+        .await
+        .expect("announce graceful shutdown");
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdraw normal");
+    assert_variants(&backend, &all, Some(&gshut)).await;
+    lab.upstream.wait_route_with(
+        prefix,
+        &[short_path, "(65535,0)", gshut_tag],
+        &[degraded_tag],
+    );
+    backend
+        .set(&normal, RouteState::Announced)
+        .await
+        .expect("announce normal");
+    backend
+        .set(&gshut, RouteState::Withdrawn)
+        .await
+        .expect("withdraw graceful shutdown");
+    assert_variants(&backend, &all, Some(&normal)).await;
+    lab.upstream
+        .wait_route_with(prefix, &[short_path], &[gshut_tag, "(65535,0)"]);
+
+    let (polls, missing) = watch.finish();
+    assert_eq!(
+        missing, 0,
+        "the upstream lost {prefix} in {missing} of {polls} polls"
+    );
+    assert!(polls > 0);
+    assert_eq!(
+        lab.upstream.withdraws_received(session),
+        withdraws_before,
+        "the upstream received a withdrawal during the switches"
+    );
+
+    // Withdraw all while normal: the inactive variants are no-ops, the active one is removed.
+    for target in [&degraded, &gshut, &normal] {
+        backend
+            .set(target, RouteState::Withdrawn)
+            .await
+            .expect("withdraw all");
+    }
+    assert_variants(&backend, &all, None).await;
+    assert!(network_lines(&lab, prefix).is_empty());
+    lab.upstream.wait_route(prefix, false);
+    for target in all {
+        backend
+            .set(target, RouteState::Withdrawn)
+            .await
+            .expect("withdrawing withdrawn variants is a no-op");
+    }
+
+    // Withdraw all while degraded, normal first (as the daemon's shutdown may order it).
+    backend
+        .set(&degraded, RouteState::Announced)
+        .await
+        .expect("announce degraded from nothing");
+    assert_variants(&backend, &all, Some(&degraded)).await;
+    lab.upstream
+        .wait_route_with(prefix, &[long_path, degraded_tag], &[]);
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdraw inactive normal");
+    assert_variants(&backend, &all, Some(&degraded)).await;
+    backend
+        .set(&degraded, RouteState::Withdrawn)
+        .await
+        .expect("withdraw degraded");
+    assert_variants(&backend, &all, None).await;
+    assert!(network_lines(&lab, prefix).is_empty());
+    lab.upstream.wait_route(prefix, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_variants_ipv4_switch_in_place_make_before_break() {
+    variants_switch_in_place(V4, "node4").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_variants_ipv6_switch_in_place_make_before_break() {
+    variants_switch_in_place(V6, "node6").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_route_map_reads_as_withdrawn_with_hint() {
+    let lab = Lab::start();
+    let backend = lab.backend();
+    let target = variant(V4, Some("NO-SUCH-MAP"));
+    backend
+        .set(&target, RouteState::Announced)
+        .await
+        .expect("FRR accepts a network with an undefined route-map");
+    assert_eq!(
+        network_lines(&lab, V4),
+        [format!("network {V4} route-map NO-SUCH-MAP")]
+    );
+    let status = read(&backend, &target).await;
+    assert_eq!(status.state, RouteState::Withdrawn, "{status:?}");
+    assert!(
+        status.detail.contains("does route-map NO-SUCH-MAP exist"),
+        "{status:?}"
+    );
+    backend
+        .set(&target, RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    assert!(network_lines(&lab, V4).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_map_names_frr_accepts_round_trip() {
+    let lab = Lab::start();
+    let backend = lab.backend();
+    let long = "R".repeat(nsbeacon_routing::ROUTE_MAP_NAME_MAX_LEN);
+    for name in ["rm:x.y/z+@-_*", "a!b#c", long.as_str()] {
+        let target = variant(V6, Some(name));
+        backend
+            .set(&target, RouteState::Announced)
+            .await
+            .expect("announce");
+        assert_eq!(
+            network_lines(&lab, V6),
+            [format!("network {V6} route-map {name}")],
+            "FRR stores the name as given"
+        );
+        backend
+            .set(&target, RouteState::Announced)
+            .await
+            .expect("no-op: the configured route-map is read back as the same name");
+        backend
+            .set(&target, RouteState::Withdrawn)
+            .await
+            .expect("withdraw");
+        assert!(network_lines(&lab, V6).is_empty());
+    }
 }
 
 fn neighbor(addr: &str) -> RouteTarget {
@@ -738,6 +1108,41 @@ async fn invalid_inputs_are_rejected_before_spawning() {
     );
     assert!(matches!(err, FrrError::InvalidPrefix { .. }), "{err:?}");
 
+    let err = frr_err(
+        backend
+            .set(
+                &RouteTarget::FrrNetwork(FrrNetwork::new(
+                    "203.0.113.1/24".parse().expect("net"),
+                    Some(RouteMapName::new("NSBEACON-DEGRADED").expect("name")),
+                )),
+                RouteState::Withdrawn,
+            )
+            .await
+            .expect_err("host bits with a route-map"),
+    );
+    assert!(matches!(err, FrrError::InvalidPrefix { .. }), "{err:?}");
+    for bad in [
+        "NSBEACON DEGRADED",
+        "X\nno router bgp 65001",
+        "x'y",
+        "",
+        "é",
+        &"R".repeat(129),
+    ] {
+        assert!(RouteMapName::new(bad).is_err(), "{bad:?} accepted");
+        let text = format!("{V4} route-map {bad}");
+        assert!(
+            matches!(
+                text.parse::<FrrNetwork>(),
+                Err(FrrNetworkParseError::RouteMap(_) | FrrNetworkParseError::Syntax { .. })
+            ),
+            "{text:?} accepted"
+        );
+    }
+    assert!(matches!(
+        RouteMapName::new("a\tb"),
+        Err(RouteMapNameError::InvalidCharacter { ch: '\t', .. })
+    ));
     for bad in ["eth0 remote-as 1", "eth0\nno router bgp 65001", "x'y"] {
         let target = RouteTarget::FrrNeighbor(FrrNeighbor::Interface(bad.into()));
         let err = frr_err(

@@ -471,11 +471,17 @@ impl FrrBackend {
         let config = self
             .run(&[Self::running_config_command()], deadline, false)
             .await?;
-        Ok(readback::configured_network(
-            &config,
-            self.vrf.as_ref().map(VrfName::as_str),
-            prefix,
-        ))
+        if let Some(configured) =
+            readback::configured_network(&config, self.vrf.as_ref().map(VrfName::as_str), prefix)
+        {
+            return Ok(configured);
+        }
+        // No `router bgp` block for this instance. vtysh exits 0 with bgpd's part missing when bgpd is
+        // not running, so ask bgpd directly: its failure (not running, hung) is the error to report.
+        self.run(&[self.summary_command()], deadline, false).await?;
+        Err(FrrError::NoBgpInstance {
+            vrf: self.vrf.as_ref().map(ToString::to_string),
+        })
     }
 
     /// Reads whether the variant `network` is announced: P is configured with exactly its route-map and

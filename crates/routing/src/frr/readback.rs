@@ -125,16 +125,20 @@ pub(crate) enum ConfiguredNetwork {
 /// then indented ` address-family ipv4 unicast` ... ` exit-address-family` blocks holding
 /// `  network 203.0.113.53/32 route-map NSBEACON-DEGRADED`, and a top-level `exit`. A `network` line outside
 /// any address-family block (older FRR writing IPv4 unicast at the top of `router bgp`) counts as IPv4.
+///
+/// `None` when the config has no such `router bgp` instance at all: vtysh prints a config without bgpd's
+/// part, and exits 0, when bgpd is not running, so an absent instance must not read as "not configured".
 pub(crate) fn configured_network(
     config: &str,
     vrf: Option<&str>,
     prefix: &IpNet,
-) -> ConfiguredNetwork {
+) -> Option<ConfiguredNetwork> {
     let wanted_family = match prefix {
         IpNet::V4(_) => "ipv4 unicast",
         IpNet::V6(_) => "ipv6 unicast",
     };
     let mut in_instance = false;
+    let mut seen_instance = false;
     let mut family: Option<String> = None;
     for line in config.lines() {
         if !line.starts_with(char::is_whitespace) {
@@ -145,6 +149,7 @@ pub(crate) fn configured_network(
                     Some(v) => words == ["vrf", v],
                 }
             });
+            seen_instance |= in_instance;
             family = None;
             continue;
         }
@@ -165,13 +170,13 @@ pub(crate) fn configured_network(
                         .windows(2)
                         .find(|pair| pair[0] == "route-map")
                         .map(|pair| pair[1].to_owned());
-                    return ConfiguredNetwork::Present { route_map };
+                    return Some(ConfiguredNetwork::Present { route_map });
                 }
             }
             _ => {}
         }
     }
-    ConfiguredNetwork::Absent
+    seen_instance.then_some(ConfiguredNetwork::Absent)
 }
 
 /// What `show bgp [vrf V] neighbors X json` says about the neighbor.
@@ -387,8 +392,10 @@ mod tests {
             network 198.51.100.0/24 label-index 5\n exit-address-family\nexit\n!\n\
             route-map NSBEACON-DEGRADED permit 10\n set large-community 65001:0:1 additive\nexit\n!\nend\n";
         let net = |p: &str| p.parse::<IpNet>().unwrap();
-        let present = |m: Option<&str>| ConfiguredNetwork::Present {
-            route_map: m.map(str::to_owned),
+        let present = |m: Option<&str>| {
+            Some(ConfiguredNetwork::Present {
+                route_map: m.map(str::to_owned),
+            })
         };
         assert_eq!(
             configured_network(cfg, None, &net("203.0.113.53/32")),
@@ -409,25 +416,32 @@ mod tests {
         for (vrf, prefix) in [
             (None, "198.51.100.0/24"),
             (Some("blue"), "2001:db8:53::53/128"),
-            (Some("red"), "203.0.113.53/32"),
             (None, "203.0.113.0/24"),
         ] {
             assert_eq!(
                 configured_network(cfg, vrf, &net(prefix)),
-                ConfiguredNetwork::Absent,
+                Some(ConfiguredNetwork::Absent),
                 "{vrf:?} {prefix}"
             );
         }
+        assert_eq!(
+            configured_network(cfg, Some("red"), &net("203.0.113.53/32")),
+            None
+        );
+        // Recorded with bgpd stopped: vtysh exits 0 and prints the config without bgpd's part.
+        let bgpd_down = "Building configuration...\n\nCurrent configuration:\n!\nhostname vm\n\
+            service integrated-vtysh-config\n!\nend\n";
+        assert_eq!(
+            configured_network(bgpd_down, None, &net("203.0.113.53/32")),
+            None
+        );
         // An IPv4 network outside an address-family block (older FRR) is IPv4 unicast; not IPv6.
         let old = "router bgp 65001\n network 192.0.2.0/24 route-map M\nexit\n";
         assert_eq!(
             configured_network(old, None, &net("192.0.2.0/24")),
             present(Some("M"))
         );
-        assert_eq!(
-            configured_network("", None, &net("192.0.2.0/24")),
-            ConfiguredNetwork::Absent
-        );
+        assert_eq!(configured_network("", None, &net("192.0.2.0/24")), None);
     }
 
     #[test]
