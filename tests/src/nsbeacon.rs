@@ -48,9 +48,8 @@ pub fn nsbeacon_binary() -> PathBuf {
 
 /// The lab's route targets for the service `dns`, as nsbeacon's config names them: `(announce, degrade)`.
 ///
-/// BIRD: the template's static protocols (bird-templates/README.md). FRR: the anycast prefixes, and no
-/// degrade target, because FRR degrades the same prefix with a route-map (`network P route-map
-/// NSBEACON-DEGRADED`), which nsbeacon's FRR targets cannot express yet.
+/// BIRD: the template's static protocols (bird-templates/README.md). FRR: the anycast prefixes, degraded
+/// in place with the template's route-map (`network P route-map NSBEACON-DEGRADED`, frr-templates/).
 pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
     match lab.node_bgp_ref() {
         NodeBgp::Bird(_) => (
@@ -65,7 +64,10 @@ pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
                 crate::lab::ANYCAST_V4.to_owned(),
                 crate::lab::ANYCAST_V6.to_owned(),
             ],
-            Vec::new(),
+            vec![
+                format!("{} route-map NSBEACON-DEGRADED", crate::lab::ANYCAST_V4),
+                format!("{} route-map NSBEACON-DEGRADED", crate::lab::ANYCAST_V6),
+            ],
         ),
     }
 }
