@@ -689,6 +689,41 @@ fn frr_targets_are_prefixes_or_neighbors() {
 }
 
 #[test]
+fn frr_degrade_targets_may_carry_a_route_map() {
+    let text = FRR_EXAMPLE.replace(
+        "degrade = [\"neighbor:192.0.2.1\"]",
+        "degrade = [\"203.0.113.53/32 route-map NSBEACON-DEGRADED\", \"2001:db8::53/128  route-map  RM:v6\"]",
+    );
+    let config = ok(&text);
+    let service = config.service("auth-v4").expect("service");
+    assert_eq!(
+        service.degrade,
+        vec![
+            RouteTarget::FrrNetwork(
+                "203.0.113.53/32 route-map NSBEACON-DEGRADED"
+                    .parse()
+                    .expect("net")
+            ),
+            RouteTarget::FrrNetwork("2001:db8::53/128 route-map RM:v6".parse().expect("net")),
+        ]
+    );
+    let text = FRR_EXAMPLE.replace(
+        "degrade = [\"neighbor:192.0.2.1\"]",
+        "degrade = [\"203.0.113.53/32 route-map A B\", \"203.0.113.53/24 route-map X\", \"anycast route-map X\"]",
+    );
+    let issues = issues(&text);
+    assert_issue(&issues, "service[0].degrade[0]", "route-map name");
+    assert!(
+        issues[0].hint.contains("PREFIX route-map NAME"),
+        "{:?}",
+        issues[0]
+    );
+    assert_issue(&issues, "service[0].degrade[1]", "host bits set");
+    assert_issue(&issues, "service[0].degrade[2]", "not an FRR target");
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+}
+
+#[test]
 fn the_same_target_in_two_services_is_an_error() {
     let text = format!(
         "{BIRD_EXAMPLE}\n[[service]]\nname = \"other\"\nannounce = [\"anycast_dns_prepend\"]\n\
