@@ -432,6 +432,34 @@ impl Beacon {
         }
     }
 
+    /// Waits until nsbeacon's read-back of every target from the BGP daemon
+    /// (`nsbeacon_route_actual_announced`) says `announced`; it lags the upstream by up to a reconcile
+    /// interval. Panics with the last values and the log on timeout.
+    pub fn wait_actual(&self, lab: &Lab, targets: &[String], announced: bool, timeout: Duration) {
+        let want = if announced { 1.0 } else { 0.0 };
+        let mut last = String::new();
+        let ok = wait_until(timeout, || {
+            let m = self.metrics(lab);
+            last = targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{t}={:?}",
+                        m.value("nsbeacon_route_actual_announced", &[("target", t)])
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            targets.iter().all(|t| m.actual_announced(t) == want)
+        });
+        assert!(
+            ok,
+            "nsbeacon_route_actual_announced not {want} for all of {targets:?} within {timeout:?}: {last}; \
+             log:\n{}",
+            self.log()
+        );
+    }
+
     /// `/metrics`, parsed; panics with the log when nsbeacon does not answer.
     pub fn metrics(&self, lab: &Lab) -> Scrape {
         match lab.node_http_get(BEACON_HTTP, "/metrics", HTTP_TIMEOUT) {

@@ -114,7 +114,7 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
         );
         assert!(ok >= f64::from(START_RISE), "{check}: {ok} passes < rise");
     }
-    wait_actual(&beacon, &lab, &announce, 1.0);
+    beacon.wait_actual(&lab, &announce, true, MARGIN);
     let up = beacon.service_status(&lab, "dns");
     assert_eq!(up["state"], "up", "{up:#}");
     assert!(
@@ -141,7 +141,7 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
     for target in &announce {
         assert_eq!(m.desired_announced(target), 0.0, "{target} still desired");
     }
-    wait_actual(&beacon, &lab, &announce, 0.0);
+    beacon.wait_actual(&lab, &announce, false, MARGIN);
 
     lab.dns().restart();
     expect_back(&lab, &beacon, &announce, "after the DNS server restarted");
@@ -196,26 +196,7 @@ fn expect_back(lab: &Lab, beacon: &Beacon, announce: &[String], when: &str) {
     }
     beacon.wait_state(lab, "dns", "up", MARGIN);
     beacon.metrics(lab).assert_state("dns", "up");
-    wait_actual(beacon, lab, announce, 1.0);
-}
-
-/// Waits until nsbeacon's read-back (`nsbeacon_route_actual_announced`) of every target is `value`.
-fn wait_actual(beacon: &Beacon, lab: &Lab, targets: &[String], value: f64) {
-    let mut last = String::new();
-    let ok = nsbeacon_testkit::wait_until(MARGIN, || {
-        let m = beacon.metrics(lab);
-        last = targets
-            .iter()
-            .map(|t| format!("{t}={}", m.actual_announced(t)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        targets.iter().all(|t| m.actual_announced(t) == value)
-    });
-    assert!(
-        ok,
-        "nsbeacon_route_actual_announced not {value} for all of {targets:?}: {last}; log:\n{}",
-        beacon.log()
-    );
+    beacon.wait_actual(lab, announce, true, MARGIN);
 }
 
 #[test]
