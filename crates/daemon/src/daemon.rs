@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backend::{Backend, BackendSetupError};
-use crate::config::{self, CheckKind, Config, OnShutdown};
+use crate::config::{self, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
 use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
@@ -294,35 +294,29 @@ async fn apply_reload(
     let mut unchanged = 0;
     let names: Vec<String> = services.keys().cloned().collect();
     for name in names {
-        let keep = new
-            .services
-            .iter()
-            .any(|s| s.name == name && services.get(&name).is_some_and(|r| &r.config == s));
-        if keep {
-            unchanged += 1;
+        let Some(runtime) = services.get_mut(&name) else {
             continue;
-        }
-        if let Some(runtime) = services.remove(&name) {
-            let checks: Vec<CheckSeries> = runtime
-                .config
-                .checks
-                .iter()
-                .map(|c| CheckSeries {
-                    name: c.name.clone(),
-                    zones: match &c.kind {
-                        CheckKind::Serial(s) if s.zones.len() <= PER_ZONE_SERIES_LIMIT => {
-                            s.zones.iter().map(ToString::to_string).collect()
-                        }
-                        _ => Vec::new(),
-                    },
-                })
-                .collect();
-            runtime.stop().await;
-            // Its series go either way: a changed service may have renamed or dropped checks, and the
-            // restarted one exports its own from scratch.
-            let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
-            shared.metrics.forget_service(&name, &checks, &states);
-            if new.service(&name).is_none() {
+        };
+        match new.service(&name) {
+            Some(config) if *config == runtime.config => unchanged += 1,
+            Some(config) => {
+                // Series of checks the new config no longer has must go; the others continue.
+                let gone: Vec<CheckSeries> = check_series(&runtime.config)
+                    .into_iter()
+                    .filter(|c| !config.checks.iter().any(|n| n.name == c.name))
+                    .collect();
+                shared.metrics.forget_service(&name, &gone, &[]);
+                info!(service = %name, "service changed by reload; reconfiguring it in place");
+                runtime.reconfigure(config.clone()).await;
+            }
+            None => {
+                let Some(runtime) = services.remove(&name) else {
+                    continue;
+                };
+                let checks = check_series(&runtime.config);
+                runtime.stop().await;
+                let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
+                shared.metrics.forget_service(&name, &checks, &states);
                 info!(service = %name, "service removed by reload; its targets will be withdrawn");
                 shared.desired.send_modify(|t| {
                     t.remove(&name);
@@ -330,8 +324,6 @@ async fn apply_reload(
                 if let Ok(mut s) = shared.services.write() {
                     s.remove(&name);
                 }
-            } else {
-                info!(service = %name, "service changed by reload; restarting it from starting");
             }
         }
     }
@@ -351,6 +343,23 @@ async fn apply_reload(
         services = new.services.len(),
         "configuration reloaded"
     );
+}
+
+/// The metric label sets a service's checks export, for [`Metrics::forget_service`].
+fn check_series(service: &ServiceConfig) -> Vec<CheckSeries> {
+    service
+        .checks
+        .iter()
+        .map(|c| CheckSeries {
+            name: c.name.clone(),
+            zones: match &c.kind {
+                CheckKind::Serial(s) if s.zones.len() <= PER_ZONE_SERIES_LIMIT => {
+                    s.zones.iter().map(ToString::to_string).collect()
+                }
+                _ => Vec::new(),
+            },
+        })
+        .collect()
 }
 
 /// Tells systemd READY=1 after the first reconcile pass, then pings the watchdog while the reconciler

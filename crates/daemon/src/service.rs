@@ -427,9 +427,21 @@ fn record_run(
 /// A check's result on its way to the service task.
 #[derive(Debug)]
 struct CheckResult {
+    /// Which set of probe tasks sent it: results of checks replaced by a reload are dropped.
+    generation: u64,
     index: usize,
     run: CheckRun,
     signal: CheckSignal,
+}
+
+/// What the service task is told besides check results.
+#[derive(Debug)]
+enum ServiceCommand {
+    /// A reload changed the service's config; probe tasks of `generation` run the new checks.
+    Reconfigure {
+        config: ServiceConfig,
+        generation: u64,
+    },
 }
 
 /// A running service: its config and the tasks that probe and decide for it.
@@ -437,8 +449,16 @@ struct CheckResult {
 pub struct ServiceRuntime {
     /// The config it runs with (compared on reload).
     pub config: ServiceConfig,
+    /// Stops the service task (and, through child tokens, every probe task).
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Stops the current probe tasks only (replaced on reconfigure).
+    probes_cancel: CancellationToken,
+    generation: u64,
+    results: mpsc::Sender<CheckResult>,
+    commands: mpsc::Sender<ServiceCommand>,
+    service_task: JoinHandle<()>,
+    probe_tasks: Vec<JoinHandle<()>>,
+    span: tracing::Span,
 }
 
 impl ServiceRuntime {
@@ -446,7 +466,8 @@ impl ServiceRuntime {
     /// withdrawn while `starting`) is published before this returns, so the reconciler's first pass sees it.
     pub fn start(config: ServiceConfig, shared: &Shared) -> ServiceRuntime {
         let cancel = CancellationToken::new();
-        let (tx, rx) = mpsc::channel(64);
+        let (results, rx) = mpsc::channel(64);
+        let (commands, commands_rx) = mpsc::channel(4);
         let now = Instant::now();
         let health = ServiceHealth::new(&config, now);
         let mut task = ServiceTask {
@@ -465,6 +486,7 @@ impl ServiceRuntime {
             health,
             config: config.clone(),
             shared: shared.clone(),
+            generation: 0,
         };
         let drain = shared.drains.borrow().get(&config.name);
         if drain.is_some() {
@@ -472,44 +494,78 @@ impl ServiceRuntime {
             task.after_transition(transition);
         }
         task.publish();
-        let mut tasks = Vec::new();
         let span = info_span!("service", service = %config.name);
-        tasks.push(tokio::spawn(
-            task.run(rx, cancel.clone()).instrument(span.clone()),
-        ));
-        for (index, check) in config.checks.iter().enumerate() {
-            let check_span = info_span!(parent: &span, "check", check = %check.name);
-            tasks.push(tokio::spawn(
+        let service_task = tokio::spawn(
+            task.run(rx, commands_rx, cancel.clone())
+                .instrument(span.clone()),
+        );
+        let mut runtime = ServiceRuntime {
+            probes_cancel: cancel.child_token(),
+            config,
+            cancel,
+            generation: 0,
+            results,
+            commands,
+            service_task,
+            probe_tasks: Vec::new(),
+            span,
+        };
+        runtime.spawn_probes();
+        info!(service = %runtime.config.name, checks = runtime.config.checks.len(), "service started");
+        runtime
+    }
+
+    fn spawn_probes(&mut self) {
+        for (index, check) in self.config.checks.iter().enumerate() {
+            let check_span = info_span!(parent: &self.span, "check", check = %check.name);
+            self.probe_tasks.push(tokio::spawn(
                 probe_loop(
+                    self.generation,
                     index,
                     check.clone(),
-                    config.jitter,
-                    tx.clone(),
-                    cancel.clone(),
+                    self.config.jitter,
+                    self.results.clone(),
+                    self.probes_cancel.clone(),
                 )
                 .instrument(check_span),
             ));
         }
-        info!(service = %config.name, checks = config.checks.len(), "service started");
-        ServiceRuntime {
-            config,
-            cancel,
-            tasks,
+    }
+
+    /// Applies a changed config (SIGHUP) without restarting the service: its health keeps what it knows
+    /// (see [`ServiceHealth::reconfigure`]), the probe tasks are replaced by ones running the new checks.
+    pub async fn reconfigure(&mut self, config: ServiceConfig) {
+        self.probes_cancel.cancel();
+        for task in self.probe_tasks.drain(..) {
+            let _ = task.await;
         }
+        self.generation += 1;
+        self.probes_cancel = self.cancel.child_token();
+        self.config = config.clone();
+        let command = ServiceCommand::Reconfigure {
+            config,
+            generation: self.generation,
+        };
+        if self.commands.send(command).await.is_err() {
+            warn!(service = %self.config.name, "the service task is gone; reconfigure ignored");
+        }
+        self.spawn_probes();
     }
 
     /// Stops probing and deciding for this service and waits for its tasks to end. Its desired entry and
     /// report stay until the caller removes or replaces them.
     pub async fn stop(self) {
         self.cancel.cancel();
-        for task in self.tasks {
+        for task in self.probe_tasks {
             let _ = task.await;
         }
+        let _ = self.service_task.await;
     }
 }
 
 /// Runs one check forever: a random start offset within the jitter, then every interval +/- jitter.
 async fn probe_loop(
+    generation: u64,
     index: usize,
     check: CheckConfig,
     jitter: Duration,
@@ -530,7 +586,13 @@ async fn probe_loop(
         };
         let signal = classify(&run);
         debug!(signal = signal_str(&signal), detail = signal_text(&signal), elapsed = ?started.elapsed(), "probe");
-        if tx.send(CheckResult { index, run, signal }).await.is_err() {
+        let result = CheckResult {
+            generation,
+            index,
+            run,
+            signal,
+        };
+        if tx.send(result).await.is_err() {
             return;
         }
         // interval - jitter .. interval + jitter, measured from the start of this run.
@@ -553,10 +615,17 @@ struct ServiceTask {
     health: ServiceHealth,
     shared: Shared,
     report: ServiceReport,
+    /// Probe generation whose results count.
+    generation: u64,
 }
 
 impl ServiceTask {
-    async fn run(mut self, mut rx: mpsc::Receiver<CheckResult>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<CheckResult>,
+        mut commands: mpsc::Receiver<ServiceCommand>,
+        cancel: CancellationToken,
+    ) {
         let tick_every = (self.config.interval / 2).clamp(Duration::from_millis(50), MAX_TICK);
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -566,7 +635,13 @@ impl ServiceTask {
                 _ = cancel.cancelled() => return,
                 result = rx.recv() => {
                     let Some(result) = result else { return };
-                    self.on_result(result);
+                    if result.generation == self.generation {
+                        self.on_result(result);
+                    }
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    self.on_command(command);
                 }
                 _ = tick.tick() => {
                     let transition = self.health.tick(Instant::now());
@@ -582,6 +657,33 @@ impl ServiceTask {
                 }
             }
             self.publish();
+        }
+    }
+
+    fn on_command(&mut self, command: ServiceCommand) {
+        match command {
+            ServiceCommand::Reconfigure { config, generation } => {
+                let transition = self.health.reconfigure(&config, Instant::now());
+                // Reports follow the checks by name, like the health counters do.
+                let mut old = std::mem::take(&mut self.report.checks);
+                self.report.checks = config
+                    .checks
+                    .iter()
+                    .map(|c| match old.iter().position(|r| r.name == c.name) {
+                        Some(i) => {
+                            let mut report = old.swap_remove(i);
+                            report.kind = c.kind.type_name();
+                            report.target = check_target(c);
+                            report
+                        }
+                        None => empty_check_report(c),
+                    })
+                    .collect();
+                self.config = config;
+                self.generation = generation;
+                info!(service = %self.config.name, state = self.health.state().as_str(), "service reconfigured; state and check history kept");
+                self.after_transition(transition);
+            }
         }
     }
 

@@ -168,6 +168,50 @@ fn sighup_applies_a_valid_file_and_keeps_the_old_config_on_an_invalid_one() {
     assert_eq!(node.since("anycast_dns"), since_before, "{}", node.log());
     assert_eq!(node.state("anycast_second").as_deref(), Some("up"));
 
+    // Changing a service (here: a second check) reconfigures it in place: it stays up, its route does
+    // not blink, and the new check starts reporting.
+    let tcp_check = format!(
+        r#"
+[[service.check]]
+name = "soa-tcp"
+type = "query"
+transport = "tcp"
+target = "{}"
+qname = "example.com."
+qtype = "SOA"
+timeout = "250ms"
+"#,
+        node.knot.addr()
+    );
+    node.write_config_with_checks("", &tcp_check, &second);
+    assert!(node.guard().signal(Signal::SIGHUP));
+    let mut doc = serde_json::Value::Null;
+    assert!(
+        wait_until(WAIT, || {
+            doc = node.status();
+            doc["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["name"] == "dns")
+                .is_some_and(|dns| {
+                    dns["checks"][1]["name"] == "soa-tcp"
+                        && dns["checks"][1]["result"] == "pass"
+                        && dns["checks"][1]["latency_ms"]["tcp"].is_number()
+                })
+        }),
+        "the new check does not report: {doc}\n{}",
+        node.log()
+    );
+    assert_eq!(node.service_state("dns").as_deref(), Some("up"));
+    assert_eq!(
+        node.since("anycast_dns"),
+        since_before,
+        "a changed service's route blinked on reload\n{}",
+        node.log()
+    );
+    assert!(node.log().contains("reconfiguring it in place"));
+
     // Removing a service withdraws its target.
     node.write_config("", "");
     assert!(node.guard().signal(Signal::SIGHUP));
