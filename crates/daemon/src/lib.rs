@@ -24,10 +24,11 @@
 //! once the first reconcile pass has run, 503 before).
 //!
 //! Signals: SIGTERM/SIGINT withdraw this node's targets (`on_shutdown = "withdraw"`, the default) and exit
-//! 0; SIGHUP reloads the config (unchanged services keep their state and routes; changed ones restart from
-//! `starting`; removed ones are withdrawn; an invalid file is rejected, logged and counted, and the old
-//! config stays). `[log] level` changes apply at once; `[backend]`, `[http]`, `[log] format` and `reconcile_interval`
-//! changes need a restart.
+//! 0; SIGHUP reloads the config: unchanged services keep their state and routes; changed ones are
+//! reconfigured in place, keeping their state and check history by check name; removed ones are
+//! withdrawn; an invalid file is rejected, logged and counted, and the old config stays. `[log] level`
+//! changes apply at once; `[backend]`, `[http]`, `[log] format` and `reconcile_interval` changes need a
+//! restart.
 //!
 //! # Modules
 //!
