@@ -267,8 +267,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Applies a reloaded config: unchanged services keep running untouched; changed ones restart (from
-/// `starting`); removed ones stop and their targets are withdrawn by the reconciler.
+/// Applies a reloaded config: unchanged services keep running untouched; changed ones are reconfigured in
+/// place (state and check history kept); removed ones stop and the reconciler withdraws their targets; new
+/// ones start in `starting`.
 async fn apply_reload(
     old: &Config,
     new: &Config,
