@@ -269,3 +269,39 @@ fn an_unreadable_drain_store_keeps_everything_drained_until_it_reads() {
     node.expect_service("dns", "up");
     node.expect_protocol("anycast_dns", "up", "drain store readable again");
 }
+
+#[test]
+fn graceful_drain_announces_the_degrade_target_first_then_withdraws() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    let text = std::fs::read_to_string(node.config_path()).expect("read config");
+    std::fs::write(
+        node.config_path(),
+        text.replacen(
+            "jitter = \"20ms\"",
+            "jitter = \"20ms\"\ngraceful_drain = \"2s\"",
+            1,
+        ),
+    )
+    .expect("write config");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+
+    let drained_at = Instant::now();
+    let out = node.cli(&["drain", "dns", "--reason", "planned maintenance"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    // First the graceful phase: the degrade target (e.g. carrying GRACEFUL_SHUTDOWN) replaces the main one.
+    node.expect_protocol("anycast_degraded", "up", "graceful drain phase");
+    node.expect_protocol("anycast_dns", "down", "graceful drain phase");
+    // Then, after the graceful period, everything is withdrawn; never before the period has passed (a
+    // lower bound, which load on the machine can only lengthen).
+    node.expect_protocol("anycast_degraded", "down", "after the graceful period");
+    assert!(
+        drained_at.elapsed() >= Duration::from_millis(1900),
+        "the graceful phase ended {:?} after the drain, configured 2s",
+        drained_at.elapsed()
+    );
+    node.expect_service("dns", "drained");
+    assert_eq!(node.state("anycast_dns").as_deref(), Some("down"));
+}
