@@ -305,3 +305,59 @@ fn graceful_drain_announces_the_degrade_target_first_then_withdraws() {
     node.expect_service("dns", "drained");
     assert_eq!(node.state("anycast_dns").as_deref(), Some("down"));
 }
+
+#[test]
+fn flap_damping_holds_a_flapping_service_withdrawn_until_the_hold_down_ends() {
+    let mut node = Node::new();
+    node.write_config_with_checks(
+        "",
+        r#"
+[service.damping]
+penalty = 1000
+suppress_threshold = 1500
+reuse_threshold = 500
+half_life = "2s"
+max_hold_down = "4s"
+"#,
+        "",
+    );
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+
+    // Flap: down, then back. The penalty crosses the suppress threshold.
+    node.knot.stop();
+    node.expect_service("dns", "down");
+    node.knot.restart();
+    assert!(
+        wait_until(
+            WAIT,
+            || node.status()["services"][0]["damping"]["suppressed"] == true
+        ),
+        "damping did not suppress the flapping service: {}",
+        node.status()["services"][0]
+    );
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics.contains("nsbeacon_damping_suppressed{service=\"dns\"} 1"),
+        "{metrics}"
+    );
+    // DNS is healthy again, but the route stays withdrawn while suppressed.
+    assert!(
+        wait_until(WAIT, || node.status()["services"][0]["checks"][0]["up"]
+            == true),
+        "the check did not come back up"
+    );
+    assert_eq!(node.status()["services"][0]["damping"]["suppressed"], true);
+    assert_eq!(node.state("anycast_dns").as_deref(), Some("down"));
+    assert!(
+        !wait_until(Duration::from_millis(1500), || node
+            .state("anycast_dns")
+            .as_deref()
+            == Some("up")),
+        "announced while suppressed"
+    );
+    // The maximum hold-down ends the suppression.
+    node.expect_protocol("anycast_dns", "up", "after the maximum hold-down");
+    node.expect_service("dns", "up");
+}
