@@ -361,3 +361,48 @@ max_hold_down = "4s"
     node.expect_protocol("anycast_dns", "up", "after the maximum hold-down");
     node.expect_service("dns", "up");
 }
+
+#[test]
+fn slow_answers_degrade_and_a_reload_that_relaxes_the_limit_restores() {
+    let mut node = Node::new();
+    let knot = node.knot.addr();
+    let slow_check = |limit: &str| {
+        format!(
+            r#"
+[[service.check]]
+name = "latency"
+type = "query"
+target = "{}"
+qname = "example.com."
+qtype = "SOA"
+timeout = "250ms"
+slow_after = "{limit}"
+"#,
+            knot
+        )
+    };
+    // No real answer arrives within 1 µs: every answer is correct but `slow`.
+    node.write_config_with_checks("", &slow_check("1us"), "");
+    node.start();
+    node.expect_service("dns", "degraded");
+    node.expect_protocol("anycast_degraded", "up", "slow answers");
+    node.expect_protocol("anycast_dns", "down", "slow answers");
+    let doc = node.status();
+    let latency = &doc["services"][0]["checks"][1];
+    assert_eq!(latency["result"], "slow", "{latency}");
+    assert_eq!(latency["signal"], "soft", "{latency}");
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics.contains(
+            "nsbeacon_probe_results_total{check=\"latency\",result=\"slow\",service=\"dns\",transport=\"udp\"}"
+        ),
+        "{metrics}"
+    );
+
+    // Relax the limit and reload: the same check (same name) now passes; back to up.
+    node.write_config_with_checks("", &slow_check("240ms"), "");
+    assert!(node.guard().signal(nsbeacon_testkit::Signal::SIGHUP));
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "limit relaxed");
+    node.expect_protocol("anycast_degraded", "down", "limit relaxed");
+}
