@@ -524,11 +524,10 @@ impl Xorshift {
 
 /// Scenario 9: the server fails about 30 % of the probes at random for a bounded time; flap damping keeps
 /// the route changes the upstream sees within its bound, and the service comes back after the hold-down.
-#[test]
-fn flapping_server_is_damped() {
+fn flapping(bgp: NodeBgpKind) {
     const PENALTY: u32 = 1000;
     const SUPPRESS: u32 = 2500;
-    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Bird));
+    let mut lab = Lab::start(LabOptions::new(bgp));
     let mut config = BeaconConfig::for_lab(&lab);
     let dns = config.service_mut("dns");
     dns.interval = Duration::from_millis(100);
@@ -740,4 +739,14 @@ fn bird_sigterm_withdraws_and_a_restart_after_sigkill_reconciles() {
 #[test]
 fn frr_sigterm_withdraws_and_a_restart_after_sigkill_reconciles() {
     signals(NodeBgpKind::Frr);
+}
+
+#[test]
+fn bird_flapping_server_is_damped() {
+    flapping(NodeBgpKind::Bird);
+}
+
+#[test]
+fn frr_flapping_server_is_damped() {
+    flapping(NodeBgpKind::Frr);
 }
