@@ -609,6 +609,15 @@ fn random_up_to(max: Duration) -> Duration {
     Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
+/// The timer driving [`ServiceHealth::tick`] (damping decay, graceful-drain end): half the service
+/// interval, between 50 ms and [`MAX_TICK`].
+fn health_tick(interval: Duration) -> tokio::time::Interval {
+    let every = (interval / 2).clamp(Duration::from_millis(50), MAX_TICK);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Owns one service's health state machine.
 struct ServiceTask {
     config: ServiceConfig,
@@ -626,9 +635,7 @@ impl ServiceTask {
         mut commands: mpsc::Receiver<ServiceCommand>,
         cancel: CancellationToken,
     ) {
-        let tick_every = (self.config.interval / 2).clamp(Duration::from_millis(50), MAX_TICK);
-        let mut tick = tokio::time::interval(tick_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = health_tick(self.config.interval);
         let mut drains = self.shared.drains.clone();
         loop {
             tokio::select! {
@@ -642,6 +649,7 @@ impl ServiceTask {
                 command = commands.recv() => {
                     let Some(command) = command else { return };
                     self.on_command(command);
+                    tick = health_tick(self.config.interval);
                 }
                 _ = tick.tick() => {
                     let transition = self.health.tick(Instant::now());
