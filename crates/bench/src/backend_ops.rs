@@ -113,6 +113,25 @@ fn birdc(socket: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `no network` / `network` over a persistent vty connection, in `router bgp` / `address-family` node.
+fn what_if_vty(lab: &Lab, socket: &Path, rounds: usize) -> Result<OpSamples, BenchError> {
+    let mut vty = crate::vty::VtyConnection::connect(socket)?;
+    for command in [
+        "configure terminal",
+        "router bgp 65001",
+        "address-family ipv4 unicast",
+    ] {
+        vty.command(command)?;
+    }
+    measure(lab, rounds, |state| {
+        let command = match state {
+            RouteState::Withdrawn => format!("no network {ANYCAST_PREFIX}"),
+            RouteState::Announced => format!("network {ANYCAST_PREFIX}"),
+        };
+        vty.command(&command).map(|_| ())
+    })
+}
+
 /// Runs part 2 and returns its markdown section.
 pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -244,6 +263,16 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
             "FRR `no network`/`network` (FrrBackend, vtysh)",
             &samples,
         );
+        // What-if: the same commands over one persistent connection to bgpd's vty socket.
+        let state_dir = lab.node_state_dir();
+        match what_if_vty(&lab, &state_dir.join("bgpd.vty"), rounds) {
+            Ok(samples) => push_row(
+                &mut table,
+                "what-if (not nsbeacon): FRR over one persistent bgpd.vty connection",
+                &samples,
+            ),
+            Err(e) => eprintln!("FRR vty what-if not measured: {e}"),
+        }
     }
 
     let rendered = table.render();
@@ -253,6 +282,8 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
          {rounds} withdraw/announce rounds per operation, lab topology (node -> upstream BIRD over a veth). \
          *op* = until the operation returned; *seen* = from the operation's start until the upstream's \
          RIB (polled every 1 ms over a persistent control-socket connection) showed the change. \
-         Milliseconds.\n\n{rendered}\n"
+         Milliseconds. The *what-if* row is not nsbeacon code: it sends the same FRR commands over one \
+         persistent connection to bgpd's vty socket (the protocol vtysh speaks) to show what the `vtysh` \
+         process per operation costs.\n\n{rendered}\n"
     ))
 }

@@ -189,4 +189,12 @@ impl Lab {
             NodeRouter::Frr(frr) => Some(frr.vtysh_args()),
         }
     }
+
+    /// The node daemon's directory (BIRD: config and socket; FRR: state dir with the `*.vty` sockets).
+    pub fn node_state_dir(&self) -> PathBuf {
+        match &self.node {
+            NodeRouter::Bird(bird) => bird.dir().to_path_buf(),
+            NodeRouter::Frr(frr) => frr.state_dir().to_path_buf(),
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod lab;
 mod pooled;
 mod rib;
 mod stats;
+mod vty;
 mod zones;
 
 use std::path::PathBuf;
