@@ -558,7 +558,7 @@ announce = ["anycast_dns"]
         ("log.level", "not a log filter"),
         ("log.format", "\"xml\""),
         ("service[0].announce[1]", "not a BIRD protocol name"),
-        ("service[0].degrade[0]", "is also announce[0]"),
+        ("service[0].degrade[0]", "is also service[0].announce[0]"),
         ("service[0].rise", "0 is out of range"),
         ("service[0].fall", "-1 is out of range"),
         ("service[0].combine", "not a combine mode"),
@@ -1296,4 +1296,238 @@ fn vtysh_args_that_run_or_write_config_are_rejected() {
 fn default_jitter_follows_a_shorter_check_interval() {
     let config = ok(&bird_with("interval = \"10s\"", "interval = \"1s\""));
     assert_eq!(config.services[0].jitter, Duration::from_millis(100));
+}
+
+/// An FRR config with one service per `(announce, degrade)` pair, each list written as TOML arrays.
+fn frr_services(services: &[(&str, &str)]) -> String {
+    let mut text = String::from("[backend]\nkind = \"frr\"\n");
+    for (i, (announce, degrade)) in services.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[service]]\nname = \"svc{i}\"\nannounce = {announce}\ndegrade = {degrade}\n\n\
+             [[service.check]]\nname = \"soa\"\ntarget = \"127.0.0.1\"\nqname = \"example.com.\"\n"
+        ));
+    }
+    text
+}
+
+fn frr_net(text: &str) -> RouteTarget {
+    RouteTarget::FrrNetwork(text.parse().expect("valid FRR network"))
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not in:\n{text}"))
+}
+
+#[test]
+fn frr_a_prefix_belongs_to_one_service_whatever_its_route_map() {
+    // Plain in one service, a route-map variant in the other: FRR has one `network` statement for both.
+    let text = frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[]"),
+        (
+            "[\"203.0.113.54/32\"]",
+            "[\"203.0.113.53/32 route-map NSBEACON-DEGRADED\"]",
+        ),
+    ]);
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[1].degrade[0]",
+        "frr network 203.0.113.53/32 route-map NSBEACON-DEGRADED is a variant of frr network \
+         203.0.113.53/32, already controlled by service[0].announce[0]",
+    );
+    assert!(
+        found[0]
+            .hint
+            .contains("one service only, whatever its route-map"),
+        "{:?}",
+        found[0]
+    );
+    assert_eq!(
+        found[0].line,
+        Some(line_of(&text, "route-map NSBEACON-DEGRADED"))
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    // Two different route-maps of one prefix, in the degrade lists of two services.
+    let text = frr_services(&[
+        (
+            "[\"203.0.113.53/32\"]",
+            "[\"2001:db8::53/128 route-map A\"]",
+        ),
+        (
+            "[\"203.0.113.54/32\"]",
+            "[\"2001:db8::53/128 route-map B\"]",
+        ),
+    ]);
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[1].degrade[0]",
+        "is a variant of frr network 2001:db8::53/128 route-map A, already controlled by service[0].degrade[0]",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    // The same variant in two services keeps the plain message.
+    let text = frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[\"203.0.113.53/32 route-map D\"]"),
+        ("[\"203.0.113.54/32\"]", "[\"203.0.113.53/32 route-map D\"]"),
+    ]);
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[1].degrade[0]",
+        "frr network 203.0.113.53/32 route-map D is already controlled by service[0].degrade[0]",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    // Every service's own prefix, each degraded in place: valid.
+    let config = ok(&frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[\"203.0.113.53/32 route-map D\"]"),
+        ("[\"203.0.113.54/32\"]", "[\"203.0.113.54/32 route-map D\"]"),
+    ]));
+    assert_eq!(
+        config.services[1].announce,
+        vec![frr_net("203.0.113.54/32")]
+    );
+    assert_eq!(
+        config.services[1].degrade,
+        vec![frr_net("203.0.113.54/32 route-map D")]
+    );
+}
+
+#[test]
+fn frr_prefix_ownership_is_checked_even_when_a_service_is_otherwise_invalid() {
+    // The second service's other list does not parse; its valid entry is still checked for ownership.
+    let text = frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[]"),
+        ("[\"203.0.113.53/32 route-map X\", \"anycast\"]", "[]"),
+    ]);
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[1].announce[0]",
+        "already controlled by service[0].announce[0]",
+    );
+    assert_issue(&found, "service[1].announce[1]", "not an FRR target");
+    assert_eq!(found.len(), 2, "{found:#?}");
+}
+
+#[test]
+fn frr_two_variants_of_a_prefix_in_one_list_are_rejected() {
+    let text = "[backend]\nkind = \"frr\"\n\n[[service]]\nname = \"dns\"\nannounce = [\n  \"203.0.113.53/32\",\n  \
+                \"2001:db8::53/128\",\n  \"203.0.113.53/32 route-map NSBEACON-DEGRADED\",\n]\ndegrade = [\n  \
+                \"2001:db8::53/128 route-map A\",\n  \"2001:db8::53/128 route-map B\",\n]\n\n[[service.check]]\n\
+                name = \"soa\"\ntarget = \"127.0.0.1\"\nqname = \"example.com.\"\n";
+    let found = issues(text);
+    assert_issue(
+        &found,
+        "service[0].announce[2]",
+        "frr network 203.0.113.53/32 route-map NSBEACON-DEGRADED and service[0].announce[0] (frr network \
+         203.0.113.53/32) are two variants of the same prefix in one list",
+    );
+    assert_issue(
+        &found,
+        "service[0].degrade[1]",
+        "and service[0].degrade[0] (frr network 2001:db8::53/128 route-map A) are two variants",
+    );
+    for issue in &found {
+        assert!(issue.hint.contains("switch each other out"), "{issue:?}");
+    }
+    assert_eq!(
+        found[0].line,
+        Some(line_of(text, "route-map NSBEACON-DEGRADED"))
+    );
+    assert_eq!(found[1].line, Some(line_of(text, "route-map B")));
+    assert_eq!(found.len(), 2, "{found:#?}");
+}
+
+#[test]
+fn frr_duplicates_point_at_the_entry_as_written() {
+    // announce[0] does not parse, so the duplicate's first listing is announce[2], not the second parsed entry.
+    let text = frr_services(&[(
+        "[\"anycast\", \"203.0.113.54/32\", \"203.0.113.53/32\", \"203.0.113.53/32\"]",
+        "[]",
+    )]);
+    let found = issues(&text);
+    assert_issue(&found, "service[0].announce[0]", "not an FRR target");
+    assert_issue(
+        &found,
+        "service[0].announce[3]",
+        "listed twice (also service[0].announce[2])",
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+}
+
+#[test]
+fn frr_plain_announce_with_route_map_degrade_is_the_valid_degrade_setup() {
+    let config = ok(&frr_services(&[(
+        "[\"203.0.113.53/32\", \"2001:db8::53/128\"]",
+        "[\"203.0.113.53/32 route-map NSBEACON-DEGRADED\", \"2001:db8::53/128 route-map NSBEACON-DEGRADED\"]",
+    )]));
+    assert_eq!(
+        config.services[0].degrade,
+        vec![
+            frr_net("203.0.113.53/32 route-map NSBEACON-DEGRADED"),
+            frr_net("2001:db8::53/128 route-map NSBEACON-DEGRADED"),
+        ]
+    );
+    // Degrade targets need not mirror announce: another prefix (or one left out) is fine.
+    let config = ok(&frr_services(&[(
+        "[\"203.0.113.53/32\", \"2001:db8::53/128\"]",
+        "[\"198.51.100.53/32 route-map D\"]",
+    )]));
+    assert_eq!(
+        config.services[0].degrade,
+        vec![frr_net("198.51.100.53/32 route-map D")]
+    );
+    // A route-map variant announced while healthy and another one when degraded: two variants, valid.
+    ok(&frr_services(&[(
+        "[\"203.0.113.53/32 route-map NORMAL\"]",
+        "[\"203.0.113.53/32 route-map DEGRADED\"]",
+    )]));
+}
+
+#[test]
+fn frr_the_same_variant_in_announce_and_degrade_is_an_error() {
+    for variant in ["203.0.113.53/32", "203.0.113.53/32 route-map D"] {
+        let text = frr_services(&[(
+            &format!("[\"203.0.113.54/32\", \"{variant}\"]"),
+            &format!("[\"{variant}\"]"),
+        )]);
+        let found = issues(&text);
+        assert_issue(
+            &found,
+            "service[0].degrade[0]",
+            &format!("frr network {variant} is also service[0].announce[1]"),
+        );
+        assert!(
+            found[0].hint.contains("route-map variant of the prefix"),
+            "{:?}",
+            found[0]
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+    }
+}
+
+#[test]
+fn frr_neighbors_are_owned_whole() {
+    let text = frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[\"neighbor:192.0.2.1\"]"),
+        ("[\"203.0.113.54/32\"]", "[\"neighbor:192.0.2.1\"]"),
+    ]);
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[1].degrade[0]",
+        "frr neighbor 192.0.2.1 is already controlled by service[0].degrade[0]",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    ok(&frr_services(&[
+        ("[\"203.0.113.53/32\"]", "[\"neighbor:192.0.2.1\"]"),
+        ("[\"203.0.113.54/32\"]", "[\"neighbor:192.0.2.2\"]"),
+    ]));
 }

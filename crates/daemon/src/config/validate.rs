@@ -49,7 +49,9 @@ pub(crate) fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, Co
     }
     let mut services = Vec::new();
     let mut service_names: HashMap<String, usize> = HashMap::new();
-    let mut target_owner: HashMap<RouteTarget, String> = HashMap::new();
+    // Keyed by `ownership_key` (for FRR networks the prefix, so every route-map variant of it counts): the
+    // owning service's entries, as (key path, target), so that a message can name the very same variant.
+    let mut target_owner: HashMap<RouteTarget, Vec<(String, RouteTarget)>> = HashMap::new();
     for (index, raw_service) in raw.services.iter().enumerate() {
         let path = format!("service[{index}]");
         let service = v.service(&path, raw_service, kind);
@@ -75,17 +77,32 @@ pub(crate) fn validate(raw: RawConfig, base: Option<&Path>) -> Result<Config, Co
                         continue;
                     };
                     let here = format!("{path}.{list}[{t}]");
-                    match target_owner.get(&target) {
-                        Some(owner) if !owner.starts_with(&format!("{path}.")) => v.issue(
+                    let entries = target_owner.entry(ownership_key(&target)).or_default();
+                    let Some((owner, owned)) = entries.first().cloned() else {
+                        entries.push((here, target));
+                        continue;
+                    };
+                    if owner.starts_with(&format!("{path}.")) {
+                        entries.push((here, target));
+                    } else if let Some((owner, _)) = entries.iter().find(|(_, t)| *t == target) {
+                        let owner = owner.clone();
+                        v.issue(
                             here,
                             format!("{target} is already controlled by {owner}"),
                             "each route target may belong to one service only, otherwise two services would \
                              fight over it; give each service its own BIRD protocol / prefix",
-                        ),
-                        Some(_) => {}
-                        None => {
-                            target_owner.insert(target, here);
-                        }
+                        );
+                    } else {
+                        v.issue(
+                            here,
+                            format!(
+                                "{target} is a variant of {owned}, already controlled by {owner}: FRR keeps one \
+                                 `network` statement per prefix"
+                            ),
+                            "a prefix may belong to one service only, whatever its route-map: announcing one \
+                             variant replaces the other service's, and withdrawing it does nothing while the other \
+                             variant is up; give each service its own prefix",
+                        );
                     }
                 }
             }
@@ -567,9 +584,19 @@ impl Validator<'_> {
         for (d, a, target) in overlaps {
             self.issue(
                 format!("{path}.degrade[{d}]"),
-                format!("{target} is also announce[{a}]"),
-                "a target cannot be both a normal and a degrade target: degrading swaps one set for the \
-                 other; use a separate protocol/prefix carrying the prepend or community",
+                format!("{target} is also {path}.announce[{a}]"),
+                match kind {
+                    Some(BackendKind::Frr) => {
+                        "a target cannot be both a normal and a degrade target: degrading swaps one set for the \
+                         other; degrade with a route-map variant of the prefix instead, e.g. \
+                         \"203.0.113.53/32 route-map NSBEACON-DEGRADED\" (a route-map of FRR's config that \
+                         prepends or sets a community)"
+                    }
+                    _ => {
+                        "a target cannot be both a normal and a degrade target: degrading swaps one set for the \
+                         other; use a separate protocol/prefix carrying the prepend or community"
+                    }
+                },
             );
         }
 
@@ -805,21 +832,40 @@ impl Validator<'_> {
     ) -> Option<Vec<RouteTarget>> {
         let raw = raw.unwrap_or_default();
         let kind = kind?;
-        let mut targets: Vec<RouteTarget> = Vec::new();
+        // With the index in `raw`, so that a message points at the entry as written.
+        let mut listed: Vec<(usize, RouteTarget)> = Vec::new();
         let mut ok = true;
         for (i, text) in raw.iter().enumerate() {
             let here = format!("{path}[{i}]");
             match parse_target(kind, text) {
                 Ok(target) => {
-                    if let Some(first) = targets.iter().position(|t| *t == target) {
-                        self.issue(
-                            here,
-                            format!("{target} is listed twice (also [{first}])"),
-                            "remove the duplicate",
-                        );
-                        ok = false;
-                    } else {
-                        targets.push(target);
+                    let same_key = listed
+                        .iter()
+                        .find(|(_, t)| ownership_key(t) == ownership_key(&target));
+                    match same_key {
+                        Some((first, t)) if *t == target => {
+                            self.issue(
+                                here,
+                                format!("{target} is listed twice (also {path}[{first}])"),
+                                "remove the duplicate",
+                            );
+                            ok = false;
+                        }
+                        Some((first, t)) => {
+                            self.issue(
+                                here,
+                                format!(
+                                    "{target} and {path}[{first}] ({t}) are two variants of the same prefix in \
+                                     one list"
+                                ),
+                                "FRR keeps one `network` statement per prefix, so announcing one variant replaces \
+                                 the other: the two would switch each other out on every reconcile. List each \
+                                 prefix once per list: the plain prefix in announce, its route-map variant in \
+                                 degrade",
+                            );
+                            ok = false;
+                        }
+                        None => listed.push((i, target)),
                     }
                 }
                 Err((message, hint)) => {
@@ -828,7 +874,7 @@ impl Validator<'_> {
                 }
             }
         }
-        ok.then_some(targets)
+        ok.then(|| listed.into_iter().map(|(_, t)| t).collect())
     }
 
     fn check(
@@ -1544,6 +1590,17 @@ fn parse_target(kind: BackendKind, text: &str) -> Result<RouteTarget, (String, S
                 )),
             }
         }
+    }
+}
+
+/// What a service owns when it lists `target`. FRR keeps one `network` statement per prefix, so every
+/// route-map variant of a prefix is the same thing to own: the prefix alone (no route-map) is the key.
+fn ownership_key(target: &RouteTarget) -> RouteTarget {
+    match target {
+        RouteTarget::FrrNetwork(network) => {
+            RouteTarget::FrrNetwork(FrrNetwork::new(network.prefix, None))
+        }
+        other => other.clone(),
     }
 }
 
