@@ -170,14 +170,16 @@ impl DampingSpec {
 }
 
 impl ServiceSpec {
-    /// A service with fast lab timers (200 ms, rise 3, fall 3) and no checks yet.
+    /// A service with fast lab timers (300 ms interval, 250 ms timeout, rise 3, fall 3) and no checks
+    /// yet. The timeout is deliberately generous: on a loaded 2-core CI machine three 100 ms timeouts in a
+    /// row happen, and a scenario asserting "never withdrawn" must fail only for nsbeacon's reasons.
     pub fn new(name: &str, announce: Vec<String>, degrade: Vec<String>) -> ServiceSpec {
         ServiceSpec {
             name: name.to_owned(),
             announce,
             degrade,
-            interval: Duration::from_millis(200),
-            timeout: None,
+            interval: Duration::from_millis(300),
+            timeout: Some(Duration::from_millis(250)),
             rise: 3,
             fall: 3,
             damping: None,
@@ -244,7 +246,7 @@ pub struct BeaconConfig {
 
 impl BeaconConfig {
     /// The lab's standard service `dns`: both anycast prefixes ([`lab_targets`]: announce and degrade),
-    /// SOA checks on both anycast addresses, 200 ms interval, rise 3, fall 3.
+    /// SOA checks on both anycast addresses, [`ServiceSpec::new`]'s timers.
     pub fn for_lab(lab: &Lab) -> BeaconConfig {
         let (announce, degrade) = lab_targets(lab);
         BeaconConfig {

@@ -109,11 +109,19 @@ fn zone_stale(bgp: NodeBgpKind) {
     let beacon = announced(&lab, &config);
 
     // Transfers stop on the node (Knot postpones refreshes of a frozen zone); the primary moves on.
-    let freeze = lab.dns().knotc(&["zone-freeze", LAB_ZONE]);
+    // -b: wait until the freeze is in effect (it is an event, like the transfer it must block).
+    let freeze = lab.dns().knotc(&["-b", "zone-freeze", LAB_ZONE]);
     assert!(freeze.status.success(), "knotc zone-freeze: {freeze:?}");
     let watch = RouteWatch::start(&lab, &PREFIXES);
     let primary = lab.primary_knot().expect("primary");
     primary.set_serial(LAB_ZONE_SERIAL + MAX_LAG - 2);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        lab.dns().soa_serial(NODE_LOCAL_DNS, Duration::from_secs(2)),
+        Some(LAB_ZONE_SERIAL),
+        "the node's frozen zone moved on anyway (precondition of the scenario); Knot log:\n{}",
+        lab.dns().log()
+    );
     expect_degraded(&lab, &beacon, "zone behind within max_lag");
     let entry = beacon.wait_state(&lab, "dns", "degraded", MARGIN);
     assert!(
@@ -531,6 +539,7 @@ fn flapping(bgp: NodeBgpKind) {
     let mut config = BeaconConfig::for_lab(&lab);
     let dns = config.service_mut("dns");
     dns.interval = Duration::from_millis(100);
+    dns.timeout = Some(Duration::from_millis(60));
     dns.rise = 1;
     dns.fall = 1;
     dns.damping = Some(DampingSpec {
@@ -635,7 +644,7 @@ fn sighup_reload_keeps_the_unchanged_service_route() {
         if let Some(extra) = extra {
             // The change to dns6: other timers.
             let v6 = config.service_mut("dns6");
-            v6.interval = Duration::from_millis(300);
+            v6.interval = Duration::from_millis(400);
             v6.rise = 2;
             config.services.push(extra);
         }

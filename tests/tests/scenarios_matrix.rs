@@ -17,7 +17,7 @@ use nsbeacon_e2e::{DnsServerKind, Lab, LabOptions, NodeBgpKind};
 
 const PREFIXES: [&str; 2] = [ANYCAST_V4, ANYCAST_V6];
 /// Probe interval and fall of the service (fast lab timers).
-const INTERVAL: Duration = Duration::from_millis(200);
+const INTERVAL: Duration = Duration::from_millis(300);
 const FALL: u32 = 3;
 /// Rise at start-up: long enough that `starting` is observable over HTTP.
 const START_RISE: u32 = 8;
