@@ -531,7 +531,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             }
             let run = rt.block_on(run_check(check));
             print_run(&run, &mut out);
-            let signal = classify(&run);
+            let signal = classify(check, &run);
             let _ = writeln!(
                 out,
                 "    verdict: {} ({})",

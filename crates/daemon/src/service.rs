@@ -112,11 +112,17 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
     }
 }
 
-/// The health signal of one check run.
-pub fn classify(run: &CheckRun) -> CheckSignal {
+/// The health signal of one run of `check`.
+pub fn classify(check: &CheckConfig, run: &CheckRun) -> CheckSignal {
     match run {
         CheckRun::Query(Ok(outcome)) => health::classify_probe(outcome),
-        CheckRun::Serial(Ok(report)) => health::classify_sweep(report),
+        CheckRun::Serial(Ok(report)) => {
+            let max_behind_zones = match &check.kind {
+                CheckKind::Serial(serial) => serial.max_behind_zones,
+                CheckKind::Query(_) => 0,
+            };
+            health::classify_sweep(report, max_behind_zones)
+        }
         CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) => {
             CheckSignal::Hard(format!("the check is invalid: {e}"))
         }
@@ -584,7 +590,7 @@ async fn probe_loop(
             _ = cancel.cancelled() => return,
             run = run_check(&check) => run,
         };
-        let signal = classify(&run);
+        let signal = classify(&check, &run);
         debug!(signal = signal_str(&signal), detail = signal_text(&signal), elapsed = ?started.elapsed(), "probe");
         let result = CheckResult {
             generation,

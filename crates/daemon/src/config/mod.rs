@@ -408,6 +408,10 @@ pub struct SerialCheck {
     /// Largest serial lag (RFC 1982 distance) that is only a soft signal; beyond it the zone is "behind"
     /// and the check fails hard.
     pub max_lag: u32,
+    /// How many zones may be behind beyond `max_lag` before the check fails hard; within it they only
+    /// degrade. 0 (default): any zone behind withdraws. Zones the local server fails to answer for are
+    /// always hard.
+    pub max_behind_zones: usize,
     /// SOA queries kept in flight.
     pub concurrency: usize,
 }

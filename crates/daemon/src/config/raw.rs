@@ -108,6 +108,7 @@ pub(crate) struct RawCheck {
     pub zones: Option<Vec<String>>,
     pub zones_file: Option<String>,
     pub max_lag: Option<i64>,
+    pub max_behind_zones: Option<i64>,
     pub concurrency: Option<i64>,
 }
 
@@ -143,12 +144,13 @@ impl RawCheck {
     /// Keys set that only serial checks accept.
     pub fn serial_only_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        let set: [(&'static str, bool); 6] = [
+        let set: [(&'static str, bool); 7] = [
             ("local", self.local.is_some()),
             ("reference", self.reference.is_some()),
             ("zones", self.zones.is_some()),
             ("zones_file", self.zones_file.is_some()),
             ("max_lag", self.max_lag.is_some()),
+            ("max_behind_zones", self.max_behind_zones.is_some()),
             ("concurrency", self.concurrency.is_some()),
         ];
         for (key, present) in set {

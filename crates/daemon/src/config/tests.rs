@@ -358,6 +358,10 @@ fn frr_example_parses_every_option() {
     assert_eq!(sweep.transport, Transport::Tcp);
     assert_eq!(sweep.timeout, Duration::from_secs(1));
     assert_eq!(sweep.max_lag, 10);
+    assert_eq!(
+        sweep.max_behind_zones, 0,
+        "default: any zone behind withdraws"
+    );
     assert_eq!(sweep.concurrency, 8);
     assert_eq!(
         sweep.zones,
@@ -1530,4 +1534,55 @@ fn frr_neighbors_are_owned_whole() {
         ("[\"203.0.113.53/32\"]", "[\"neighbor:192.0.2.1\"]"),
         ("[\"203.0.113.54/32\"]", "[\"neighbor:192.0.2.2\"]"),
     ]));
+}
+
+#[test]
+fn max_behind_zones_tolerates_fewer_than_all_zones() {
+    let serial = |extra: &str| {
+        format!(
+            "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones = [\"a.\", \"b.\", \"c.\"]\n\
+             max_lag = 10\n{extra}"
+        )
+    };
+    let config = ok(&serial("max_behind_zones = 2\n"));
+    let CheckKind::Serial(sweep) = &config.services[0].checks[0].kind else {
+        panic!("serial check")
+    };
+    assert_eq!(sweep.max_behind_zones, 2);
+    let config = ok(&serial("max_behind_zones = 0\n"));
+    let CheckKind::Serial(sweep) = &config.services[0].checks[0].kind else {
+        panic!("serial check")
+    };
+    assert_eq!(sweep.max_behind_zones, 0);
+
+    let text = serial("max_behind_zones = 3\n");
+    let found = issues(&text);
+    assert_issue(
+        &found,
+        "service[0].check[0].max_behind_zones",
+        "3 tolerates every one of the 3 zone(s)",
+    );
+    assert!(
+        found[0].hint.contains("below the number of zones"),
+        "{:?}",
+        found[0]
+    );
+    assert_eq!(found[0].line, Some(line_of(&text, "max_behind_zones")));
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    let found = issues(&serial("max_behind_zones = -1\n"));
+    assert_issue(
+        &found,
+        "service[0].check[0].max_behind_zones",
+        "-1 is out of range",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    let found = issues(&bird_with("", "max_behind_zones = 1"));
+    assert_issue(
+        &found,
+        "service[0].check[0].max_behind_zones",
+        "only applies to type = \"serial\"",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
 }

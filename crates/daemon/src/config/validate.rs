@@ -1351,6 +1351,21 @@ impl Validator<'_> {
                 }
             },
         };
+        let max_behind_zones = match raw.max_behind_zones {
+            None => Some(0),
+            Some(n) => match usize::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.issue(
+                        format!("{path}.max_behind_zones"),
+                        format!("{n} is out of range"),
+                        "give how many zones may be behind beyond max_lag before this node is withdrawn; 0 \
+                         (default) withdraws for any zone behind",
+                    );
+                    None
+                }
+            },
+        };
         let concurrency = match raw.concurrency {
             None => Some(DEFAULT_SERIAL_CONCURRENCY),
             Some(n) => match usize::try_from(n) {
@@ -1399,6 +1414,21 @@ impl Validator<'_> {
             );
             zones_ok = false;
         }
+        if zones_ok
+            && let Some(n) = max_behind_zones
+            && n > 0
+            && n >= zones.len()
+        {
+            self.issue(
+                format!("{path}.max_behind_zones"),
+                format!(
+                    "{n} tolerates every one of the {} zone(s), so no stale zone could ever withdraw this node",
+                    zones.len()
+                ),
+                "set it below the number of zones (a few, for the odd zone whose transfer failed), or 0 to \
+                 withdraw for any zone behind (default)",
+            );
+        }
         Some(SerialCheck {
             zones: zones_ok.then_some(zones)?,
             local: local?,
@@ -1406,6 +1436,7 @@ impl Validator<'_> {
             transport: transport?,
             timeout: timeout?,
             max_lag: max_lag?,
+            max_behind_zones: max_behind_zones?,
             concurrency: concurrency?,
         })
     }

@@ -66,35 +66,44 @@ fn fmt_latency(t: &TransportResult) -> String {
     ))
 }
 
-/// Classifies a serial sweep.
+/// Classifies a serial sweep. `max_behind_zones` is the serial check's tolerance for zones behind beyond
+/// `max_lag` (0, the default, tolerates none).
 ///
-/// - Any zone `Behind` (more than `max_lag`) or `LocalFailed` -> [`CheckSignal::Hard`]: the local server
-///   is not serving current data.
-/// - Otherwise any zone `Lagging` (within `max_lag`) or `ReferenceUnreachable` -> [`CheckSignal::Soft`]. The
-///   reference being unreachable is a shared dependency failing; it must never withdraw on its own, or the
-///   whole fleet would withdraw at once.
+/// - Any zone `LocalFailed`, or more than `max_behind_zones` zones `Behind` (more than `max_lag`) ->
+///   [`CheckSignal::Hard`]: the local server is not serving current data.
+/// - Otherwise any zone `Behind` (within the tolerance), `Lagging` (within `max_lag`) or
+///   `ReferenceUnreachable` -> [`CheckSignal::Soft`]. A tolerated stale zone still degrades: it is stale on
+///   this node, but withdrawing the node for it would pull every other zone too. The reference being
+///   unreachable is a shared dependency failing; it must never withdraw on its own, or the whole fleet
+///   would withdraw at once.
 /// - Otherwise [`CheckSignal::Pass`]. An empty sweep is soft (nothing proven either way).
-pub fn classify_sweep(report: &SweepReport) -> CheckSignal {
+pub fn classify_sweep(report: &SweepReport, max_behind_zones: usize) -> CheckSignal {
     let total = report.zones.len();
     if total == 0 {
         return CheckSignal::Soft("the serial sweep returned no zones".to_owned());
     }
+    // Behind and locally failed zones, in zone order; `behind` the behind ones alone.
     let mut local_failures = Vec::new();
+    let mut behind = Vec::new();
     let mut lagging = Vec::new();
     let mut unreachable = Vec::new();
     for zone in &report.zones {
         let o = &zone.outcome;
         match &o.verdict {
             SerialVerdict::InSync => {}
-            SerialVerdict::Behind => local_failures.push(format!(
-                "{} is {} behind (local {}, reference {})",
-                zone.zone,
-                o.lag.map_or_else(|| "?".to_owned(), |l| l.to_string()),
-                o.local_serial
-                    .map_or_else(|| "?".to_owned(), |s| s.to_string()),
-                o.reference_serial
-                    .map_or_else(|| "?".to_owned(), |s| s.to_string()),
-            )),
+            SerialVerdict::Behind => {
+                let text = format!(
+                    "{} is {} behind (local {}, reference {})",
+                    zone.zone,
+                    o.lag.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                    o.local_serial
+                        .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                    o.reference_serial
+                        .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                );
+                behind.push(text.clone());
+                local_failures.push(text);
+            }
             SerialVerdict::LocalFailed(reason) => {
                 local_failures.push(format!("{}: local server: {reason}", zone.zone))
             }
@@ -108,14 +117,27 @@ pub fn classify_sweep(report: &SweepReport) -> CheckSignal {
             }
         }
     }
-    if !local_failures.is_empty() {
-        return CheckSignal::Hard(format!(
+    let only_tolerated_behind =
+        local_failures.len() == behind.len() && behind.len() <= max_behind_zones;
+    if !local_failures.is_empty() && !only_tolerated_behind {
+        let mut text = format!(
             "{} of {total} zone(s) failing locally: {}",
             local_failures.len(),
             name_some(&local_failures)
-        ));
+        );
+        if max_behind_zones > 0 && local_failures.len() == behind.len() {
+            let _ = write!(text, " (more than max_behind_zones = {max_behind_zones})");
+        }
+        return CheckSignal::Hard(text);
     }
     let mut soft = Vec::new();
+    if !behind.is_empty() {
+        soft.push(format!(
+            "{} of {total} zone(s) behind beyond max_lag, tolerated by max_behind_zones = {max_behind_zones}: {}",
+            behind.len(),
+            name_some(&behind)
+        ));
+    }
     if !lagging.is_empty() {
         soft.push(format!(
             "{} of {total} zone(s) lagging within max_lag: {}",

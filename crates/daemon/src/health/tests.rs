@@ -353,7 +353,7 @@ fn reference_unreachable_never_withdraws() {
             None,
         ),
     ]);
-    let signal = classify_sweep(&report);
+    let signal = classify_sweep(&report, 0);
     assert!(matches!(signal, CheckSignal::Soft(_)), "{signal:?}");
     feed(&mut h, &mut clock, 0, &signal, 100);
     assert_eq!(h.state(), ServiceState::Degraded);
@@ -950,14 +950,14 @@ fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
 #[test]
 fn classify_sweep_tiers() {
     let in_sync = sweep(vec![zone("a.", SerialVerdict::InSync, Some(1), Some(1))]);
-    assert_eq!(classify_sweep(&in_sync), CheckSignal::Pass);
+    assert_eq!(classify_sweep(&in_sync, 0), CheckSignal::Pass);
 
     let lagging = sweep(vec![
         zone("a.", SerialVerdict::InSync, Some(1), Some(1)),
         zone("b.", SerialVerdict::Lagging, Some(5), Some(7)),
     ]);
     assert_eq!(
-        classify_sweep(&lagging),
+        classify_sweep(&lagging, 0),
         soft("1 of 2 zone(s) lagging within max_lag: b. lags by 2")
     );
 
@@ -971,7 +971,7 @@ fn classify_sweep_tiers() {
         ),
     ]);
     assert_eq!(
-        classify_sweep(&behind),
+        classify_sweep(&behind, 0),
         hard("1 of 2 zone(s) failing locally: a. is 99 behind (local 1, reference 100)"),
         "a local failure wins over an unreachable reference"
     );
@@ -982,7 +982,7 @@ fn classify_sweep_tiers() {
         None,
         Some(3),
     )]);
-    let CheckSignal::Hard(text) = classify_sweep(&local_failed) else {
+    let CheckSignal::Hard(text) = classify_sweep(&local_failed, 0) else {
         panic!("hard")
     };
     assert!(
@@ -996,7 +996,7 @@ fn classify_sweep_tiers() {
         Some(3),
         None,
     )]);
-    let CheckSignal::Soft(text) = classify_sweep(&unreachable) else {
+    let CheckSignal::Soft(text) = classify_sweep(&unreachable, 0) else {
         panic!("soft")
     };
     assert!(
@@ -1005,7 +1005,7 @@ fn classify_sweep_tiers() {
     );
 
     assert!(matches!(
-        classify_sweep(&sweep(Vec::new())),
+        classify_sweep(&sweep(Vec::new()), 0),
         CheckSignal::Soft(_)
     ));
 }
@@ -1022,7 +1022,7 @@ fn classify_sweep_names_a_few_zones_and_counts_the_rest() {
             )
         })
         .collect();
-    let CheckSignal::Hard(text) = classify_sweep(&sweep(zones)) else {
+    let CheckSignal::Hard(text) = classify_sweep(&sweep(zones), 0) else {
         panic!("hard")
     };
     assert!(
@@ -1030,6 +1030,101 @@ fn classify_sweep_names_a_few_zones_and_counts_the_rest() {
         "{text}"
     );
     assert!(text.ends_with("and 7 more"), "{text}");
+}
+
+#[test]
+fn classify_sweep_tolerates_up_to_max_behind_zones_as_soft() {
+    let behind = |name: &str| zone(name, SerialVerdict::Behind, Some(1), Some(50));
+    let in_sync = |name: &str| zone(name, SerialVerdict::InSync, Some(7), Some(7));
+    let two_behind = sweep(vec![
+        in_sync("a."),
+        behind("b."),
+        in_sync("c."),
+        behind("d."),
+        zone("e.", SerialVerdict::Lagging, Some(5), Some(7)),
+    ]);
+    // Default 0: any zone behind is hard, with exactly the message of before the option existed.
+    assert_eq!(
+        classify_sweep(&two_behind, 0),
+        hard(
+            "2 of 5 zone(s) failing locally: b. is 49 behind (local 1, reference 50), d. is 49 behind (local \
+             1, reference 50)"
+        )
+    );
+    // Within the tolerance: soft, so the service degrades instead of withdrawing, and the reason names them.
+    for tolerance in [2, 3] {
+        assert_eq!(
+            classify_sweep(&two_behind, tolerance),
+            soft(&format!(
+                "2 of 5 zone(s) behind beyond max_lag, tolerated by max_behind_zones = {tolerance}: b. is 49 \
+                 behind (local 1, reference 50), d. is 49 behind (local 1, reference 50); 1 of 5 zone(s) \
+                 lagging within max_lag: e. lags by 2"
+            ))
+        );
+    }
+    // Beyond the tolerance: hard, saying which limit was passed.
+    let CheckSignal::Hard(text) = classify_sweep(&two_behind, 1) else {
+        panic!("hard")
+    };
+    assert!(
+        text.starts_with("2 of 5 zone(s) failing locally: b. is 49 behind")
+            && text.ends_with("(more than max_behind_zones = 1)"),
+        "{text}"
+    );
+    // A zone the local server fails to answer for is never tolerated: that is not staleness.
+    let failed = sweep(vec![
+        behind("b."),
+        zone(
+            "f.",
+            SerialVerdict::LocalFailed(FailReason::UnexpectedRcode(ResponseCode::Refused)),
+            None,
+            Some(3),
+        ),
+    ]);
+    let CheckSignal::Hard(text) = classify_sweep(&failed, 5) else {
+        panic!("hard")
+    };
+    assert!(
+        text.starts_with("2 of 2 zone(s) failing locally: b. is 49 behind (local 1, reference 50), f.: local server:"),
+        "{text}"
+    );
+    assert!(!text.contains("max_behind_zones"), "{text}");
+    // Nothing behind: the tolerance changes nothing.
+    assert_eq!(
+        classify_sweep(&sweep(vec![in_sync("a.")]), 3),
+        CheckSignal::Pass
+    );
+}
+
+#[test]
+fn a_tolerated_stale_zone_degrades_the_service_instead_of_withdrawing_it() {
+    let config = service();
+    let report = sweep(vec![
+        zone("a.", SerialVerdict::InSync, Some(7), Some(7)),
+        zone("b.", SerialVerdict::Behind, Some(1), Some(50)),
+    ]);
+
+    let mut clock = Clock::new();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &classify_sweep(&report, 1), 10);
+    assert_eq!(h.state(), ServiceState::Degraded, "{}", h.reason());
+    assert!(
+        steps(&h).contains(&(bird("anycast_prepend"), ANNOUNCED)),
+        "{:?}",
+        steps(&h)
+    );
+    assert!(
+        h.reason().contains("tolerated by max_behind_zones = 1"),
+        "{}",
+        h.reason()
+    );
+
+    // The default withdraws for the same sweep.
+    let mut clock = Clock::new();
+    let mut h = up_service(&config, &mut clock);
+    feed(&mut h, &mut clock, 0, &classify_sweep(&report, 0), 10);
+    assert_eq!(h.state(), ServiceState::Down, "{}", h.reason());
+    assert!(all_withdrawn(&h), "{:?}", steps(&h));
 }
 
 #[test]
