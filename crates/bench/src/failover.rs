@@ -533,7 +533,7 @@ pub fn run(
                 let met = o < overhead_limit;
                 target.push_str(if met { ": met" } else { ": **missed**" });
                 verdicts.push(format!(
-                    "{} / {} / {}: overhead p50 {} ms (target < {overhead_limit:.0} ms) -> {}",
+                    "Failover: {} / {} / {}: overhead p50 {} ms (target < {overhead_limit:.0} ms) -> {}",
                     run.kind.name(),
                     p.name,
                     failure.name(),
@@ -551,7 +551,7 @@ pub fn run(
                     if met { "met" } else { "**missed**" }
                 ));
                 verdicts.push(format!(
-                    "BIRD / aggressive / {}: end to end p50 {} ms (target < 250 ms) -> {}",
+                    "Failover: BIRD / aggressive / {}: end to end p50 {} ms (target < 250 ms) -> {}",
                     failure.name(),
                     num(e),
                     if met { "met" } else { "missed" }

@@ -159,6 +159,7 @@ pub fn run(
         "target",
     ]);
     let mut notes = String::new();
+    let mut verdicts: Vec<String> = Vec::new();
 
     // (a) services at 1 Hz.
     {
@@ -201,6 +202,7 @@ pub fn run(
         let f = measure(&mut daemon, seconds)?;
         push_row(
             &mut table,
+            &mut verdicts,
             &format!("{services} services, 1 UDP SOA check each at 1 Hz (defaults), BIRD backend"),
             &f,
             true,
@@ -235,6 +237,7 @@ pub fn run(
         let f = measure(&mut daemon, seconds)?;
         push_row(
             &mut table,
+            &mut verdicts,
             &format!(
                 "1 service, serial check over {zones} zones every 10 s (default), local vs reference Knot"
             ),
@@ -262,11 +265,19 @@ pub fn run(
          nsbeacon (release build) in the root namespace with a BIRD 2 holding one static protocol per \
          service (no BGP needed here), Knot on 127.0.0.1. Sampled once a second from `/proc/PID/stat` \
          (utime + stime of all threads, 10 ms ticks) and `/proc/PID/status` over a {seconds} s window that \
-         starts 2 s after the services are up. Log level info, JSON. CPU % is of one core.\n\n{rendered}\n{notes}"
+         starts 2 s after the services are up. Log level info, JSON. CPU % is of one core.\n\n{rendered}\n{notes}\n\
+         Targets:\n\n{}\n",
+        verdicts.join("\n")
     ))
 }
 
-fn push_row(table: &mut Table, scenario: &str, f: &Footprint, with_target: bool) {
+fn push_row(
+    table: &mut Table,
+    verdicts: &mut Vec<String>,
+    scenario: &str,
+    f: &Footprint,
+    with_target: bool,
+) {
     let window = f
         .window_cpu
         .map(|s| format!("{} / {}", num(s.p50), num(s.max)))
@@ -278,6 +289,18 @@ fn push_row(table: &mut Table, scenario: &str, f: &Footprint, with_target: bool)
     let target = if with_target {
         let rss_ok = f.rss_mib.is_some_and(|s| s.max < 10.0);
         let cpu_ok = f.cpu_percent < 1.0;
+        verdicts.push(format!(
+            "- Footprint: RSS max {} MiB with 20 services at 1 Hz (target < 10 MiB) -> {}",
+            f.rss_mib
+                .map(|s| num(s.max))
+                .unwrap_or_else(|| "n/a".into()),
+            if rss_ok { "met" } else { "missed" }
+        ));
+        verdicts.push(format!(
+            "- Footprint: CPU {:.2} % of a core with 20 services at 1 Hz (target < 1 %) -> {}",
+            f.cpu_percent,
+            if cpu_ok { "met" } else { "missed" }
+        ));
         format!(
             "RSS < 10 MiB: {}; CPU < 1 %: {}",
             if rss_ok { "met" } else { "**missed**" },

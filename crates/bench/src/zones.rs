@@ -280,8 +280,9 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
     let same_q = Summary::of(&sweep_same.iter().map(rate).collect::<Vec<_>>());
     let verdict = match (sweep_p50, same_q, q) {
         (Some(t), Some(sq), Some(dq)) => format!(
-            "Targets: sweep of {zones} zones under 2 s -> **{:.3} s p50, {}**; at least half of dnsperf's rate -> \
-             **{:.0}% of dnsperf (same server), {}**.",
+            "Targets:\n\n\
+             - Zone scale: {zones}-zone sweep p50 {:.3} s (target < 2 s) -> {}\n\
+             - Zone scale: sweep rate p50 {:.0} % of dnsperf's on the same server (target >= 50 %) -> {}\n",
             t.p50,
             if t.p50 < 2.0 { "met" } else { "missed" },
             100.0 * sq.p50 / dq.p50,
