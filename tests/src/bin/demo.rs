@@ -105,7 +105,9 @@ impl DnsArg {
 #[derive(Debug, thiserror::Error)]
 enum DemoError {
     /// Namespaces and daemons need root.
-    #[error("the demo needs root (it creates network namespaces and runs BGP and DNS daemons): run `sudo scripts/demo`")]
+    #[error(
+        "the demo needs root (it creates network namespaces and runs BGP and DNS daemons): run `sudo scripts/demo`"
+    )]
     NotRoot,
     /// The signal handlers could not be installed.
     #[error("installing the handler for signal {signal}: {source}")]
@@ -116,7 +118,9 @@ enum DemoError {
         source: std::io::Error,
     },
     /// No nsbeacon binary where expected.
-    #[error("no nsbeacon binary at {0}: build it (`cargo build --release -p nsbeacon`) or pass --nsbeacon PATH")]
+    #[error(
+        "no nsbeacon binary at {0}: build it (`cargo build --release -p nsbeacon`) or pass --nsbeacon PATH"
+    )]
     NsbeaconMissing(PathBuf),
     /// The lab config could not be written.
     #[error("writing nsbeacon's config {path}: {source}")]
@@ -346,7 +350,10 @@ fn live(
             break;
         }
         if args.duration.is_some_and(|d| elapsed >= d) {
-            events.push(format!("demo: --duration {} s reached, cleaning up", secs(args.duration)));
+            events.push(format!(
+                "demo: --duration {} s reached, cleaning up",
+                secs(args.duration)
+            ));
             break;
         }
         if !killed && args.dns_kill_after.is_some_and(|t| elapsed >= t) {
@@ -377,13 +384,22 @@ fn live(
                 join_pids(&dns_pids(lab))
             ));
         }
+        let tick = Instant::now();
         let snapshot = Snapshot::take(setup, lab, nsbeacon);
         events.observe(&snapshot);
         if tty {
-            draw(&render_view(setup, &snapshot, lab, nsbeacon.pid(), &events, true));
+            draw(&render_view(
+                setup,
+                &snapshot,
+                lab,
+                nsbeacon.pid(),
+                &events,
+                true,
+            ));
         }
         last = Some(snapshot);
-        sleep_unless_stopped(flags, REFRESH);
+        // Reading everything takes a while (a socat per /status); keep the refresh period, not the gap.
+        sleep_unless_stopped(flags, REFRESH.saturating_sub(tick.elapsed()));
     }
     if !tty && let Some(snapshot) = last {
         say(&format!(
@@ -444,7 +460,9 @@ impl UpstreamRoute {
     fn read(lab: &Lab, prefix: &str) -> UpstreamRoute {
         let socket = lab.upstream_bird().socket();
         match bird_command(&socket, &format!("show route {prefix} all")) {
-            Ok(reply) => parse_show_route_all(&reply).map_or(UpstreamRoute::Absent, UpstreamRoute::Present),
+            Ok(reply) => {
+                parse_show_route_all(&reply).map_or(UpstreamRoute::Absent, UpstreamRoute::Present)
+            }
             Err(e) => UpstreamRoute::Unreadable(format!("upstream BIRD {}: {e}", socket.display())),
         }
     }
@@ -467,7 +485,11 @@ impl UpstreamRoute {
                         _ => format!("{a}:{b}"),
                     })
                     .collect();
-                marks.extend(r.large_communities.iter().map(|(a, b, c)| format!("{a}:{b}:{c}")));
+                marks.extend(
+                    r.large_communities
+                        .iter()
+                        .map(|(a, b, c)| format!("{a}:{b}:{c}")),
+                );
                 let marks = if marks.is_empty() {
                     "-".to_owned()
                 } else {
@@ -678,7 +700,12 @@ fn process_tree(pid: u32) -> Vec<u32> {
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        tree.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     tree.retain(|p| is_alive(*p));
@@ -689,7 +716,10 @@ fn join_pids(pids: &[u32]) -> String {
     if pids.is_empty() {
         "-".to_owned()
     } else {
-        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -713,7 +743,11 @@ impl Snapshot {
         let nsbeacon_state = if nsbeacon.is_running() {
             format!("pid {} {}", nsbeacon.pid(), process_state(nsbeacon.pid()))
         } else {
-            format!("pid {} EXITED (see {})", nsbeacon.pid(), setup.log.display())
+            format!(
+                "pid {} EXITED (see {})",
+                nsbeacon.pid(),
+                setup.log.display()
+            )
         };
         let dns_name = lab.dns().kind().binary();
         let dns_pids = dns_pids(lab);
@@ -739,7 +773,8 @@ impl Snapshot {
                     .map(|d| format!(
                         "{} {}",
                         d.name(),
-                        frr.pid(*d).map_or_else(|| "-".to_owned(), |p| p.to_string())
+                        frr.pid(*d)
+                            .map_or_else(|| "-".to_owned(), |p| p.to_string())
                     ))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -756,6 +791,12 @@ impl Snapshot {
                 )
             })
             .collect();
+        // The upstream first, nsbeacon's view second: a decision travels nsbeacon -> BGP daemon -> upstream,
+        // so read in this order the view never shows the upstream ahead of the decision that caused it.
+        let routes = [ANYCAST_V4, ANYCAST_V6]
+            .into_iter()
+            .map(|p| (p, UpstreamRoute::read(lab, p)))
+            .collect();
         Snapshot {
             at: setup.started.elapsed().as_secs_f64(),
             nsbeacon: nsbeacon_state,
@@ -765,10 +806,7 @@ impl Snapshot {
             node_bgp,
             sessions,
             status: StatusView::fetch(lab, setup.http),
-            routes: [ANYCAST_V4, ANYCAST_V6]
-                .into_iter()
-                .map(|p| (p, UpstreamRoute::read(lab, p)))
-                .collect(),
+            routes,
         }
     }
 
@@ -777,18 +815,29 @@ impl Snapshot {
     fn facts(&self) -> Vec<(String, String)> {
         let mut facts = vec![
             ("nsbeacon".to_owned(), self.nsbeacon.clone()),
-            (format!("DNS server {}", self.dns_name), self.dns_state.clone()),
+            (
+                format!("DNS server {}", self.dns_name),
+                self.dns_state.clone(),
+            ),
         ];
         for (p, state) in &self.sessions {
             facts.push((format!("upstream BGP session {p}"), state.clone()));
         }
         match &self.status {
             StatusView::Services { services, .. } => {
+                facts.push(("nsbeacon /status".to_owned(), "answers".to_owned()));
                 for s in services {
-                    let drained = if s.drained { ", DRAINED" } else { "" };
+                    let drained = if s.drained && s.state != "drained" {
+                        ", DRAINED"
+                    } else {
+                        ""
+                    };
                     // The reason alone can change every probe (latency, counters): only state changes
                     // are events, and the reason in force is shown with them.
-                    facts.push((format!("service {}", s.name), format!("{}{drained}", s.state)));
+                    facts.push((
+                        format!("service {}", s.name),
+                        format!("{}{drained}", s.state),
+                    ));
                 }
                 for s in services {
                     for t in &s.targets {
@@ -879,7 +928,7 @@ fn paint(word: &str, tty: bool) -> String {
         return word.to_owned();
     }
     let colour = match word {
-        w if w.starts_with("ANNOUNCED (degraded)") || w.starts_with("degraded") => "33",
+        w if w.starts_with("ANNOUNCED (degraded)") || w == "degraded" || w == "drained" => "33",
         w if w.starts_with("ANNOUNCED") || w == "up" || w == "announced" || w == "running" => "32",
         w if w.starts_with("NO ROUTE")
             || w == "down"
@@ -935,7 +984,11 @@ fn render_snapshot(s: &Snapshot, tty: bool) -> String {
                         Some(format!(", for {:.1}s", (now - since).max(0.0)))
                     })
                     .unwrap_or_default();
-                let drained = if svc.drained { "  DRAINED" } else { "" };
+                let drained = if svc.drained && svc.state != "drained" {
+                    "  DRAINED"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
                     "service {}: {}{drained}  ({} transitions{since})",
@@ -951,15 +1004,22 @@ fn render_snapshot(s: &Snapshot, tty: bool) -> String {
                     .collect::<Vec<_>>()
                     .join("   ");
                 let _ = writeln!(out, "  checks:  {checks}");
+                let width = svc
+                    .targets
+                    .iter()
+                    .map(|t| t.target.len())
+                    .max()
+                    .unwrap_or(0)
+                    .max("target".len());
                 let _ = writeln!(
                     out,
-                    "  {:<24} {:<9} {:<10} {}",
-                    "target", "role", "desired", "actual (BGP daemon)"
+                    "  {:<width$} {:<9} {:<10} actual (BGP daemon)",
+                    "target", "role", "desired"
                 );
                 for t in &svc.targets {
                     let _ = writeln!(
                         out,
-                        "  {:<24} {:<9} {:<10} {}",
+                        "  {:<width$} {:<9} {:<10} {}",
                         t.target,
                         t.role,
                         t.desired,
@@ -1104,15 +1164,36 @@ impl Inventory {
 
 /// Stops nsbeacon (SIGTERM: it withdraws), shows what the upstream sees then, drops the lab (every
 /// daemon by PID, the namespaces, the lab dir) and checks that nothing it started is left.
-fn teardown(nsbeacon: Option<DaemonGuard>, lab: Lab, inventory: Inventory) -> Result<(), DemoError> {
+fn teardown(
+    nsbeacon: Option<DaemonGuard>,
+    mut lab: Lab,
+    mut inventory: Inventory,
+) -> Result<(), DemoError> {
+    // A DNS server restarted during the demo has new PIDs.
+    let dns = lab.dns().kind().binary();
+    for pid in dns_pids(&mut lab) {
+        if !inventory.pids.iter().any(|(_, p)| *p == pid) {
+            inventory.pids.push((dns.to_owned(), pid));
+        }
+    }
     if let Some(nsbeacon) = nsbeacon {
         say("demo: stopping nsbeacon (SIGTERM) ...");
         drop(nsbeacon);
         for prefix in [ANYCAST_V4, ANYCAST_V6] {
-            say(&format!(
-                "demo: after nsbeacon stopped, upstream sees {prefix}: {}",
-                UpstreamRoute::read(&lab, prefix).describe()
-            ));
+            match UpstreamRoute::read(&lab, prefix) {
+                // Ctrl-C on a terminal reaches every process of the foreground group, the lab's daemons
+                // too: then there is nobody left to ask.
+                UpstreamRoute::Unreadable(_) => {
+                    say(
+                        "demo: the upstream BIRD has already stopped (Ctrl-C reaches the lab's daemons too)",
+                    );
+                    break;
+                }
+                route => say(&format!(
+                    "demo: after nsbeacon stopped, upstream sees {prefix}: {}",
+                    route.describe()
+                )),
+            }
         }
     }
     say("demo: stopping the daemons and removing the lab ...");
