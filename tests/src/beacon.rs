@@ -326,6 +326,12 @@ impl Beacon {
         );
     }
 
+    /// Writes `text` to the config file as is, unchecked: for reloads of a broken file.
+    pub fn write_config_unchecked(&self, text: &str) {
+        std::fs::write(&self.config_path, text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", self.config_path.display()));
+    }
+
     /// Starts `nsbeacon run` (again) on the config file; its output is appended to the same log.
     /// Panics if one is still running.
     pub fn spawn(&mut self, lab: &Lab) {
