@@ -44,6 +44,8 @@ const REFRESH: Duration = Duration::from_millis(500);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Where nsbeacon's HTTP listener is, inside the node's namespace (so it never collides with the host).
 const DEFAULT_HTTP: &str = "127.0.0.1:9753";
+/// How long the teardown waits for the upstream to lose the prefixes after nsbeacon stopped.
+const WITHDRAW_WAIT: Duration = Duration::from_secs(5);
 /// How many recent events the terminal view keeps on screen.
 const EVENTS_SHOWN: usize = 12;
 
@@ -1179,8 +1181,18 @@ fn teardown(
     if let Some(nsbeacon) = nsbeacon {
         say("demo: stopping nsbeacon (SIGTERM) ...");
         drop(nsbeacon);
+        let stopped = Instant::now();
         for prefix in [ANYCAST_V4, ANYCAST_V6] {
-            match UpstreamRoute::read(&lab, prefix) {
+            // The withdrawal takes a moment to travel BGP daemon -> upstream; wait for it, boundedly.
+            let route = loop {
+                let route = UpstreamRoute::read(&lab, prefix);
+                if !matches!(route, UpstreamRoute::Present(_)) || stopped.elapsed() >= WITHDRAW_WAIT
+                {
+                    break route;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            match route {
                 // Ctrl-C on a terminal reaches every process of the foreground group, the lab's daemons
                 // too: then there is nobody left to ask.
                 UpstreamRoute::Unreadable(_) => {
@@ -1190,7 +1202,8 @@ fn teardown(
                     break;
                 }
                 route => say(&format!(
-                    "demo: after nsbeacon stopped, upstream sees {prefix}: {}",
+                    "demo: {:.1}s after nsbeacon stopped, upstream sees {prefix}: {}",
+                    stopped.elapsed().as_secs_f64(),
                     route.describe()
                 )),
             }
