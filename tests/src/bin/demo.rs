@@ -1041,7 +1041,7 @@ fn render_snapshot(s: &Snapshot, tty: bool) -> String {
 
 /// How to break the node from a second terminal, with the real PIDs and paths.
 fn instructions(setup: &Setup, lab: &mut Lab, nsbeacon_pid: u32) -> String {
-    let dns = join_pids(&dns_pids(lab));
+    let dns = dns_pids(lab);
     let bin = setup.binary.display();
     let cfg = setup.config.display();
     let node = lab.node_netns().name().to_owned();
@@ -1056,19 +1056,28 @@ fn instructions(setup: &Setup, lab: &mut Lab, nsbeacon_pid: u32) -> String {
         out,
         "Break it from a second terminal (as root) and watch the upstream:{nsd_note}"
     );
-    let _ = writeln!(
-        out,
-        "  kill -STOP {dns}      # DNS server hangs: probes time out, route withdrawn"
-    );
-    let _ = writeln!(
-        out,
-        "  kill -CONT {dns}      # it answers again: re-announced after rise"
-    );
-    let _ = writeln!(
-        out,
-        "  kill {dns}            # DNS server stops: withdrawn; bring it back: kill -USR1 {}",
-        std::process::id()
-    );
+    if dns.is_empty() {
+        let _ = writeln!(
+            out,
+            "  kill -USR1 {}         # the DNS server is not running: start it again",
+            std::process::id()
+        );
+    } else {
+        let dns = join_pids(&dns);
+        let _ = writeln!(
+            out,
+            "  kill -STOP {dns}      # DNS server hangs: probes time out, route withdrawn"
+        );
+        let _ = writeln!(
+            out,
+            "  kill -CONT {dns}      # it answers again: re-announced after rise"
+        );
+        let _ = writeln!(
+            out,
+            "  kill {dns}            # DNS server stops: withdrawn; bring it back: kill -USR1 {}",
+            std::process::id()
+        );
+    }
     let _ = writeln!(out, "  {bin} drain -c {cfg} --reason test");
     let _ = writeln!(out, "  {bin} undrain -c {cfg}");
     let _ = writeln!(
