@@ -63,13 +63,13 @@ struct Args {
     #[arg(long, value_enum, default_value_t = DnsArg::Knot)]
     dns: DnsArg,
     /// Stop after this many seconds (counted from nsbeacon's start) and clean up; default: until Ctrl-C.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     duration: Option<f64>,
     /// Scripted failure: SIGKILL the DNS server this many seconds after nsbeacon's start.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     dns_kill_after: Option<f64>,
     /// Scripted recovery: start the DNS server again this many seconds after nsbeacon's start.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     dns_restart_after: Option<f64>,
     /// The nsbeacon binary (default: `nsbeacon` next to this binary, as `cargo build` puts it).
     #[arg(long, value_name = "PATH")]
@@ -80,6 +80,16 @@ struct Args {
     /// Print one line per change instead of redrawing the view (the default when stdout is no terminal).
     #[arg(long)]
     plain: bool,
+}
+
+/// A number of seconds on the command line: finite and not negative.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds (expected e.g. 25 or 2.5)"
+        )),
+    }
 }
 
 /// `--dns`.
