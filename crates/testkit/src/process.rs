@@ -1,5 +1,6 @@
 //! Starting daemons in the foreground and stopping them, by PID, on every exit path.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,6 +80,9 @@ impl DaemonGuard {
             }
         }
         cmd.stdin(Stdio::null());
+        // A process group of its own: a Ctrl-C in the terminal reaches the test or demo, which then stops
+        // its daemons in order, instead of killing them all at once behind its back.
+        cmd.process_group(0);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("failed to start {name} ({cmd:?}): {e}"));
