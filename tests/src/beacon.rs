@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use nsbeacon_testkit::bird::bird_command;
 use nsbeacon_testkit::{DaemonGuard, Signal, wait_until};
 
-use crate::lab::{ANYCAST_V4_ADDR, ANYCAST_V6_ADDR, LAB_ZONE, Lab};
+use crate::lab::{
+    ANYCAST_V4, ANYCAST_V4_ADDR, ANYCAST_V6, ANYCAST_V6_ADDR, LAB_ZONE, Lab, NodeBgp,
+};
 use crate::nsbeacon::{lab_backend, lab_targets, nsbeacon_binary};
 use crate::route::{RouteInfo, parse_show_route_all};
 
@@ -150,6 +152,8 @@ pub struct ServiceSpec {
     pub fall: u32,
     /// Flap damping; `None` keeps nsbeacon's defaults.
     pub damping: Option<DampingSpec>,
+    /// Graceful drain: announce the degrade targets this long on a drain, then withdraw.
+    pub graceful_drain: Option<Duration>,
     /// The checks, combined with `all`.
     pub checks: Vec<CheckSpec>,
 }
@@ -183,6 +187,7 @@ impl ServiceSpec {
             rise: 3,
             fall: 3,
             damping: None,
+            graceful_drain: None,
             checks: Vec::new(),
         }
     }
@@ -212,6 +217,9 @@ impl ServiceSpec {
         if let Some(t) = self.timeout {
             s += &format!("timeout = \"{}ms\"\n", t.as_millis());
         }
+        if let Some(g) = self.graceful_drain {
+            s += &format!("graceful_drain = \"{}ms\"\n", g.as_millis());
+        }
         match &self.damping {
             None => {}
             Some(d) if !d.enabled => s += "\n[service.damping]\nenabled = false\n",
@@ -232,6 +240,22 @@ impl ServiceSpec {
             s += &check.render();
         }
         s
+    }
+}
+
+/// The lab's graceful-shutdown variants of both anycast prefixes, as `degrade` targets for a graceful
+/// drain: the BIRD template's `anycast_dns_gshut`/`anycast_dns6_gshut`, or FRR's `network P route-map
+/// NSBEACON-GSHUT`. Both carry GRACEFUL_SHUTDOWN (65535:0) and the large community `(NODE_AS, 0, 2)`.
+pub fn graceful_shutdown_targets(lab: &Lab) -> Vec<String> {
+    match lab.node_bgp_ref() {
+        NodeBgp::Bird(_) => vec![
+            "anycast_dns_gshut".to_owned(),
+            "anycast_dns6_gshut".to_owned(),
+        ],
+        NodeBgp::Frr(_) => [ANYCAST_V4, ANYCAST_V6]
+            .iter()
+            .map(|p| format!("{p} route-map NSBEACON-GSHUT"))
+            .collect(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nsbeacon_e2e::beacon::{
     Beacon, BeaconConfig, CheckSpec, DampingSpec, RouteHistory, RouteWatch, ServiceSpec,
+    graceful_shutdown_targets,
 };
 use nsbeacon_e2e::lab::{
     ANYCAST_V4, ANYCAST_V6, LAB_ZONE, LAB_ZONE_SERIAL, NODE_AS, NODE_LOCAL_DNS, PRIMARY_V4,
@@ -477,6 +478,64 @@ fn drain(bgp: NodeBgpKind) {
     );
 }
 
+/// Scenario 7, graceful: with `graceful_drain`, a drain first announces the graceful-shutdown variant
+/// (the upstream sees GRACEFUL_SHUTDOWN 65535:0, RFC 8326) and withdraws after the configured time;
+/// never a gap before that.
+fn graceful_drain(bgp: NodeBgpKind) {
+    const GRACE: Duration = Duration::from_secs(3);
+    let lab = Lab::start(LabOptions::new(bgp));
+    let mut config = undamped(&lab);
+    let dns = config.service_mut("dns");
+    dns.degrade = graceful_shutdown_targets(&lab);
+    dns.graceful_drain = Some(GRACE);
+    let beacon = announced(&lab, &config);
+
+    let watch = RouteWatch::start(&lab, &PREFIXES);
+    let out = beacon.cli(&["drain", "--reason", "graceful test"]);
+    assert!(out.status.success(), "nsbeacon drain: {out:?}");
+    for prefix in PREFIXES {
+        let route = lab
+            .wait_for_route_where(prefix, "GRACEFUL_SHUTDOWN", MARGIN, |r| {
+                r.is_some_and(RouteInfo::has_graceful_shutdown)
+            })
+            .unwrap_or_else(|e| panic!("graceful drain: {e}\nnsbeacon log:\n{}", beacon.log()))
+            .expect("route");
+        assert!(
+            route.large_communities.contains(&(NODE_AS, 0, 2)),
+            "the graceful-shutdown mark is missing: {}",
+            route.raw
+        );
+    }
+    expect_withdrawn(
+        &lab,
+        &beacon,
+        GRACE + MARGIN,
+        "after the graceful drain time",
+    );
+    let history = watch.finish();
+    for prefix in PREFIXES {
+        let routes = history.routes(prefix);
+        // normal -> graceful shutdown -> withdrawn: no gap before the withdrawal, nothing after it.
+        assert!(
+            routes.len() == 3
+                && routes[0].is_some()
+                && routes[1]
+                    .as_ref()
+                    .is_some_and(|(_, c, _)| c.contains(&(65535, 0)))
+                && routes[2].is_none(),
+            "{prefix}: expected normal, graceful shutdown, withdrawn; the upstream saw:\n{}",
+            history.describe()
+        );
+    }
+    let entry = beacon.wait_state(&lab, "dns", "drained", MARGIN);
+    assert_eq!(entry["drained"], true, "{entry:#}");
+    beacon.metrics(&lab).assert_state("dns", "drained");
+
+    let out = beacon.cli(&["undrain"]);
+    assert!(out.status.success(), "nsbeacon undrain: {out:?}");
+    expect_normal(&lab, &beacon, "undrained");
+}
+
 /// Scenario 8: SIGTERM withdraws and exits 0. SIGKILL leaves the route (nobody withdrew it); started
 /// again while DNS is down, nsbeacon withdraws it and never announces it on the way.
 fn signals(bgp: NodeBgpKind) {
@@ -827,4 +886,14 @@ fn bird_flapping_server_is_damped() {
 #[test]
 fn frr_flapping_server_is_damped() {
     flapping(NodeBgpKind::Frr);
+}
+
+#[test]
+fn bird_graceful_drain_announces_graceful_shutdown_then_withdraws() {
+    graceful_drain(NodeBgpKind::Bird);
+}
+
+#[test]
+fn frr_graceful_drain_announces_graceful_shutdown_then_withdraws() {
+    graceful_drain(NodeBgpKind::Frr);
 }
