@@ -60,6 +60,7 @@ fn measure(
 ) -> Result<OpSamples, BenchError> {
     let mut samples = OpSamples::default();
     for _ in 0..rounds {
+        crate::check_interrupted()?;
         for state in [RouteState::Withdrawn, RouteState::Announced] {
             let present = state == RouteState::Announced;
             if lab.rib.present() == Some(present) {

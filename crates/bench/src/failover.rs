@@ -261,6 +261,7 @@ fn run_profile(
     let mut results = Vec::new();
     for trial in 0..trials {
         for failure in [Failure::Crashed, Failure::Hung] {
+            crate::check_interrupted()?;
             if lab.rib.wait_for(true, Instant::now(), slack).is_none() {
                 return Err(BenchError::new(format!(
                     "{} / {} trial {trial}: the prefix is not announced upstream before the failure",

@@ -90,6 +90,7 @@ fn measure(daemon: &mut Nsbeacon, seconds: u64) -> Result<Footprint, BenchError>
         if !daemon.is_running() {
             return Err(BenchError::new("nsbeacon exited during the measurement"));
         }
+        crate::check_interrupted()?;
         samples.push(sample(pid)?);
     }
     let last = samples[samples.len() - 1];

@@ -22,6 +22,7 @@ mod vty;
 mod zones;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,55 @@ impl BenchError {
 impl From<nsbeacon_testkit::netns::NetnsError> for BenchError {
     fn from(e: nsbeacon_testkit::netns::NetnsError) -> BenchError {
         BenchError(format!("network namespace setup: {e}"))
+    }
+}
+
+/// Set by SIGTERM/SIGINT: the parts stop at the next trial/round and return, so that every daemon they
+/// started is stopped by its guard (the daemons run in their own process groups and do not get the signal).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// An error if SIGTERM/SIGINT arrived; the long loops call it between trials.
+pub fn check_interrupted() -> Result<(), BenchError> {
+    if STOP.load(Ordering::Relaxed) {
+        Err(BenchError::new(
+            "interrupted (SIGTERM/SIGINT): stopped early, daemons cleaned up",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Watches for SIGTERM and SIGINT on a thread of its own and sets [`STOP`].
+fn watch_signals() {
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                eprintln!("nsbeacon-bench: signal received, stopping after the current trial");
+                STOP.store(true, Ordering::Relaxed);
+            });
+        });
+    if let Err(e) = spawned {
+        eprintln!(
+            "nsbeacon-bench: cannot watch for signals ({e}); SIGTERM will leave daemons behind"
+        );
     }
 }
 
@@ -113,6 +163,7 @@ enum Part {
 
 fn main() {
     let cli = Cli::parse();
+    watch_signals();
     let result = match cli.part {
         Part::Backend {
             rounds,

@@ -161,6 +161,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
         .map_err(|e| BenchError::new(e.to_string()))?;
     dnsperf(local.addr(), query_file.path(), 1, concurrency)?;
     for _ in 0..runs {
+        crate::check_interrupted()?;
         // Interleaved, so that machine noise hits all three alike.
         let two = SerialSweep::new(local.addr(), reference.addr())
             .with_transport(Transport::Udp)
