@@ -4,12 +4,12 @@
 //! files in a temp dir. Everything a test starts is owned by a guard that kills it by PID on drop, so a
 //! failing or panicking test leaves nothing behind. A missing binary is a test failure, never a skip.
 
-pub mod process;
-pub mod net;
-pub mod knot;
 pub mod bird;
 pub mod frr;
+pub mod knot;
+pub mod net;
 pub mod netns;
+pub mod process;
 
-pub use process::{DaemonGuard, Signal, require_binary, wait_until};
 pub use net::free_port;
+pub use process::{DaemonGuard, Signal, require_binary, wait_until};

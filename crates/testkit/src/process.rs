@@ -17,7 +17,9 @@ pub fn require_binary(name: &str) -> PathBuf {
             return candidate;
         }
     }
-    panic!("`{name}` not found: run `scripts/install-deps` (as root) to install the Debian packages the tests need");
+    panic!(
+        "`{name}` not found: run `scripts/install-deps` (as root) to install the Debian packages the tests need"
+    );
 }
 
 /// Polls `cond` every 10 ms until it returns true or `timeout` passes. Returns whether it became true.
