@@ -2,8 +2,8 @@
 //!
 //! Parsing happens in two stages so that an operator sees every mistake in one run:
 //!
-//! 1. TOML syntax and structure (`deny_unknown_fields`): a typo in a key name or broken TOML stops here with
-//!    the line and column ([`ConfigError::Syntax`]).
+//! 1. TOML syntax and structure (`deny_unknown_fields`): a typo in a key name, a value of the wrong type or
+//!    broken TOML stops here with the line, column, key path and a hint ([`ConfigError::Syntax`]).
 //! 2. One validation pass over the raw values (durations, addresses, names, route targets, cross-references)
 //!    that collects *all* problems, each with its key path and a hint ([`ConfigError::Invalid`]), e.g.
 //!    `service[1].check[0].timeout: 2s must be shorter than the interval 1s`.
@@ -15,6 +15,7 @@
 //! The defaults are chosen for an anycast authoritative DNS node and documented on the constants below and
 //! in `deploy/nsbeacon.example.toml`.
 
+mod explain;
 mod locate;
 mod raw;
 mod validate;
@@ -450,8 +451,8 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// TOML syntax error or unknown/mistyped key, with its position.
-    #[error("{origin}:{}: {message}", position(*line, *column))]
+    /// TOML syntax error, unknown key or value of the wrong type, with its position and key path.
+    #[error("{origin}: {}: {}{message}{}", position(*line, *column), path_prefix(path.as_deref()), hint_suffix(hint))]
     Syntax {
         /// File name (or another description of where the text came from).
         origin: String,
@@ -459,8 +460,12 @@ pub enum ConfigError {
         line: Option<usize>,
         /// 1-based column, if known.
         column: Option<usize>,
-        /// What the TOML parser said.
+        /// Key path of the problem (`service[0].rise`), if it could be found.
+        path: Option<String>,
+        /// What is wrong.
         message: String,
+        /// How to fix it.
+        hint: String,
     },
     /// Validation found problems; every one is listed.
     #[error("{}", list_issues(.0))]
@@ -482,6 +487,18 @@ fn position(line: Option<usize>, column: Option<usize>) -> String {
         (Some(l), Some(c)) => format!("line {l}, column {c}"),
         (Some(l), None) => format!("line {l}"),
         _ => "unknown position".to_owned(),
+    }
+}
+
+fn path_prefix(path: Option<&str>) -> String {
+    path.map(|p| format!("{p}: ")).unwrap_or_default()
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!(" (hint: {hint})")
     }
 }
 
@@ -526,18 +543,22 @@ fn parse_with_base(text: &str, origin: &str, base: Option<&Path>) -> Result<Conf
 }
 
 fn syntax_error(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
-    let (line, column) = match error.span() {
-        Some(span) => {
-            let (l, c) = line_column(text, span.start);
+    let offset = error.span().map(|span| span.start);
+    let (line, column) = match offset {
+        Some(offset) => {
+            let (l, c) = line_column(text, offset);
             (Some(l), Some(c))
         }
         None => (None, None),
     };
+    let explained = explain::explain(text, offset, error.message().trim());
     ConfigError::Syntax {
         origin: origin.to_owned(),
         line,
         column,
-        message: error.message().trim().to_owned(),
+        path: explained.path,
+        message: explained.message,
+        hint: explained.hint,
     }
 }
 

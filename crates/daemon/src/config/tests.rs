@@ -414,6 +414,7 @@ fn syntax_error_names_line_and_column() {
             line,
             column,
             message,
+            ..
         }) => {
             assert_eq!(origin, "broken.toml");
             assert_eq!(line, Some(3));
@@ -424,7 +425,7 @@ fn syntax_error_names_line_and_column() {
     }
     let shown = parse(text, "broken.toml").expect_err("invalid").to_string();
     assert!(
-        shown.starts_with("broken.toml:line 3, column 10: "),
+        shown.starts_with("broken.toml: line 3, column 10: backend.socket: "),
         "{shown}"
     );
 }
@@ -480,6 +481,47 @@ fn wrong_value_type_is_a_syntax_error_with_position() {
         .expect("line")
         + 1;
     assert_eq!(*line, Some(expected), "{err}");
+}
+
+#[test]
+fn stage_one_errors_name_the_key_path_and_give_a_hint() {
+    let text = bird_with("rise = \"three\"", "");
+    let err = parse(&text, "x.toml").expect_err("string rise");
+    let ConfigError::Syntax {
+        path,
+        message,
+        hint,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(path.as_deref(), Some("service[0].rise"));
+    assert_eq!(message, "expected a whole number, got the string \"three\"");
+    assert!(hint.contains("rise = 3"), "{hint}");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("x.toml: line ")
+            && shown.contains(
+                ": service[0].rise: expected a whole number, got the string \"three\" (hint: "
+            ),
+        "{shown}"
+    );
+
+    let text = bird_with("", "timout = \"1s\"");
+    let err = parse(&text, "typo.toml").expect_err("unknown key");
+    let ConfigError::Syntax { path, hint, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(path.as_deref(), Some("service[0].check[0].timout"));
+    assert_eq!(hint, "did you mean `timeout`?");
+
+    let text = format!("{BIRD_EXAMPLE}\n[metrics]\nport = 1\n");
+    let err = parse(&text, "x.toml").expect_err("unknown table");
+    let ConfigError::Syntax { path, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(path.as_deref(), Some("metrics"));
 }
 
 #[test]
