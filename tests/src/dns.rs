@@ -332,9 +332,13 @@ impl LabDns {
         self.guard.as_mut().is_some_and(DaemonGuard::is_running)
     }
 
-    /// The daemon and every process it forked (NSD serves from child processes).
-    fn process_tree(&self) -> Vec<u32> {
-        self.pid().map(process_tree).unwrap_or_default()
+    /// The live processes of the server: the daemon and every process it forked (NSD serves from child
+    /// processes). Empty when the daemon is not running.
+    pub fn process_tree(&self) -> Vec<u32> {
+        self.pid()
+            .filter(|pid| is_alive(*pid))
+            .map(process_tree)
+            .unwrap_or_default()
     }
 
     /// SIGKILL to the whole process tree (a crash). Queries are then refused (ICMP port unreachable).
@@ -468,7 +472,7 @@ impl LabDns {
     }
 }
 
-/// `pid` and all its descendants (from `/proc/*/stat` parent links).
+/// `pid` and all its live descendants (from `/proc/*/stat` parent links).
 fn process_tree(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -504,6 +508,7 @@ fn process_tree(pid: u32) -> Vec<u32> {
         );
         i += 1;
     }
+    tree.retain(|p| is_alive(*p));
     tree
 }
 

@@ -470,16 +470,8 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Some(name) = only
-        && config.service(name).is_none()
-    {
-        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        err!(
-            "nsbeacon: no service named {name:?} in {}; services: {}",
-            path.display(),
-            known.join(", ")
-        );
-        return EXIT_CONFIG;
+    if let Err(code) = known_service(&config, path, only) {
+        return code;
     }
     let rt = match runtime() {
         Ok(rt) => rt,

@@ -440,25 +440,23 @@ pub fn init_logging(level: &str, json: bool) -> Option<LogLevelSetter> {
             handle.reload(filter).map_err(|e| e.to_string())
         })
     }
-    let (result, set) = if json {
-        let builder = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(ansi)
-            .with_filter_reloading();
-        let set = setter(builder.reload_handle());
-        (builder.try_init(), set)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let lines = if json {
+        lines.json().flatten_event(true).boxed()
     } else {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(ansi)
-            .with_filter_reloading();
-        let set = setter(builder.reload_handle());
-        (builder.try_init(), set)
+        lines.boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .try_init();
+    let set = setter(handle);
     if let Err(e) = result {
         eprintln!("nsbeacon: logging was already set up: {e}");
         return None;

@@ -4,14 +4,15 @@
 //! cargo run --release -p nsbeacon-prober --example sweep -- [ZONES] [CONCURRENCY]
 //! ```
 //! Defaults: 10000 zones, concurrency 128. Starts two `knotd` in temp dirs on 127.0.0.1 (killed on exit),
-//! sweeps over UDP then TCP, and prints the elapsed time and rate of each. Measures; asserts nothing.
+//! the reference one serial ahead on every 10th zone; sweeps over UDP then TCP, and prints the elapsed
+//! time and rate of each. Measures; asserts nothing.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{SerialSweep, Transport};
-use nsbeacon_testkit::knot::{KnotConfig, KnotServer, bulk_zones};
+use nsbeacon_testkit::knot::start_sweep_pair;
 
 #[tokio::main]
 async fn main() {
@@ -25,34 +26,13 @@ async fn main() {
         .map(|a| a.parse().expect("CONCURRENCY must be a number"))
         .unwrap_or(128);
 
-    let local_zones = bulk_zones(zones, "bench.test", 1);
-    // The reference is one serial ahead on every 10th zone, so the sweep has real lag to report.
-    let reference_zones: Vec<_> = local_zones
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            if i % 10 == 0 {
-                z.clone().with_serial(2)
-            } else {
-                z.clone()
-            }
-        })
-        .collect();
-    let names: Vec<Name> = local_zones
+    let started = std::time::Instant::now();
+    let (local, reference) = start_sweep_pair(zones, "bench.test");
+    let names: Vec<Name> = local
+        .zones()
         .iter()
         .map(|z| Name::from_str(&z.name).expect("zone name"))
         .collect();
-
-    let started = std::time::Instant::now();
-    let (local, reference) = std::thread::scope(|s| {
-        let local = s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(local_zones)));
-        let reference =
-            s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(reference_zones)));
-        (
-            local.join().expect("start local knot"),
-            reference.join().expect("start reference knot"),
-        )
-    });
     println!(
         "started two knotd with {zones} zones each in {:?}",
         started.elapsed()

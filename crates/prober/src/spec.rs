@@ -362,30 +362,45 @@ impl SerialSpec {
 
     /// Rejects zero/huge timeouts, relative zone names and `Transport::Both`.
     pub fn validate(&self) -> Result<(), SpecError> {
-        check_timeout("SerialSpec.timeout", self.timeout)?;
-        check_fqdn("SerialSpec.zone", &self.zone)?;
-        if self.transport == Transport::Both {
-            return Err(SpecError::BothTransportForSerial {
-                field: "SerialSpec.transport",
-            });
-        }
-        Ok(())
+        check_serial_exchange(
+            ("SerialSpec.timeout", self.timeout),
+            ("SerialSpec.transport", self.transport),
+        )?;
+        check_fqdn("SerialSpec.zone", &self.zone)
     }
 }
 
-pub(crate) fn validate_sweep_settings(
+/// What a single serial check and a sweep both require of their SOA exchanges: a usable timeout and
+/// one transport (a serial is read once, so `Both` has no meaning). The field names go into the errors.
+fn check_serial_exchange(
+    (timeout_field, timeout): (&'static str, Duration),
+    (transport_field, transport): (&'static str, Transport),
+) -> Result<(), SpecError> {
+    check_timeout(timeout_field, timeout)?;
+    if transport == Transport::Both {
+        return Err(SpecError::BothTransportForSerial {
+            field: transport_field,
+        });
+    }
+    Ok(())
+}
+
+/// Rejects sweep settings that cannot run (see [`check_serial_exchange`], plus zero concurrency) and
+/// relative zone names.
+pub(crate) fn validate_sweep(
     timeout: Duration,
     transport: Transport,
     concurrency: usize,
+    zones: &[Name],
 ) -> Result<(), SpecError> {
-    check_timeout("SerialSweep.timeout", timeout)?;
-    if transport == Transport::Both {
-        return Err(SpecError::BothTransportForSerial {
-            field: "SerialSweep.transport",
-        });
-    }
+    check_serial_exchange(
+        ("SerialSweep.timeout", timeout),
+        ("SerialSweep.transport", transport),
+    )?;
     if concurrency == 0 {
         return Err(SpecError::ZeroConcurrency);
     }
-    Ok(())
+    zones
+        .iter()
+        .try_for_each(|zone| check_fqdn("sweep_serials zones", zone))
 }

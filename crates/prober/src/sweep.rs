@@ -14,7 +14,7 @@ use hickory_proto::rr::Name;
 use crate::error::SpecError;
 use crate::outcome::{SerialOutcome, SerialVerdict};
 use crate::probe::{serial_outcome, soa_serial};
-use crate::spec::{DEFAULT_TIMEOUT, Transport, validate_sweep_settings};
+use crate::spec::{DEFAULT_TIMEOUT, Transport, validate_sweep};
 
 /// Settings shared by every zone of a sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +153,7 @@ pub struct SweepReport {
 ///
 /// `Err` only for misuse: zero concurrency, a bad timeout, `Transport::Both`, or a relative zone name.
 pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepReport, SpecError> {
-    validate_sweep_settings(sweep.timeout, sweep.transport, sweep.concurrency)?;
-    for zone in zones {
-        if !zone.is_fqdn() {
-            return Err(SpecError::RelativeName {
-                field: "sweep_serials zones",
-                name: zone.clone(),
-            });
-        }
-    }
+    validate_sweep(sweep.timeout, sweep.transport, sweep.concurrency, zones)?;
     let started = Instant::now();
     let checks = zones.iter().enumerate().map(|(index, zone)| async move {
         let local = soa_serial(sweep.local, zone, sweep.transport, sweep.timeout).await;

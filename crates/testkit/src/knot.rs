@@ -98,6 +98,37 @@ pub fn bulk_zones(count: usize, suffix: &str, serial: u32) -> Vec<Zone> {
         .collect()
 }
 
+/// Starts, in parallel, the two servers of a serial sweep: a local Knot serving `count` [`bulk_zones`]
+/// at serial 1, and a reference Knot serving the same zones with every 10th zone one serial ahead, so
+/// that the sweep has real lag to report. Returns `(local, reference)`.
+pub fn start_sweep_pair(count: usize, suffix: &str) -> (KnotServer, KnotServer) {
+    let local_zones = bulk_zones(count, suffix, 1);
+    let reference_zones: Vec<Zone> = local_zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| {
+            if i % 10 == 0 {
+                z.clone().with_serial(2)
+            } else {
+                z.clone()
+            }
+        })
+        .collect();
+    std::thread::scope(|s| {
+        let local = s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(local_zones)));
+        let reference =
+            s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(reference_zones)));
+        (
+            local
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            reference
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
+    })
+}
+
 /// How to run a Knot instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnotConfig {

@@ -675,53 +675,9 @@ fn process_state(pid: u32) -> &'static str {
     }
 }
 
-/// The DNS server's processes: the daemon and whatever it forked (NSD serves from children).
+/// The DNS server's live processes: the daemon and whatever it forked (NSD serves from children).
 fn dns_pids(lab: &mut Lab) -> Vec<u32> {
-    lab.dns()
-        .pid()
-        .filter(|pid| is_alive(*pid))
-        .map(process_tree)
-        .unwrap_or_default()
-}
-
-/// `pid` and all its descendants (from `/proc/*/stat` parent links).
-fn process_tree(pid: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(child) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // The 4th field of /proc/PID/stat, after the `(comm)` that may contain spaces, is the PPID.
-            let ppid = std::fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after = stat.rsplit_once(')')?.1.to_owned();
-                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
-                });
-            if let Some(ppid) = ppid {
-                parents.push((child, ppid));
-            }
-        }
-    }
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| *p == parent)
-                .map(|(c, _)| *c),
-        );
-        i += 1;
-    }
-    tree.retain(|p| is_alive(*p));
-    tree
+    lab.dns().process_tree()
 }
 
 fn join_pids(pids: &[u32]) -> String {
