@@ -317,7 +317,13 @@ mod tests {
         assert!(!String::from_utf8_lossy(&root.stdout).contains("192.0.2.1/30"));
 
         let mut sleeper = a.exec("sleep").arg("60").spawn().expect("sleep in netns");
-        assert!(a.pids().contains(&sleeper.id()));
+        // `ip netns exec` enters the namespace and then execs: poll rather than race it.
+        assert!(
+            crate::wait_until(std::time::Duration::from_secs(5), || a
+                .pids()
+                .contains(&sleeper.id())),
+            "the process started with exec runs inside the namespace"
+        );
         let names = (a.name().to_owned(), b.name().to_owned());
         drop(a);
         drop(b);
