@@ -176,8 +176,26 @@ fn check_config(path: &Path) -> i32 {
     }
 }
 
-/// GET `path` from the daemon at `addr` (plain HTTP/1.0 on loopback; bounded timeouts).
+/// Longest time [`http_get`] spends on one request, however slowly the peer trickles its reply.
+const HTTP_GET_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Largest reply [`http_get`] accepts (a `/status` of thousands of zones is well below this).
+const HTTP_GET_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// GET `path` from the daemon at `addr` (plain HTTP/1.0 on loopback). Bounded: 5 s to connect, at most
+/// [`HTTP_GET_DEADLINE`] in all and [`HTTP_GET_MAX_BYTES`] of reply, so pointing `status` at something that
+/// is not nsbeacon cannot hang the CLI.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    http_get_bounded(addr, path, HTTP_GET_DEADLINE, HTTP_GET_MAX_BYTES)
+}
+
+fn http_get_bounded(
+    addr: SocketAddr,
+    path: &str,
+    deadline: Duration,
+    max_bytes: usize,
+) -> Result<(u16, String), String> {
+    let started = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
         format!("cannot reach nsbeacon at {addr}: {e} (is it running? is [http] listen the same?)")
@@ -192,9 +210,45 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
     )
     .map_err(|e| format!("sending the request to {addr}: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading the reply from {addr}: {e}"))?;
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let left = deadline
+            .checked_sub(started.elapsed())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "{addr} did not finish its reply within {}",
+                    humantime::format_duration(deadline)
+                )
+            })?;
+        stream
+            .set_read_timeout(Some(left.min(timeout)))
+            .map_err(|e| format!("socket setup: {e}"))?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            // A read timeout or a signal: the deadline check above decides whether to go on.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(format!("reading the reply from {addr}: {e}")),
+        };
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if raw.len() > max_bytes {
+            return Err(format!(
+                "{addr} sent more than {max_bytes} bytes; is [http] listen the nsbeacon endpoint?"
+            ));
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -615,6 +669,48 @@ fn undrain(path: &Path, service: Option<&str>) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback peer that answers every connection with `reply`, then trickles one byte every 20 ms
+    /// (if `trickle`) until the client goes away.
+    fn peer(reply: Vec<u8>, trickle: bool) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut request = [0u8; 1024];
+                let _ = conn.read(&mut request);
+                if conn.write_all(&reply).is_err() {
+                    return;
+                }
+                while trickle && conn.write_all(b"x").is_ok() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn http_get_reads_a_reply_and_bounds_slow_or_huge_ones() {
+        let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n{}".to_vec(), false);
+        assert_eq!(
+            http_get_bounded(addr, "/status", Duration::from_secs(5), 1024),
+            Ok((200, "{}".to_owned()))
+        );
+
+        let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n".to_vec(), true);
+        let err = http_get_bounded(addr, "/status", Duration::from_millis(300), 1 << 20)
+            .expect_err("a trickling peer must not hold the CLI");
+        assert!(
+            err.contains("did not finish its reply within 300ms"),
+            "{err}"
+        );
+
+        let addr = peer(vec![b'x'; 4096], false);
+        let err = http_get_bounded(addr, "/status", Duration::from_secs(5), 1024)
+            .expect_err("oversized reply");
+        assert!(err.contains("more than 1024 bytes"), "{err}");
+    }
 
     #[test]
     fn status_table_is_aligned_and_lists_announced_targets() {
