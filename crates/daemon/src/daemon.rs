@@ -15,7 +15,7 @@
 //!   `WatchdogSec` while the reconciler keeps reporting.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -462,11 +462,6 @@ pub fn init_logging(level: &str, json: bool) -> Option<LogLevelSetter> {
         return None;
     }
     (!env_in_charge).then_some(set)
-}
-
-/// The default config path, overridable with `-c`.
-pub fn default_config_path() -> &'static Path {
-    Path::new(config::DEFAULT_CONFIG_PATH)
 }
 
 #[cfg(test)]
