@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -229,7 +229,8 @@ pub async fn run(
                             drain_file: new.drain_file.clone(),
                         });
                         metrics.config_reloads_total.with_label_values(&["success"]).inc();
-                        if let Ok(mut i) = info.write() {
+                        {
+                            let mut i = info.write().unwrap_or_else(PoisonError::into_inner);
                             i.reloads_ok += 1;
                             i.config_loaded_unix = unix_now();
                             i.last_reload_error = None;
@@ -240,7 +241,8 @@ pub async fn run(
                     Err(e) => {
                         error!(error = %e, "reload rejected; the previous configuration stays in force");
                         metrics.config_reloads_total.with_label_values(&["failure"]).inc();
-                        if let Ok(mut i) = info.write() {
+                        {
+                            let mut i = info.write().unwrap_or_else(PoisonError::into_inner);
                             i.reloads_failed += 1;
                             i.last_reload_error = Some(e.to_string());
                         }
@@ -322,9 +324,11 @@ async fn apply_reload(
                 shared.desired.send_modify(|t| {
                     t.remove(&name);
                 });
-                if let Ok(mut s) = shared.services.write() {
-                    s.remove(&name);
-                }
+                shared
+                    .services
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&name);
             }
         }
     }

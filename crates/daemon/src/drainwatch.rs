@@ -110,9 +110,9 @@ pub async fn watch_loop(
                 });
                 if changed {
                     info!(drains = ?describe(&view), "drains changed");
-                    if let Ok(mut i) = info.write() {
-                        i.drains = describe(&view);
-                    }
+                    info.write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .drains = describe(&view);
                 }
             }
             Err(e) => {

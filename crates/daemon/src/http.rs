@@ -139,8 +139,10 @@ pub fn status_document(state: &HttpState) -> StatusDocument {
     let services = state
         .services
         .read()
-        .map(|s| s.values().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .values()
+        .cloned()
+        .collect::<Vec<_>>();
     let services = services
         .into_iter()
         .map(|s| {

@@ -805,8 +805,10 @@ impl ServiceTask {
                 }
             })
             .collect();
-        if let Ok(mut services) = self.shared.services.write() {
-            services.insert(name.clone(), self.report.clone());
-        }
+        self.shared
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.clone(), self.report.clone());
     }
 }
