@@ -21,6 +21,9 @@ const DURATION_KEYS: [&str; 8] = [
     "reconcile_interval",
 ];
 
+/// Keys that hold lists of tables, written as repeated `[[header]]` sections.
+const TABLE_LIST_KEYS: [&str; 2] = ["service", "check"];
+
 /// Where to look up every key and its type.
 const REFERENCE_HINT: &str = "deploy/nsbeacon.example.toml (installed as \
      /usr/share/doc/nsbeacon/nsbeacon.example.toml) shows every key with its type";
@@ -122,7 +125,7 @@ fn wrong_type(rest: &str, located: Option<&Located>) -> (String, String) {
             "true or false",
             format!("write {set}true or {set}false, without quotes"),
         ),
-        "a sequence" if got == "a table" => (
+        "a sequence" if got == "a table" || TABLE_LIST_KEYS.contains(&key) => (
             "a list of tables",
             format!(
                 "write [[{}]] with double brackets: each [[{0}]] header adds one entry",
@@ -277,6 +280,18 @@ mod tests {
         assert_eq!(e.path.as_deref(), Some("service[0].check"));
         assert_eq!(e.message, "expected a list of tables, got a table");
         assert!(e.hint.starts_with("write [[service.check]]"), "{}", e.hint);
+        let text = "service = \"dns\"\n";
+        let e = explain_at(
+            text,
+            "\"dns\"",
+            "invalid type: string \"dns\", expected a sequence",
+        );
+        assert_eq!(e.path.as_deref(), Some("service"));
+        assert_eq!(
+            e.message,
+            "expected a list of tables, got the string \"dns\""
+        );
+        assert!(e.hint.starts_with("write [[service]]"), "{}", e.hint);
     }
 
     #[test]
