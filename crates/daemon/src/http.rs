@@ -4,8 +4,13 @@
 //! on disk (see [`crate::drainwatch`]), which needs the local file permissions an operator already has.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,7 +18,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -241,15 +249,138 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Binds `addr` now (so a bad address fails start-up) and serves until `shutdown` is cancelled.
+/// Most HTTP connections served at once. Scrapers and the CLI need a handful; the cap keeps a flood of
+/// clients from using up the file descriptors the probes need (a probe that cannot open a socket fails,
+/// and failing probes withdraw the route). Clients beyond it wait in the kernel's accept backlog.
+pub const MAX_HTTP_CONNECTIONS: usize = 64;
+
+/// A connection on which nothing moves for this long is closed. axum sets no timeout of its own, so
+/// without this a client that never finishes its request would hold its connection (and slot) forever.
+/// Long enough for keep-alive scrapes (Prometheus scrapes every 15 s to 1 min).
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A TCP listener that serves at most `slots` connections at once, each closed after `idle` without
+/// progress.
+struct BoundedListener {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+}
+
+impl BoundedListener {
+    fn new(listener: TcpListener, max_connections: usize, idle: Duration) -> Self {
+        Self {
+            listener,
+            slots: Arc::new(Semaphore::new(max_connections)),
+            idle,
+        }
+    }
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = BoundedConnection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // A free slot first, then the connection. The semaphore is never closed, so the permit is
+        // always granted; `None` would only mean "unlimited".
+        let slot = self.slots.clone().acquire_owned().await.ok();
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        let connection = BoundedConnection {
+            stream,
+            _slot: slot,
+            idle: self.idle,
+            deadline: Box::pin(tokio::time::sleep(self.idle)),
+        };
+        (connection, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// An accepted connection holding its slot; reads and writes fail with `TimedOut` once neither has made
+/// progress for the idle timeout.
+struct BoundedConnection {
+    stream: TcpStream,
+    _slot: Option<OwnedSemaphorePermit>,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl BoundedConnection {
+    /// Passes on a finished operation (and restarts the idle clock), or fails a pending one whose idle
+    /// time is up.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => {
+                let idle = self.idle;
+                self.deadline.as_mut().reset(Instant::now() + idle);
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "HTTP connection idle for too long",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncRead for BoundedConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.bounded(cx, poll)
+    }
+}
+
+impl AsyncWrite for BoundedConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.bounded(cx, poll)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        this.bounded(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_shutdown(cx);
+        this.bounded(cx, poll)
+    }
+}
+
+/// Binds `addr` now (so a bad address fails start-up) and serves until `shutdown` is cancelled, at most
+/// [`MAX_HTTP_CONNECTIONS`] connections at once, each closed after [`HTTP_IDLE_TIMEOUT`] without progress.
 pub async fn serve(
     addr: SocketAddr,
     state: HttpState,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, BindError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| BindError { addr, source })?;
+    let listener = BoundedListener::new(listener, MAX_HTTP_CONNECTIONS, HTTP_IDLE_TIMEOUT);
     let app = router(state);
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
@@ -259,4 +390,47 @@ pub async fn serve(
             tracing::error!(error = %e, "HTTP server failed");
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_and_idle_ones_are_closed() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = tcp.local_addr().expect("addr");
+        let mut listener = BoundedListener::new(tcp, 1, Duration::from_millis(300));
+
+        let mut first_client = TcpStream::connect(addr).await.expect("connect");
+        let (mut first, _) = listener.accept().await;
+        first_client.write_all(b"G").await.expect("write");
+        let mut byte = [0u8; 1];
+        first.read_exact(&mut byte).await.expect("read");
+
+        // The only slot is taken: a second client is not served.
+        let _second_client = TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), listener.accept())
+                .await
+                .is_err(),
+            "a connection beyond the cap was accepted"
+        );
+
+        // The first client sends nothing more: its connection fails as idle instead of waiting forever.
+        let err = tokio::time::timeout(Duration::from_secs(10), first.read(&mut byte))
+            .await
+            .expect("the idle timeout must end the read")
+            .expect_err("an idle connection is an error");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+
+        // Dropping it frees the slot for the waiting client.
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("the waiting client is served once the slot is free");
+    }
 }
