@@ -292,7 +292,7 @@ fn run_profile(
                 })?;
             let (recover_at, recover) = match failure {
                 Failure::Crashed => {
-                    knot.restart();
+                    restart_knot(knot)?;
                     (Instant::now(), SystemTime::now())
                 }
                 Failure::Hung => {
@@ -365,21 +365,103 @@ fn log_tail(daemon: &Nsbeacon) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
+/// A port for knotd outside the kernel's ephemeral range (32768-60999), free on 127.0.0.1 for UDP and
+/// TCP. knotd is killed and restarted on the same port dozens of times; with an ephemeral port, a probe's
+/// or another test's outgoing socket can take the port in between and the restart fails.
+fn knot_port() -> Result<u16, BenchError> {
+    let seed = std::process::id() as usize
+        + SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as usize)
+            .unwrap_or(0);
+    for attempt in 0..2000usize {
+        let port = 20_000 + ((seed + attempt * 7919) % 12_000) as u16;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(BenchError::new(
+        "no free port in 20000-31999 on 127.0.0.1 for knotd",
+    ))
+}
+
+/// `f()`, with a panic (testkit reports daemon failures by panicking) turned into an error.
+fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BenchError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        let short: String = text.lines().take(3).collect::<Vec<_>>().join(" / ");
+        BenchError::new(format!("{what}: {short}"))
+    })
+}
+
+/// Restarts knotd after a crash, up to three attempts.
+fn restart_knot(knot: &mut KnotServer) -> Result<(), BenchError> {
+    let mut last = None;
+    for _ in 0..3 {
+        match catch("knotd restart", || knot.restart()) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| BenchError::new("knotd restart failed")))
+}
+
+/// Every profile of one backend; a failing profile is reported and the others still run.
 fn run_backend(
     kind: NodeKind,
     binary: &Path,
     profiles: &[Profile],
     trials: usize,
-) -> Result<Vec<ProfileRun>, BenchError> {
-    let lab = Lab::start(kind, &BirdNodeOptions::default())?;
-    let mut knot = KnotServer::start(KnotConfig::new().with_zone(Zone::new(ZONE, 1)));
+) -> (Vec<ProfileRun>, Vec<String>) {
     let mut runs = Vec::new();
+    let mut errors = Vec::new();
+    let setup = catch("lab setup", || -> Result<(Lab, KnotServer), BenchError> {
+        let lab = Lab::start(kind, &BirdNodeOptions::default())?;
+        let port = knot_port()?;
+        let knot = KnotServer::start(
+            KnotConfig::new()
+                .with_port(port)
+                .with_zone(Zone::new(ZONE, 1)),
+        );
+        Ok((lab, knot))
+    })
+    .and_then(|r| r);
+    let (lab, mut knot) = match setup {
+        Ok(pair) => pair,
+        Err(e) => {
+            errors.push(format!("{}: {e}", kind.name()));
+            return (runs, errors);
+        }
+    };
     for profile in profiles {
-        runs.push(run_profile(
-            kind, &lab, &mut knot, binary, *profile, trials,
-        )?);
+        let result = catch("failover trials", || {
+            run_profile(kind, &lab, &mut knot, binary, *profile, trials)
+        })
+        .and_then(|r| r);
+        match result {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                errors.push(format!("{} / {}: {e}", kind.name(), profile.name));
+                if crate::check_interrupted().is_err() {
+                    break;
+                }
+                if !knot.is_running() && restart_knot(&mut knot).is_err() {
+                    errors.push(format!(
+                        "{}: knotd cannot be restarted; later profiles skipped",
+                        kind.name()
+                    ));
+                    break;
+                }
+            }
+        }
     }
-    Ok(runs)
+    (runs, errors)
 }
 
 fn sample_cells(values: &[f64]) -> [String; 3] {
@@ -417,27 +499,11 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     let mut all: Vec<ProfileRun> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    let outcome =
-        |kind: NodeKind, r: std::thread::Result<Result<Vec<ProfileRun>, BenchError>>| match r {
-            Ok(Ok(runs)) => Ok(runs),
-            Ok(Err(e)) => Err(format!("{}: {e}", kind.name())),
-            Err(panic) => Err(format!(
-                "{}: panicked: {}",
-                kind.name(),
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default()
-            )),
-        };
     if sequential {
         for kind in &kinds {
-            let r = std::panic::catch_unwind(|| run_backend(*kind, binary, &profiles, trials));
-            match outcome(*kind, r) {
-                Ok(runs) => all.extend(runs),
-                Err(e) => errors.push(e),
-            }
+            let (runs, errs) = run_backend(*kind, binary, &profiles, trials);
+            all.extend(runs);
+            errors.extend(errs);
         }
     } else {
         std::thread::scope(|s| {
@@ -451,9 +517,12 @@ pub fn run(
                 })
                 .collect();
             for (kind, handle) in handles {
-                match outcome(kind, handle.join()) {
-                    Ok(runs) => all.extend(runs),
-                    Err(e) => errors.push(e),
+                match handle.join() {
+                    Ok((runs, errs)) => {
+                        all.extend(runs);
+                        errors.extend(errs);
+                    }
+                    Err(_) => errors.push(format!("{}: the lab thread panicked", kind.name())),
                 }
             }
         });
@@ -656,7 +725,7 @@ pub fn run(
         section.push_str(&format!("- {v}\n"));
     }
     for e in &errors {
-        section.push_str(&format!("\n**Not measured:** {e}\n"));
+        section.push_str(&format!("\n**Partly not measured:** {e}\n"));
     }
     if all.is_empty() {
         return Err(BenchError::new(format!(
