@@ -167,11 +167,49 @@ fn unknown_key(rest: &str, located: Option<&Located>) -> (String, String) {
             allowed.join(", ")
         )
     };
-    let hint = match closest(key, &allowed) {
-        Some(near) => format!("did you mean `{near}`?"),
-        None => format!("remove it or fix its spelling; {REFERENCE_HINT}"),
+    let misplaced = located.and_then(|l| misplaced_hint(&l.path, key));
+    let hint = match (misplaced, closest(key, &allowed)) {
+        (Some(hint), _) => hint,
+        (None, Some(near)) => format!("did you mean `{near}`?"),
+        (None, None) => format!("remove it or fix its spelling; {REFERENCE_HINT}"),
     };
     (message, hint)
+}
+
+/// The keys serde accepts for the table type `T`, read from the error it gives for a key no table has.
+fn keys_of<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let Err(error) = toml::from_str::<T>("\"\" = 0") else {
+        return Vec::new();
+    };
+    error
+        .message()
+        .split('`')
+        .skip(3)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// TOML's classic trap: every key below a `[header]` belongs to that table, so a service key written
+/// after `[[service.check]]` (or a top-level key after any header) lands in the wrong table. When the
+/// unknown key is valid one level up, say so.
+fn misplaced_hint(path: &str, key: &str) -> Option<String> {
+    let table = path.rsplit_once('.').map_or("", |(table, _)| table);
+    let in_check = table.starts_with("service[") && table.contains(".check[");
+    if in_check && keys_of::<super::raw::RawService>().iter().any(|k| k == key) {
+        return Some(format!(
+            "`{key}` is a key of [[service]], but below a [[service.check]] header it belongs to the \
+             check: move it above the service's first [[service.check]]"
+        ));
+    }
+    if !table.is_empty() && keys_of::<super::raw::RawConfig>().iter().any(|k| k == key) {
+        return Some(format!(
+            "`{key}` is a top-level key, but below the [{}] header it belongs to that table: move it \
+             above the first [table] header of the file",
+            header(table)
+        ));
+    }
+    None
 }
 
 /// The allowed key nearest to a misspelt one, if it is near enough to be a typo: at most one edit for
@@ -318,6 +356,35 @@ mod tests {
             "{}",
             e.hint
         );
+    }
+
+    #[test]
+    fn keys_written_below_the_wrong_header_are_explained() {
+        let text = "state_dir = \"/x\"\n[[service]]\nname = \"a\"\n\n[[service.check]]\nname = \"c\"\nrise = 2\n\n[http]\nlisten = \"127.0.0.1:1\"\non_shutdown = \"keep\"\n";
+        let e = explain_at(
+            text,
+            "rise",
+            "unknown field `rise`, expected one of `name`, `type`",
+        );
+        assert_eq!(e.path.as_deref(), Some("service[0].check[0].rise"));
+        assert!(
+            e.hint.starts_with("`rise` is a key of [[service]]"),
+            "{}",
+            e.hint
+        );
+        let e = explain_at(
+            text,
+            "on_shutdown",
+            "unknown field `on_shutdown`, expected `listen`",
+        );
+        assert_eq!(e.path.as_deref(), Some("http.on_shutdown"));
+        assert!(
+            e.hint
+                .starts_with("`on_shutdown` is a top-level key, but below the [http] header"),
+            "{}",
+            e.hint
+        );
+        assert!(keys_of::<super::super::raw::RawService>().contains(&"rise".to_owned()));
     }
 
     #[test]
