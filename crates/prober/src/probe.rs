@@ -15,7 +15,7 @@ use crate::serial::{SerialOrder, compare_serials};
 use crate::spec::{
     AnswerMatch, DEFAULT_EDNS_PAYLOAD, IdentitySource, ProbeSpec, QuerySpec, SerialSpec, Transport,
 };
-use crate::wire::{PreparedQuery, exchange};
+use crate::wire::{PreparedQuery, UdpPool, exchange};
 
 /// Runs one health probe. Failures of the server are in the outcome; `Err` only for an invalid spec.
 ///
@@ -203,12 +203,14 @@ async fn chaos_identity(
         .map(|r| r.data.to_string())
 }
 
-/// One SOA lookup: the serial, or why there is none; plus the latency.
+/// One SOA lookup: the serial, or why there is none; plus the latency. Over UDP, `pool` (a sweep's
+/// sockets for `target`) replaces the fresh socket per query.
 pub(crate) async fn soa_serial(
     target: SocketAddr,
     zone: &Name,
     transport: Transport,
     timeout: Duration,
+    pool: Option<&UdpPool>,
 ) -> (Result<u32, FailReason>, Duration) {
     let query = match PreparedQuery::new(
         &QuerySpec::new(zone.clone(), RecordType::SOA),
@@ -218,7 +220,11 @@ pub(crate) async fn soa_serial(
         Ok(q) => q,
         Err(reason) => return (Err(reason), Duration::ZERO),
     };
-    let reply = match exchange(target, transport, &query, timeout).await {
+    let exchanged = match pool.filter(|_| transport == Transport::Udp) {
+        Some(pool) => pool.exchange(&query, timeout).await,
+        None => exchange(target, transport, &query, timeout).await,
+    };
+    let reply = match exchanged {
         Ok(reply) => reply,
         Err(failure) => return (Err(failure.reason), failure.latency),
     };
@@ -290,8 +296,14 @@ pub(crate) fn serial_outcome(
 pub async fn check_serial(spec: &SerialSpec) -> Result<SerialOutcome, SpecError> {
     spec.validate()?;
     let (local, reference) = tokio::join!(
-        soa_serial(spec.local, &spec.zone, spec.transport, spec.timeout),
-        soa_serial(spec.reference, &spec.zone, spec.transport, spec.timeout),
+        soa_serial(spec.local, &spec.zone, spec.transport, spec.timeout, None),
+        soa_serial(
+            spec.reference,
+            &spec.zone,
+            spec.transport,
+            spec.timeout,
+            None
+        ),
     );
     Ok(serial_outcome(local, reference, spec.max_lag))
 }

@@ -1,9 +1,13 @@
 //! SOA freshness of many zones (10,000+) with bounded concurrency.
 //!
 //! All queries run as futures on the caller's task (no task or thread per query). At most `concurrency`
-//! zones are in flight; each zone asks the local server, then the reference, so at most `concurrency`
-//! queries (and sockets) are outstanding at any time. Every query is bounded by the timeout, so a sweep
-//! of `n` zones ends within about `2 * timeout * ceil(n / concurrency)` even if every server is silent.
+//! zones are in flight; each zone asks the local server and the reference at the same time, so at most
+//! `concurrency` queries per server are outstanding at any time. Every query is bounded by the timeout,
+//! so a sweep of `n` zones ends within about `timeout * ceil(n / concurrency)` even if every server is
+//! silent.
+//!
+//! Over UDP, each server's queries reuse a small pool of sockets (see `wire::UdpPool`) instead of a fresh
+//! socket per query, which was most of a sweep's CPU. Single probes keep a fresh socket per query.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,6 +19,7 @@ use crate::error::SpecError;
 use crate::outcome::{SerialOutcome, SerialVerdict};
 use crate::probe::{serial_outcome, soa_serial};
 use crate::spec::{DEFAULT_TIMEOUT, Transport, validate_sweep};
+use crate::wire::UdpPool;
 
 /// Settings shared by every zone of a sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +34,7 @@ pub struct SerialSweep {
     pub timeout: Duration,
     /// Largest lag still reported as [`SerialVerdict::Lagging`].
     pub max_lag: u32,
-    /// Most queries in flight at once.
+    /// Most zones in flight at once; each has one query outstanding per server.
     pub concurrency: usize,
 }
 
@@ -155,9 +160,26 @@ pub struct SweepReport {
 pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepReport, SpecError> {
     validate_sweep(sweep.timeout, sweep.transport, sweep.concurrency, zones)?;
     let started = Instant::now();
+    let local_pool = UdpPool::new(sweep.local, sweep.concurrency);
+    let reference_pool = UdpPool::new(sweep.reference, sweep.concurrency);
+    let (local_pool, reference_pool) = (&local_pool, &reference_pool);
     let checks = zones.iter().enumerate().map(|(index, zone)| async move {
-        let local = soa_serial(sweep.local, zone, sweep.transport, sweep.timeout).await;
-        let reference = soa_serial(sweep.reference, zone, sweep.transport, sweep.timeout).await;
+        let (local, reference) = futures::join!(
+            soa_serial(
+                sweep.local,
+                zone,
+                sweep.transport,
+                sweep.timeout,
+                Some(local_pool)
+            ),
+            soa_serial(
+                sweep.reference,
+                zone,
+                sweep.transport,
+                sweep.timeout,
+                Some(reference_pool)
+            ),
+        );
         (index, serial_outcome(local, reference, sweep.max_lag))
     });
     let mut results: Vec<(usize, SerialOutcome)> = futures::stream::iter(checks)

@@ -178,6 +178,28 @@ fn enable_icmp_errors(socket: &UdpSocket, ipv4: bool) {
     }
 }
 
+fn unspecified_bind(target: SocketAddr) -> SocketAddr {
+    if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    }
+}
+
+/// A fresh unconnected UDP socket for `target`'s address family, with ICMP errors enabled.
+async fn fresh_udp_socket(target: SocketAddr) -> Result<UdpSocket, FailReason> {
+    let socket = UdpSocket::bind(unspecified_bind(target))
+        .await
+        .map_err(|e| io_reason(&e))?;
+    enable_icmp_errors(&socket, target.is_ipv4());
+    Ok(socket)
+}
+
+/// One past the largest reply accepted for `query`, to notice a server that ignores our EDNS payload size.
+fn reply_buffer_len(query: &PreparedQuery) -> usize {
+    usize::from(query.payload.max(512)) + 1
+}
+
 /// UDP: an unconnected socket (so replies from other sources are seen and reported rather than dropped by
 /// the kernel), IP_RECVERR for port-unreachable, and a receive loop that skips stray datagrams until the
 /// deadline. If only stray datagrams arrived, the first one's reason is reported instead of `Timeout`.
@@ -186,28 +208,50 @@ async fn udp_exchange(
     query: &PreparedQuery,
     deadline: Instant,
 ) -> Result<Message, FailReason> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
+    let socket = fresh_udp_socket(target).await?;
+    let mut buf = vec![0u8; reply_buffer_len(query)];
+    udp_exchange_on(&socket, &mut buf, target, query, deadline)
+        .await
+        .result
+}
+
+/// The result of one UDP exchange on a given socket, and whether that socket may serve another query.
+struct UdpOutcome {
+    result: Result<Message, FailReason>,
+    /// True only when our reply came back and nothing else arrived: any other ending (timeout, stray or
+    /// broken datagram, socket error) may leave a late datagram queued that belongs to this exchange.
+    reusable: bool,
+}
+
+/// The UDP exchange itself on `socket`, with `buf` at least [`reply_buffer_len`] bytes.
+async fn udp_exchange_on(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    target: SocketAddr,
+    query: &PreparedQuery,
+    deadline: Instant,
+) -> UdpOutcome {
+    let failed = |reason| UdpOutcome {
+        result: Err(reason),
+        reusable: false,
     };
-    let socket = UdpSocket::bind(bind).await.map_err(|e| io_reason(&e))?;
-    enable_icmp_errors(&socket, target.is_ipv4());
     match timeout_at(deadline, socket.send_to(&query.bytes, target)).await {
-        Err(_) => return Err(FailReason::Timeout),
-        Ok(Err(e)) => return Err(io_reason(&e)),
+        Err(_) => return failed(FailReason::Timeout),
+        Ok(Err(e)) => return failed(io_reason(&e)),
         Ok(Ok(_)) => {}
     }
-    // One byte more than advertised, to notice a server that ignores our EDNS payload size.
-    let limit = usize::from(query.payload.max(512));
-    let mut buf = vec![0u8; limit + 1];
+    let limit = reply_buffer_len(query) - 1;
+    let buf = &mut buf[..=limit];
     let mut first_stray: Option<FailReason> = None;
     loop {
-        let received = match timeout_at(deadline, socket.recv_from(&mut buf)).await {
-            Err(_) => return Err(first_stray.unwrap_or(FailReason::Timeout)),
+        let received = match timeout_at(deadline, socket.recv_from(buf)).await {
+            Err(_) => return failed(first_stray.unwrap_or(FailReason::Timeout)),
             Ok(r) => r,
         };
-        let (len, from) = received.map_err(|e| io_reason(&e))?;
+        let (len, from) = match received {
+            Ok(r) => r,
+            Err(e) => return failed(io_reason(&e)),
+        };
         if !same_endpoint(from, target) {
             first_stray.get_or_insert(FailReason::UnexpectedSource {
                 expected: target,
@@ -216,19 +260,134 @@ async fn udp_exchange(
             continue;
         }
         if len > limit {
-            return Err(FailReason::Malformed(format!(
+            return failed(FailReason::Malformed(format!(
                 "UDP reply larger than the advertised EDNS payload of {limit} bytes"
             )));
         }
         match judge(&buf[..len], query) {
             Verdict::Ours(message) if message.metadata.truncation => {
-                return Err(FailReason::Truncated);
+                return failed(FailReason::Truncated);
             }
-            Verdict::Ours(message) => return Ok(message),
-            Verdict::Broken(reason) => return Err(reason),
+            Verdict::Ours(message) => {
+                return UdpOutcome {
+                    result: Ok(message),
+                    reusable: first_stray.is_none(),
+                };
+            }
+            Verdict::Broken(reason) => return failed(reason),
             Verdict::Stray(reason) => {
                 first_stray.get_or_insert(reason);
             }
+        }
+    }
+}
+
+/// Most idle sockets a [`UdpPool`] keeps, whatever the sweep's concurrency.
+const MAX_IDLE_POOLED_SOCKETS: usize = 32;
+
+/// An idle socket and its receive buffer.
+struct PooledSocket {
+    socket: UdpSocket,
+    buf: Vec<u8>,
+}
+
+/// Reused UDP sockets for the many queries of a sweep to one server.
+///
+/// Why: a fresh socket per query costs about nine system calls (socket, setsockopt, bind, ..., close), most
+/// of a sweep's CPU. A socket serves one exchange at a time (checked out, used, returned), with the same
+/// ID, question, source and deadline checks as a fresh one, and is returned only when the exchange ended
+/// cleanly with our reply and nothing else; any other socket is closed, so a late reply to a timed-out
+/// query can never be read by the next query. Any datagram already queued on a returned socket is
+/// discarded before the next query is sent. Checking out never waits: when no idle socket is left a fresh
+/// one is opened, so the number of open sockets is bounded by the queries in flight plus the idle limit.
+pub(crate) struct UdpPool {
+    target: SocketAddr,
+    idle: std::sync::Mutex<Vec<PooledSocket>>,
+    max_idle: usize,
+}
+
+impl UdpPool {
+    /// A pool for queries to `target` keeping at most `min(concurrency, 32)` idle sockets.
+    pub(crate) fn new(target: SocketAddr, concurrency: usize) -> Self {
+        Self {
+            target,
+            idle: std::sync::Mutex::new(Vec::new()),
+            max_idle: concurrency.clamp(1, MAX_IDLE_POOLED_SOCKETS),
+        }
+    }
+
+    fn take_idle(&self) -> Option<PooledSocket> {
+        // A poisoned lock only means another query panicked while holding it; the list is still valid.
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.pop()
+    }
+
+    fn give_back(&self, pooled: PooledSocket) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(pooled);
+        }
+    }
+
+    /// Sends `query` to the pool's target over UDP on a pooled socket and waits at most `timeout`.
+    pub(crate) async fn exchange(
+        &self,
+        query: &PreparedQuery,
+        timeout: Duration,
+    ) -> Result<Reply, Failure> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let (result, reusable, pooled) = match self.checkout().await {
+            Err(reason) => (Err(reason), false, None),
+            Ok(mut pooled) => {
+                pooled.buf.resize(reply_buffer_len(query), 0);
+                let outcome = udp_exchange_on(
+                    &pooled.socket,
+                    &mut pooled.buf,
+                    self.target,
+                    query,
+                    deadline,
+                )
+                .await;
+                (outcome.result, outcome.reusable, Some(pooled))
+            }
+        };
+        let latency = start.elapsed();
+        if let Some(pooled) = pooled.filter(|_| reusable) {
+            self.give_back(pooled);
+        }
+        match result {
+            Ok(message) => Ok(Reply { message, latency }),
+            Err(reason) => Err(Failure { reason, latency }),
+        }
+    }
+
+    /// An idle socket with nothing queued on it, or a fresh one.
+    async fn checkout(&self) -> Result<PooledSocket, FailReason> {
+        while let Some(mut pooled) = self.take_idle() {
+            if drain(&mut pooled) {
+                return Ok(pooled);
+            }
+        }
+        Ok(PooledSocket {
+            socket: fresh_udp_socket(self.target).await?,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Discards datagrams queued on an idle socket (e.g. a duplicated reply to its last query). The kernel is
+/// asked directly (not tokio's cached readiness), so a datagram that arrived after the last exchange is
+/// always seen. False when the socket reported an error, so the caller closes it instead.
+fn drain(pooled: &mut PooledSocket) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let fd = pooled.socket.as_raw_fd();
+    loop {
+        match recv(fd, &mut pooled.buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EAGAIN) => return true,
+            Err(_) => return false,
         }
     }
 }
@@ -315,5 +474,113 @@ async fn tcp_exchange(
     match judge(&body, query) {
         Verdict::Ours(message) => Ok(message),
         Verdict::Broken(reason) | Verdict::Stray(reason) => Err(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+
+    fn soa_query(zone: &str) -> PreparedQuery {
+        let name = Name::from_str(zone).expect("zone name");
+        PreparedQuery::new(&QuerySpec::new(name, RecordType::SOA), 1232, false).expect("query")
+    }
+
+    fn idle_count(pool: &UdpPool) -> usize {
+        pool.idle.lock().expect("lock").len()
+    }
+
+    /// Answers every query twice (a duplicated reply), except queries for `silent.`, which it ignores.
+    async fn duplicating_responder() -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+                let Ok(mut message) = Message::from_vec(&buf[..len]) else {
+                    continue;
+                };
+                if message.queries[0].name().to_string() == "silent." {
+                    continue;
+                }
+                message.metadata.message_type = MessageType::Response;
+                message.metadata.authoritative = true;
+                let reply = message.to_vec().expect("encode");
+                for _ in 0..2 {
+                    let _ = socket.send_to(&reply, from).await;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn pooled_socket_is_reused_after_a_clean_exchange_and_dropped_after_a_timeout() {
+        let target = duplicating_responder().await;
+        let pool = UdpPool::new(target, 128);
+        let timeout = Duration::from_secs(2);
+
+        let first = soa_query("a.test.");
+        let reply = pool.exchange(&first, timeout).await.ok().expect("reply");
+        assert_eq!(reply.message.metadata.id, first.id);
+        assert_eq!(idle_count(&pool), 1, "a clean exchange returns its socket");
+        let first_port = pool.idle.lock().expect("lock")[0]
+            .socket
+            .local_addr()
+            .expect("addr");
+
+        // Let the duplicate of the first reply land on the idle socket; the next query must not see it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = soa_query("b.test.");
+        let reply = pool.exchange(&second, timeout).await.ok().expect("reply");
+        assert_eq!(reply.message.metadata.id, second.id);
+        assert_eq!(reply.message.queries[0].name(), second.question.name());
+        assert_eq!(
+            idle_count(&pool),
+            1,
+            "the drained socket was clean and returned"
+        );
+        let second_port = pool.idle.lock().expect("lock")[0]
+            .socket
+            .local_addr()
+            .expect("addr");
+        assert_eq!(
+            first_port, second_port,
+            "the same socket served both queries"
+        );
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let silent = soa_query("silent.");
+        let failure = pool
+            .exchange(&silent, Duration::from_millis(200))
+            .await
+            .err()
+            .expect("no reply");
+        assert_eq!(failure.reason, FailReason::Timeout);
+        assert_eq!(
+            idle_count(&pool),
+            0,
+            "a timed-out socket is closed, not reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn pool_keeps_at_most_its_idle_limit() {
+        let target = duplicating_responder().await;
+        let pool = UdpPool::new(target, 2);
+        let queries: Vec<PreparedQuery> =
+            (0..5).map(|i| soa_query(&format!("z{i}.test."))).collect();
+        let replies = futures::future::join_all(
+            queries
+                .iter()
+                .map(|q| pool.exchange(q, Duration::from_secs(2))),
+        )
+        .await;
+        assert!(replies.iter().all(Result::is_ok));
+        assert_eq!(idle_count(&pool), 2);
     }
 }
