@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{SerialSweep, Transport};
-use nsbeacon_testkit::knot::{KnotConfig, KnotServer, bulk_zones};
+use nsbeacon_testkit::knot::{KnotServer, start_sweep_pair};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
@@ -17,34 +17,9 @@ use crate::stats::{Summary, Table, num};
 /// Zone name suffix of the bulk zones.
 pub const ZONE_SUFFIX: &str = "bench.test";
 
-/// Starts the local Knot (serial 1 everywhere) and the reference Knot (every 10th zone one serial ahead,
-/// so the sweep has real lag to report), in parallel.
+/// Starts the local and the reference Knot of a sweep (every 10th zone one serial ahead on the reference).
 pub fn start_knots(zones: usize) -> (KnotServer, KnotServer) {
-    let local_zones = bulk_zones(zones, ZONE_SUFFIX, 1);
-    let reference_zones: Vec<_> = local_zones
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            if i % 10 == 0 {
-                z.clone().with_serial(2)
-            } else {
-                z.clone()
-            }
-        })
-        .collect();
-    std::thread::scope(|s| {
-        let local = s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(local_zones)));
-        let reference =
-            s.spawn(|| KnotServer::start(KnotConfig::new().with_zones(reference_zones)));
-        (
-            local
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            reference
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-        )
-    })
+    start_sweep_pair(zones, ZONE_SUFFIX)
 }
 
 /// One dnsperf run's result.
