@@ -1,8 +1,10 @@
 //! SOA freshness of many zones (10,000+) with bounded concurrency.
 //!
-//! All queries run as futures on the caller's task (no task or thread per query). At most `concurrency`
-//! zones are in flight; each zone asks the local server and the reference at the same time, so at most
-//! `concurrency` queries per server are outstanding at any time. Every query is bounded by the timeout,
+//! Queries run as futures (no task or thread per query) on a few worker tasks, one per core (at most 4),
+//! so a multi-threaded runtime uses every core; on a current-thread runtime the caller's task does all the
+//! work. The workers take zones from one shared counter and split `concurrency` between them: at most
+//! `concurrency` zones are in flight in total; each zone asks the local server and the reference at the
+//! same time, so at most `concurrency` queries per server are outstanding at any time. Every query is bounded by the timeout,
 //! so a sweep of `n` zones ends within about `timeout * ceil(n / concurrency)` even if every server is
 //! silent.
 //!
@@ -10,13 +12,15 @@
 //! socket per query, which was most of a sweep's CPU. Single probes keep a fresh socket per query.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hickory_proto::rr::Name;
 
 use crate::error::SpecError;
-use crate::outcome::{SerialOutcome, SerialVerdict};
+use crate::outcome::{FailReason, SerialOutcome, SerialVerdict};
 use crate::probe::{serial_outcome, soa_serial};
 use crate::spec::{DEFAULT_TIMEOUT, Transport, validate_sweep};
 use crate::wire::UdpPool;
@@ -154,45 +158,63 @@ pub struct SweepReport {
     pub elapsed: Duration,
 }
 
+/// Most worker tasks a sweep spreads its zones over (fewer when the machine has fewer cores).
+const MAX_SWEEP_WORKERS: usize = 4;
+
 /// Checks the SOA serial of every zone at `sweep.local` against `sweep.reference`.
+///
+/// The zones are spread over a few worker tasks (one per core, at most 4, never more than `concurrency`)
+/// spawned on the caller's runtime, so a multi-threaded runtime checks zones on every core. The workers
+/// pull zone indices from one shared counter (a fast worker takes more zones) and share one UDP socket
+/// pool per server. `concurrency` is split between the workers, so at most `concurrency` zones are in
+/// flight in total. On a current-thread runtime the sweep runs on the caller's task alone, as spawning
+/// would gain nothing there. Dropping the returned future aborts the workers.
 ///
 /// `Err` only for misuse: zero concurrency, a bad timeout, `Transport::Both`, or a relative zone name.
 pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepReport, SpecError> {
     validate_sweep(sweep.timeout, sweep.transport, sweep.concurrency, zones)?;
     let started = Instant::now();
-    let local_pool = UdpPool::new(sweep.local, sweep.concurrency);
-    let reference_pool = UdpPool::new(sweep.reference, sweep.concurrency);
-    let (local_pool, reference_pool) = (&local_pool, &reference_pool);
-    let checks = zones.iter().enumerate().map(|(index, zone)| async move {
-        let (local, reference) = futures::join!(
-            soa_serial(
-                sweep.local,
-                zone,
-                sweep.transport,
-                sweep.timeout,
-                Some(local_pool)
-            ),
-            soa_serial(
-                sweep.reference,
-                zone,
-                sweep.transport,
-                sweep.timeout,
-                Some(reference_pool)
-            ),
-        );
-        (index, serial_outcome(local, reference, sweep.max_lag))
+    let shared = Arc::new(SweepWork {
+        sweep: sweep.clone(),
+        zones: zones.to_vec(),
+        next: AtomicUsize::new(0),
+        local_pool: UdpPool::new(sweep.local, sweep.concurrency),
+        reference_pool: UdpPool::new(sweep.reference, sweep.concurrency),
     });
-    let mut results: Vec<(usize, SerialOutcome)> = futures::stream::iter(checks)
-        .buffer_unordered(sweep.concurrency)
-        .collect()
-        .await;
+    let workers = worker_count(sweep.concurrency, zones.len());
+    let mut results: Vec<(usize, SerialOutcome)> = if workers <= 1 {
+        Arc::clone(&shared).check_zones(sweep.concurrency).await
+    } else {
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..workers {
+            let in_flight =
+                sweep.concurrency / workers + usize::from(worker < sweep.concurrency % workers);
+            tasks.spawn(Arc::clone(&shared).check_zones(in_flight));
+        }
+        let mut results = Vec::with_capacity(zones.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(part) => results.extend(part),
+                // A worker only panics on a bug; keep the panic visible as it was before workers.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down; its zones are reported as not checked below.
+                Err(_) => {}
+            }
+        }
+        results
+    };
     results.sort_unstable_by_key(|(index, _)| *index);
 
     let mut summary = SweepSummary::default();
-    let zones: Vec<ZoneSerial> = results
-        .into_iter()
-        .zip(zones)
-        .map(|((_, outcome), zone)| {
+    let mut results = results.into_iter().peekable();
+    let zones: Vec<ZoneSerial> = zones
+        .iter()
+        .enumerate()
+        .map(|(index, zone)| {
+            let outcome = match results.next_if(|(i, _)| *i == index) {
+                Some((_, outcome)) => outcome,
+                None => not_checked(sweep.timeout),
+            };
             summary.count(zone, &outcome);
             ZoneSerial {
                 zone: zone.clone(),
@@ -205,4 +227,75 @@ pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepR
         summary,
         elapsed: started.elapsed(),
     })
+}
+
+/// How many worker tasks to use: one per core (at most [`MAX_SWEEP_WORKERS`]) on a multi-threaded
+/// runtime, one (the caller's task) on a current-thread runtime or outside any runtime.
+fn worker_count(concurrency: usize, zones: usize) -> usize {
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !multi_threaded {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores
+        .min(MAX_SWEEP_WORKERS)
+        .min(concurrency)
+        .min(zones)
+        .max(1)
+}
+
+/// The outcome of a zone whose worker was cancelled before checking it (only at runtime shutdown).
+fn not_checked(timeout: Duration) -> SerialOutcome {
+    serial_outcome(
+        (Err(FailReason::Timeout), timeout),
+        (Err(FailReason::Timeout), timeout),
+        0,
+    )
+}
+
+/// What the workers of one sweep share.
+struct SweepWork {
+    sweep: SerialSweep,
+    zones: Vec<Name>,
+    /// The index of the next zone no worker has taken yet.
+    next: AtomicUsize,
+    local_pool: UdpPool,
+    reference_pool: UdpPool,
+}
+
+impl SweepWork {
+    /// Checks zones taken from the shared counter, at most `in_flight` at once, until none is left.
+    async fn check_zones(self: Arc<Self>, in_flight: usize) -> Vec<(usize, SerialOutcome)> {
+        let work = &*self;
+        let indices = std::iter::from_fn(|| {
+            let index = work.next.fetch_add(1, Ordering::Relaxed);
+            (index < work.zones.len()).then_some(index)
+        });
+        let checks = indices.map(|index| async move {
+            let sweep = &work.sweep;
+            let zone = &work.zones[index];
+            let (local, reference) = futures::join!(
+                soa_serial(
+                    sweep.local,
+                    zone,
+                    sweep.transport,
+                    sweep.timeout,
+                    Some(&work.local_pool)
+                ),
+                soa_serial(
+                    sweep.reference,
+                    zone,
+                    sweep.transport,
+                    sweep.timeout,
+                    Some(&work.reference_pool)
+                ),
+            );
+            (index, serial_outcome(local, reference, sweep.max_lag))
+        });
+        futures::stream::iter(checks)
+            .buffer_unordered(in_flight.max(1))
+            .collect()
+            .await
+    }
 }

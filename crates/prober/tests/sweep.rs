@@ -109,3 +109,52 @@ async fn sweep_of_ten_thousand_zones() {
         Err(SpecError::ZeroConcurrency)
     );
 }
+
+/// A silent local and reference (bound UDP sockets that never answer): every zone fails by timeout,
+/// in zone order, and the sweep ends within the timeout bound, on both runtime flavors (the current-thread
+/// one must not wait for workers it cannot run).
+async fn silent_servers_end_within_the_timeout_bound() {
+    let local = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind local");
+    let reference = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind reference");
+    let names: Vec<Name> = (0..64)
+        .map(|i| Name::from_str(&format!("z{i}.silent.test.")).expect("name"))
+        .collect();
+    let timeout = Duration::from_millis(200);
+    let report = SerialSweep::new(
+        local.local_addr().expect("addr"),
+        reference.local_addr().expect("addr"),
+    )
+    .with_timeout(timeout)
+    .with_concurrency(16)
+    .run(&names)
+    .await
+    .expect("sweep");
+    // 64 zones, 16 in flight: 4 rounds of one timeout each, plus scheduling slack.
+    assert!(
+        report.elapsed < timeout * 4 + Duration::from_secs(2),
+        "took {:?}",
+        report.elapsed
+    );
+    assert_eq!(report.summary.zones, 64);
+    assert_eq!(report.summary.local_failed, 64, "{:?}", report.summary);
+    let order: Vec<&Name> = report.zones.iter().map(|z| &z.zone).collect();
+    assert_eq!(order, names.iter().collect::<Vec<_>>());
+    for zone in &report.zones {
+        assert_eq!(
+            zone.outcome.verdict,
+            SerialVerdict::LocalFailed(FailReason::Timeout),
+            "{}",
+            zone.zone
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_servers_multi_thread() {
+    silent_servers_end_within_the_timeout_bound().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn silent_servers_current_thread() {
+    silent_servers_end_within_the_timeout_bound().await;
+}
