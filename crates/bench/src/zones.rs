@@ -31,6 +31,13 @@ struct DnsperfRun {
     lost: u64,
 }
 
+/// dnsperf's client sockets: like the sweep's socket pools, many source ports, so Knot's `SO_REUSEPORT`
+/// UDP workers share the load as they do for the sweep (one client would pin one Knot worker).
+const DNSPERF_CLIENTS: usize = 32;
+
+/// dnsperf's threads: one per core of the 2-core bench machine, as the sweep's workers use every core.
+const DNSPERF_THREADS: usize = 2;
+
 fn dnsperf(
     server: SocketAddr,
     file: &std::path::Path,
@@ -50,7 +57,9 @@ fn dnsperf(
             "-n",
             &passes.to_string(),
             "-c",
-            "1",
+            &DNSPERF_CLIENTS.to_string(),
+            "-T",
+            &DNSPERF_THREADS.to_string(),
             "-q",
             &outstanding.to_string(),
             "-t",
@@ -134,7 +143,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
     runtime
         .block_on(warm.run(&names))
         .map_err(|e| BenchError::new(e.to_string()))?;
-    dnsperf(local.addr(), query_file.path(), 1, concurrency)?;
+    dnsperf(local.addr(), query_file.path(), 1, 2 * concurrency)?;
     for _ in 0..runs {
         crate::check_interrupted()?;
         // Interleaved, so that machine noise hits all three alike.
@@ -161,7 +170,12 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
             .block_on(same.run(&names))
             .map_err(|e| BenchError::new(e.to_string()))?;
         sweep_same.push(report.elapsed);
-        perf.push(dnsperf(local.addr(), query_file.path(), 2, concurrency)?);
+        perf.push(dnsperf(
+            local.addr(),
+            query_file.path(),
+            2,
+            2 * concurrency,
+        )?);
         let (elapsed, ok) = runtime.block_on(crate::pooled::sweep(
             local.addr(),
             reference.addr(),
@@ -216,7 +230,8 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
     if let (Some(t), Some(q)) = (t, q) {
         table.row(vec![
             format!(
-                "dnsperf -n 2 -q {concurrency}, the same {zones} SOA queries twice, local Knot"
+                "dnsperf -n 2 -q {} -c {DNSPERF_CLIENTS} -T {DNSPERF_THREADS}, the same {zones} SOA queries twice, local Knot",
+                2 * concurrency
             ),
             t.n.to_string(),
             format!("{:.3}", t.p50),
@@ -276,14 +291,21 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
         "## 4. Zone scale: 10,000-zone SOA + serial sweep\n\n\
          Two Knot instances (`knotd`, 1 background worker, default UDP workers) on 127.0.0.1 with {zones} \
          zones each (started in {:.1} s); every 10th zone is one serial ahead on the reference. A sweep asks \
-         every zone's SOA at the local server and at the reference (2 x {zones} queries), {concurrency} in \
-         flight (nsbeacon's default `concurrency`), 1 s timeout, UDP. `dnsperf` sends the same {zones} SOA \
-         queries twice (`-n 2`, {concurrency} outstanding, 1 client) to the local Knot. One warm-up round of \
+         every zone's SOA at the local server and at the reference (2 x {zones} queries), `concurrency` {concurrency}: \
+         {concurrency} zones, so up to {} queries, in flight (nsbeacon's default is 128 zones), 1 s timeout, UDP, \
+         spread over one worker task per core on a multi-threaded tokio runtime (one thread per core). `dnsperf` sends the same {zones} SOA \
+         queries twice (`-n 2`) to the local Knot with as many queries outstanding (`-q {}`), \
+         {DNSPERF_CLIENTS} client sockets (`-c`, many source ports like the sweep's socket pools, so Knot's \
+         reuseport UDP workers share the load alike) and {DNSPERF_THREADS} threads (`-T`, every core, like the \
+         sweep). The % of dnsperf's rate compares the both-sides-local sweep (all 2 x {zones} queries to the \
+         local Knot) with dnsperf. One warm-up round of \
          each, then {runs} interleaved runs. Last sweep's verdicts: {last_summary}. dnsperf lost {lost} of \
          {completed} queries. The what-if row runs the same sweep with {} reused sockets per server and \
          both servers asked at once ({pooled_ok} of {zones} zones fully answered in its last run): \
          it is not nsbeacon code, it measures what the prober's per-query socket costs (see the analysis).\n\n{rendered}\n{verdict}\n",
         knot_start.as_secs_f64(),
+        2 * concurrency,
+        2 * concurrency,
         concurrency / 2
     ))
 }
