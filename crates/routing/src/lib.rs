@@ -1,10 +1,12 @@
 //! Announce and withdraw anycast routes through the local BGP daemon, and read back what it really does.
 //!
 //! The daemon talks to a BGP daemon only through [`RoutingBackend`], so BIRD 2 (spoken to over its control
-//! socket) and FRR (driven through `vtysh`) are interchangeable. This crate knows nothing of DNS.
+//! socket) and FRR (over one persistent connection to bgpd's vty socket, or through `vtysh`) are
+//! interchangeable. This crate knows nothing of DNS.
 
 pub mod bird;
 pub mod frr;
+mod socket_owner;
 pub mod target;
 
 pub use target::*;

@@ -15,7 +15,8 @@ use nsbeacon_routing::{
 };
 use nsbeacon_testkit::bird::BirdDaemon;
 use nsbeacon_testkit::netns::{Netns, Veth};
-use nsbeacon_testkit::{Signal, free_port, require_binary};
+use nsbeacon_testkit::process::{group_id, rerun_test_as_nobody};
+use nsbeacon_testkit::{Signal, free_port};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -877,9 +878,7 @@ async fn permission_denied_names_the_socket_and_its_group() {
         permission_child(PathBuf::from(socket)).await;
         return;
     }
-    // Root bypasses file permissions, so the client runs in a child process dropped to `nobody` with
-    // setpriv: a real EACCES from connect(2). The child is this test binary, copied where nobody may run it.
-    let setpriv = require_binary("setpriv");
+    // Root bypasses file permissions, so the client runs in a child process dropped to `nobody`.
     let bird = BirdDaemon::start(&node_config(None), None);
     let bird_gid = group_id("bird");
     std::fs::set_permissions(bird.dir(), std::fs::Permissions::from_mode(0o755))
@@ -888,37 +887,18 @@ async fn permission_denied_names_the_socket_and_its_group() {
     std::os::unix::fs::chown(&socket, Some(0), Some(bird_gid)).expect("chown socket");
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))
         .expect("chmod socket");
-    let exe_dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
-    let exe = exe_dir.path().join("bird-test");
-    std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy test binary");
-
-    let run_child = |groups: &str, expect: &str| {
-        let output = std::process::Command::new(&setpriv)
-            .args(["--reuid=65534", "--regid=65534"])
-            .arg(groups)
-            .arg("--")
-            .arg(&exe)
-            .args([
-                "--exact",
-                "permission_denied_names_the_socket_and_its_group",
-                "--nocapture",
-            ])
-            .env(CHILD_SOCKET_ENV, &socket)
-            .env(CHILD_EXPECT_ENV, expect)
-            .output()
-            .expect("run child");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "child ({groups}, expecting {expect}) failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
+    let run_child = |group: Option<u32>, expect: &str| {
+        rerun_test_as_nobody(
+            "permission_denied_names_the_socket_and_its_group",
+            group,
+            &[
+                (CHILD_SOCKET_ENV, &socket),
+                (CHILD_EXPECT_ENV, Path::new(expect)),
+            ],
+        )
     };
 
-    let stdout = run_child("--clear-groups", "denied");
+    let stdout = run_child(None, "denied");
     let line = stdout
         .lines()
         .find(|l| l.starts_with("CHILD-ERROR: "))
@@ -929,22 +909,9 @@ async fn permission_denied_names_the_socket_and_its_group() {
     assert!(line.contains("member of group `bird`"), "{line}");
 
     // Following the hint works: the same user with the socket's group gets through.
-    let stdout = run_child(&format!("--groups={bird_gid}"), "ok");
+    let stdout = run_child(Some(bird_gid), "ok");
     assert!(
         stdout.contains("CHILD-OK: Static protocol anycast_dns is up"),
         "{stdout}"
     );
-}
-
-fn group_id(group: &str) -> u32 {
-    let groups = std::fs::read_to_string("/etc/group").expect("/etc/group");
-    groups
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next()? == group).then(|| f.nth(1)?.parse().ok())?
-        })
-        .unwrap_or_else(|| {
-            panic!("group `{group}` missing: the bird2 package creates it (scripts/install-deps)")
-        })
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nsbeacon_routing::frr::{Asn, FrrBackend, FrrConfig, FrrError};
+use nsbeacon_routing::frr::{Asn, FrrBackend, FrrConfig, FrrError, FrrTransport};
 use nsbeacon_routing::{
     BirdProtocolName, FrrNeighbor, FrrNetwork, FrrNetworkParseError, RouteMapName,
     RouteMapNameError, RouteState, RouteTarget, RoutingBackend, RoutingError, TargetStatus,
@@ -249,17 +249,25 @@ impl Lab {
         }
     }
 
+    /// The default transport: bgpd's vty socket.
     fn config(&self) -> FrrConfig {
+        self.config_via(Via::Socket)
+    }
+
+    fn config_via(&self, via: Via) -> FrrConfig {
         FrrConfig {
-            vtysh: require_binary("vtysh"),
-            extra_args: self.frr.vtysh_args(),
+            transport: via.transport(&self.frr),
             timeout: Duration::from_secs(10),
             ..FrrConfig::default()
         }
     }
 
     fn backend(&self) -> FrrBackend {
-        FrrBackend::new(self.config()).expect("valid config")
+        self.backend_via(Via::Socket)
+    }
+
+    fn backend_via(&self, via: Via) -> FrrBackend {
+        FrrBackend::new(self.config_via(via)).expect("valid config")
     }
 
     fn running_config(&self) -> String {
@@ -273,6 +281,40 @@ impl Lab {
             "BGP sessions did not come up: {}",
             self.upstream.birdc("show protocols all")
         );
+    }
+}
+
+/// Which of the backend's two transports a test drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// One persistent connection to bgpd's vty socket (the default).
+    Socket,
+    /// One vtysh process per call.
+    Vtysh,
+}
+
+impl Via {
+    fn transport(self, frr: &FrrInstance) -> FrrTransport {
+        match self {
+            Via::Socket => FrrTransport::VtySocket {
+                socket: frr.bgpd_vty_socket(),
+            },
+            Via::Vtysh => FrrTransport::Vtysh {
+                vtysh: require_binary("vtysh"),
+                extra_args: frr.vtysh_args(),
+            },
+        }
+    }
+}
+
+/// vtysh at `vtysh` with no instance options, for tests that never reach FRR.
+fn vtysh_at(vtysh: PathBuf) -> FrrConfig {
+    FrrConfig {
+        transport: FrrTransport::Vtysh {
+            vtysh,
+            extra_args: Vec::new(),
+        },
+        ..FrrConfig::default()
     }
 }
 
@@ -381,9 +423,9 @@ async fn assert_variants(
 /// make-before-break order (announce the new variant, then withdraw the old one), with read-back of every
 /// variant after each step, the upstream's view of the path, and proof that the upstream never lost the
 /// prefix during the switches (continuous polling of its RIB and its withdraws counter).
-async fn variants_switch_in_place(prefix: &str, session: &str) {
+async fn variants_switch_in_place(prefix: &str, session: &str, via: Via) {
     let lab = Lab::start();
-    let backend = lab.backend();
+    let backend = lab.backend_via(via);
     lab.wait_sessions();
     let normal = variant(prefix, None);
     let degraded = variant(prefix, Some("NSBEACON-DEGRADED"));
@@ -546,12 +588,17 @@ async fn variants_switch_in_place(prefix: &str, session: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_variants_ipv4_switch_in_place_make_before_break() {
-    variants_switch_in_place(V4, "node4").await;
+    variants_switch_in_place(V4, "node4", Via::Socket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_variants_ipv4_switch_in_place_through_vtysh() {
+    variants_switch_in_place(V4, "node4", Via::Vtysh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_variants_ipv6_switch_in_place_make_before_break() {
-    variants_switch_in_place(V6, "node6").await;
+    variants_switch_in_place(V6, "node6", Via::Socket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,9 +671,9 @@ fn frr_err(err: RoutingError) -> FrrError {
 }
 
 /// network / no network with read-back, idempotence both ways, and the upstream seeing it.
-async fn network_cycle(prefix: &str) {
+async fn network_cycle(prefix: &str, via: Via) {
     let lab = Lab::start();
-    let backend = lab.backend();
+    let backend = lab.backend_via(via);
     let target = network(prefix);
     lab.wait_sessions();
 
@@ -678,12 +725,17 @@ async fn network_cycle(prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_ipv4_announce_withdraw_readback_and_upstream() {
-    network_cycle(V4).await;
+    network_cycle(V4, Via::Socket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_ipv4_cycle_through_vtysh() {
+    network_cycle(V4, Via::Vtysh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_ipv6_announce_withdraw_readback_and_upstream() {
-    network_cycle(V6).await;
+    network_cycle(V6, Via::Socket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -902,10 +954,22 @@ async fn health_reports_version_and_sessions() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frr_stopped_gives_clear_errors_and_restart_recovers() {
+/// bgpd stopped: the error names bgpd. Through vtysh it says so; on the socket, connect(2) is refused
+/// (or the socket is gone) and the error names bgpd and the socket.
+fn assert_bgpd_down(err: &FrrError, via: Via) {
+    match (err, via) {
+        (FrrError::DaemonNotRunning { daemon, .. }, _) => assert_eq!(daemon, "bgpd"),
+        (FrrError::VtySocketMissing { socket }, Via::Socket) => {
+            assert!(socket.ends_with("bgpd.vty"), "{socket:?}");
+            assert!(err.to_string().contains("is bgpd running"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn frr_stopped_gives_clear_errors_and_restart_recovers(via: Via) {
     let mut lab = Lab::start();
-    let backend = lab.backend();
+    let backend = lab.backend_via(via);
     backend
         .set(&network(V4), RouteState::Announced)
         .await
@@ -918,12 +982,9 @@ async fn frr_stopped_gives_clear_errors_and_restart_recovers() {
             .await
             .expect_err("bgpd down"),
     );
-    match &err {
-        FrrError::DaemonNotRunning { daemon, .. } => assert_eq!(daemon, "bgpd"),
-        other => panic!("{other:?}"),
-    }
+    assert_bgpd_down(&err, via);
     let err = frr_err(backend.read(&network(V4)).await.expect_err("bgpd down"));
-    assert!(matches!(err, FrrError::DaemonNotRunning { .. }), "{err:?}");
+    assert_bgpd_down(&err, via);
     let health = backend.health().await;
     assert!(!health.reachable);
     assert!(
@@ -933,19 +994,33 @@ async fn frr_stopped_gives_clear_errors_and_restart_recovers() {
 
     lab.frr.stop();
     let err = frr_err(backend.read(&network(V4)).await.expect_err("FRR down"));
-    assert!(matches!(err, FrrError::NotReachable { .. }), "{err:?}");
-    assert!(err.to_string().contains("--vty_socket"), "{err}");
+    match via {
+        Via::Vtysh => {
+            assert!(matches!(err, FrrError::NotReachable { .. }), "{err:?}");
+            assert!(err.to_string().contains("--vty_socket"), "{err}");
+        }
+        Via::Socket => assert_bgpd_down(&err, via),
+    }
     let err = frr_err(
         backend
             .set(&network(V4), RouteState::Announced)
             .await
             .expect_err("FRR down"),
     );
-    assert!(matches!(err, FrrError::NotReachable { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            FrrError::NotReachable { .. }
+                | FrrError::DaemonNotRunning { .. }
+                | FrrError::VtySocketMissing { .. }
+        ),
+        "{err:?}"
+    );
     let health = backend.health().await;
     assert!(!health.reachable && health.error.is_some(), "{health:?}");
 
-    // Restarted from its files: the running config (never written) is gone, and the backend works again.
+    // Restarted from its files: the running config (never written) is gone, and the same backend works
+    // again (on the socket: it reconnects).
     lab.frr.restart();
     assert_eq!(
         read(&backend, &network(V4)).await.state,
@@ -960,14 +1035,24 @@ async fn frr_stopped_gives_clear_errors_and_restart_recovers() {
         RouteState::Announced
     );
     assert!(backend.health().await.reachable);
+    lab.upstream.wait_route(V4, true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hung_frr_times_out_within_bound() {
+async fn frr_stopped_gives_clear_errors_and_restart_recovers_on_the_socket() {
+    frr_stopped_gives_clear_errors_and_restart_recovers(Via::Socket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_stopped_gives_clear_errors_and_restart_recovers_through_vtysh() {
+    frr_stopped_gives_clear_errors_and_restart_recovers(Via::Vtysh).await;
+}
+
+async fn hung_frr_times_out_within_bound(via: Via) {
     let lab = Lab::start();
     let backend = FrrBackend::new(FrrConfig {
         timeout: Duration::from_millis(800),
-        ..lab.config()
+        ..lab.config_via(via)
     })
     .expect("config");
     let bgpd = lab.frr.pid(FrrDaemon::Bgpd).expect("bgpd pid");
@@ -995,6 +1080,20 @@ async fn hung_frr_times_out_within_bound() {
         .set(&network(V4), RouteState::Announced)
         .await
         .expect("works again after SIGCONT");
+    assert_eq!(
+        read(&backend, &network(V4)).await.state,
+        RouteState::Announced
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_bgpd_times_out_within_bound_on_the_socket() {
+    hung_frr_times_out_within_bound(Via::Socket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_bgpd_times_out_within_bound_through_vtysh() {
+    hung_frr_times_out_within_bound(Via::Vtysh).await;
 }
 
 /// Writes an executable shell script (a stand-in vtysh) into `dir`.
@@ -1022,7 +1121,10 @@ async fn vtysh_as_unprivileged_user_is_permission_denied() {
         ),
     );
     let backend = FrrBackend::new(FrrConfig {
-        vtysh: wrapper,
+        transport: FrrTransport::Vtysh {
+            vtysh: wrapper,
+            extra_args: lab.frr.vtysh_args(),
+        },
         ..lab.config()
     })
     .expect("config");
@@ -1043,11 +1145,7 @@ async fn vtysh_as_unprivileged_user_is_permission_denied() {
 async fn vtysh_missing_or_not_executable_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("dir");
     let missing = dir.path().join("no-such-vtysh");
-    let backend = FrrBackend::new(FrrConfig {
-        vtysh: missing.clone(),
-        ..FrrConfig::default()
-    })
-    .expect("config");
+    let backend = FrrBackend::new(vtysh_at(missing.clone())).expect("config");
     let err = frr_err(
         backend
             .set(&network(V4), RouteState::Announced)
@@ -1064,11 +1162,7 @@ async fn vtysh_missing_or_not_executable_is_a_clear_error() {
 
     let not_exec = dir.path().join("vtysh");
     std::fs::write(&not_exec, "not a program").expect("write");
-    let backend = FrrBackend::new(FrrConfig {
-        vtysh: not_exec,
-        ..FrrConfig::default()
-    })
-    .expect("config");
+    let backend = FrrBackend::new(vtysh_at(not_exec)).expect("config");
     let err = frr_err(
         backend
             .read(&network(V4))
@@ -1086,11 +1180,7 @@ async fn invalid_inputs_are_rejected_before_spawning() {
     let dir = tempfile::tempdir().expect("dir");
     let marker = dir.path().join("spawned");
     let recorder = script(dir.path(), "vtysh", &format!("touch {}", marker.display()));
-    let backend = FrrBackend::new(FrrConfig {
-        vtysh: recorder.clone(),
-        ..FrrConfig::default()
-    })
-    .expect("config");
+    let backend = FrrBackend::new(vtysh_at(recorder.clone())).expect("config");
 
     let err = frr_err(
         backend
@@ -1178,11 +1268,17 @@ async fn invalid_inputs_are_rejected_before_spawning() {
             ..FrrConfig::default()
         },
         FrrConfig {
-            extra_args: vec!["-c".into(), "write memory".into()],
+            transport: FrrTransport::Vtysh {
+                vtysh: "vtysh".into(),
+                extra_args: vec!["-c".into(), "write memory".into()],
+            },
             ..FrrConfig::default()
         },
         FrrConfig {
-            extra_args: vec!["-w".into()],
+            transport: FrrTransport::Vtysh {
+                vtysh: "vtysh".into(),
+                extra_args: vec!["-w".into()],
+            },
             ..FrrConfig::default()
         },
     ] {
@@ -1231,36 +1327,54 @@ async fn unnumbered_interface_neighbor_shutdown_with_readback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bgpd_crash_gives_clear_error() {
     let mut lab = Lab::start();
-    let backend = lab.backend();
-    backend
-        .set(&network(V4), RouteState::Announced)
-        .await
-        .expect("announce");
-    lab.frr.kill_daemon(FrrDaemon::Bgpd);
-    let err = frr_err(
+    let backends = [
+        (Via::Socket, lab.backend_via(Via::Socket)),
+        (Via::Vtysh, lab.backend_via(Via::Vtysh)),
+    ];
+    for (_, backend) in &backends {
         backend
-            .set(&network(V4), RouteState::Withdrawn)
+            .set(&network(V4), RouteState::Announced)
             .await
-            .expect_err("bgpd crashed"),
-    );
-    match &err {
-        FrrError::DaemonNotRunning { daemon, .. } => assert_eq!(daemon, "bgpd"),
-        other => panic!("{other:?}"),
+            .expect("announce");
     }
-    let health = backend.health().await;
-    assert!(
-        !health.reachable && health.error.as_deref().unwrap_or("").contains("bgpd"),
-        "{health:?}"
-    );
+    // SIGKILL: the socket's connection is open and its file stays behind.
+    lab.frr.kill_daemon(FrrDaemon::Bgpd);
+    for (via, backend) in &backends {
+        let err = frr_err(
+            backend
+                .set(&network(V4), RouteState::Withdrawn)
+                .await
+                .expect_err("bgpd crashed"),
+        );
+        match &err {
+            FrrError::DaemonNotRunning { daemon, .. } => assert_eq!(daemon, "bgpd", "{via:?}"),
+            other => panic!("{via:?}: {other:?}"),
+        }
+        let health = backend.health().await;
+        assert!(
+            !health.reachable && health.error.as_deref().unwrap_or("").contains("bgpd"),
+            "{via:?}: {health:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_bgp_instance_is_a_clear_error_and_none_is_created() {
     let node = Netns::create("nobgp");
     let frr = FrrInstance::start(&node.0, FrrConfigFiles::bgpd(""));
+    for via in [Via::Socket, Via::Vtysh] {
+        no_bgp_instance_through(&frr, via).await;
+    }
+    assert!(
+        !frr.vtysh_ok(&["show running-config"])
+            .contains("router bgp")
+    );
+    drop(frr);
+}
+
+async fn no_bgp_instance_through(frr: &FrrInstance, via: Via) {
     let backend = FrrBackend::new(FrrConfig {
-        vtysh: require_binary("vtysh"),
-        extra_args: frr.vtysh_args(),
+        transport: via.transport(frr),
         ..FrrConfig::default()
     })
     .expect("config");
@@ -1280,14 +1394,9 @@ async fn no_bgp_instance_is_a_clear_error_and_none_is_created() {
         let err = frr_err(backend.read(&target).await.expect_err("no instance"));
         assert!(
             matches!(err, FrrError::NoBgpInstance { .. }),
-            "{target}: {err:?}"
+            "{via:?} {target}: {err:?}"
         );
     }
-    assert!(
-        !frr.vtysh_ok(&["show running-config"])
-            .contains("router bgp")
-    );
-    drop(frr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1322,4 +1431,172 @@ async fn concurrent_operations_on_one_backend() {
     );
     lab.upstream.wait_route(V4, false);
     lab.upstream.wait_route(V6, false);
+}
+
+const VTY_CHILD_SOCKET_ENV: &str = "NSBEACON_TEST_FRR_CHILD_SOCKET";
+const VTY_CHILD_EXPECT_ENV: &str = "NSBEACON_TEST_FRR_CHILD_EXPECT";
+
+/// The child side of `vty_socket_permission_denied_names_the_group`, running as `nobody`.
+async fn vty_permission_child(socket: PathBuf) {
+    let expect = std::env::var(VTY_CHILD_EXPECT_ENV).expect("expectation");
+    let backend = FrrBackend::new(FrrConfig {
+        transport: FrrTransport::VtySocket { socket },
+        ..FrrConfig::default()
+    })
+    .expect("config");
+    let result = backend.read(&network(V4)).await;
+    if expect == "denied" {
+        let err = frr_err(result.expect_err("nobody must not reach a frr:frrvty 0770 socket"));
+        assert!(
+            matches!(err, FrrError::VtyPermissionDenied { .. }),
+            "{err:?}"
+        );
+        println!("CHILD-ERROR: {err}");
+    } else {
+        let read = result.expect("a member of frrvty gets through");
+        println!("CHILD-OK: {:?}", read.value.state);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vty_socket_permission_denied_names_the_group() {
+    if let Ok(socket) = std::env::var(VTY_CHILD_SOCKET_ENV) {
+        vty_permission_child(PathBuf::from(socket)).await;
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::start();
+    // FRR creates its vty sockets frr:frrvty 0770; let nobody traverse the test's state dir.
+    std::fs::set_permissions(lab.frr.state_dir(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod state dir");
+    let socket = lab.frr.bgpd_vty_socket();
+    let run_child = |group: Option<u32>, expect: &str| {
+        nsbeacon_testkit::process::rerun_test_as_nobody(
+            "vty_socket_permission_denied_names_the_group",
+            group,
+            &[
+                (VTY_CHILD_SOCKET_ENV, &socket),
+                (VTY_CHILD_EXPECT_ENV, Path::new(expect)),
+            ],
+        )
+    };
+    let stdout = run_child(None, "denied");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("CHILD-ERROR: "))
+        .unwrap_or_else(|| panic!("no error line from the child:\n{stdout}"));
+    assert!(line.contains("permission denied"), "{line}");
+    assert!(line.contains(&socket.display().to_string()), "{line}");
+    assert!(line.contains("member of group `frrvty`"), "{line}");
+    // Following the hint works.
+    let frrvty = nsbeacon_testkit::process::group_id("frrvty");
+    let stdout = run_child(Some(frrvty), "ok");
+    assert!(stdout.contains("CHILD-OK: Withdrawn"), "{stdout}");
+}
+
+/// A unix socket at `path` whose one connection is answered by `serve`, in a thread.
+fn fake_vty(
+    path: &Path,
+    serve: impl FnOnce(std::os::unix::net::UnixStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind fake vty");
+    std::thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            serve(stream);
+        }
+    })
+}
+
+/// Reads one NUL-terminated command from a fake vty's client.
+fn read_command(stream: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    let mut command = Vec::new();
+    let mut byte = [0u8; 1];
+    while stream.read_exact(&mut byte).is_ok() && byte[0] != 0 {
+        command.push(byte[0]);
+    }
+    String::from_utf8_lossy(&command).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_vty_sockets_give_bounded_errors() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let timeout = Duration::from_millis(500);
+    let backend_at = |path: &Path| {
+        FrrBackend::new(FrrConfig {
+            transport: FrrTransport::VtySocket {
+                socket: path.to_owned(),
+            },
+            timeout,
+            ..FrrConfig::default()
+        })
+        .expect("config")
+    };
+    let attempt = |backend: FrrBackend| async move {
+        let started = Instant::now();
+        let err = frr_err(backend.read(&network(V4)).await.expect_err("hostile peer"));
+        assert!(
+            started.elapsed() < timeout + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        err
+    };
+
+    // BIRD's control socket (or anything line-based): a greeting, never the vty trailer.
+    let path = dir.path().join("bird.ctl");
+    let peer = fake_vty(&path, |mut s| {
+        let _ = s.write_all(b"0001 BIRD 2.0.12 ready.\n");
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let err = attempt(backend_at(&path)).await;
+    assert!(matches!(err, FrrError::NotAVtySocket { .. }), "{err:?}");
+    assert!(err.to_string().contains("0001 BIRD"), "{err}");
+    peer.join().expect("peer");
+
+    // Garbage with NUL bytes in the wrong places.
+    let path = dir.path().join("garbage.vty");
+    let peer = fake_vty(&path, |mut s| {
+        let _ = read_command(&mut s);
+        let _ = s.write_all(b"x\0y\0\0\0");
+    });
+    let err = attempt(backend_at(&path)).await;
+    assert!(matches!(err, FrrError::BadOutput { .. }), "{err:?}");
+    peer.join().expect("peer");
+
+    // Accepts `enable`, then closes in the middle of the next command.
+    let path = dir.path().join("closing.vty");
+    let peer = fake_vty(&path, |mut s| {
+        assert_eq!(read_command(&mut s), "enable");
+        let _ = s.write_all(b"\0\0\0\0");
+        let _ = read_command(&mut s);
+        let _ = s.write_all(b"half a reply");
+    });
+    let err = attempt(backend_at(&path)).await;
+    assert!(matches!(err, FrrError::VtyDisconnected { .. }), "{err:?}");
+    peer.join().expect("peer");
+
+    // Accepts, then never answers: the timeout bounds it.
+    let path = dir.path().join("silent.vty");
+    let peer = fake_vty(&path, |s| {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(s);
+    });
+    let err = attempt(backend_at(&path)).await;
+    assert!(matches!(err, FrrError::Timeout { .. }), "{err:?}");
+    peer.join().expect("peer");
+
+    // An unknown command is FRR's status 2, whatever the text.
+    let path = dir.path().join("old.vty");
+    let peer = fake_vty(&path, |mut s| {
+        assert_eq!(read_command(&mut s), "enable");
+        let _ = s.write_all(b"\0\0\0\0");
+        let _ = read_command(&mut s);
+        let _ = s.write_all(b"% [BGP] Unknown command: show running-config\n\0\0\0\x02");
+        let _ = read_command(&mut s);
+    });
+    let err = attempt(backend_at(&path)).await;
+    assert!(matches!(err, FrrError::UnknownCommand { .. }), "{err:?}");
+    peer.join().expect("peer");
 }

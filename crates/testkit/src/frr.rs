@@ -236,6 +236,11 @@ impl FrrInstance {
         ]
     }
 
+    /// bgpd's vty socket, `STATE_DIR/bgpd.vty`: what nsbeacon's default FRR transport connects to.
+    pub fn bgpd_vty_socket(&self) -> PathBuf {
+        self.dir.path().join("bgpd.vty")
+    }
+
     /// Runs `vtysh --vty_socket DIR -c C1 -c C2 ...` (from the test's own namespace; the vty sockets are
     /// files, reachable from any namespace) and returns what it printed. Never panics on vtysh failure.
     pub fn vtysh(&self, commands: &[&str]) -> VtyshOutput {

@@ -160,3 +160,50 @@ impl Drop for DaemonGuard {
         self.stop(Duration::from_secs(3));
     }
 }
+
+/// Runs one test of the current test binary again, in a child process as `nobody` (uid/gid 65534) with
+/// only the supplementary group `group` (or none), and returns what it printed.
+///
+/// Root bypasses file permissions, so a test of "permission denied" needs an unprivileged process: a real
+/// EACCES from connect(2). The child is this test binary, copied where nobody may run it; `env` tells the
+/// child which part to play (the test checks for it first and returns early in the child). Panics unless
+/// the child exits 0, with its output.
+pub fn rerun_test_as_nobody(test: &str, group: Option<u32>, env: &[(&str, &Path)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let setpriv = require_binary("setpriv");
+    let exe_dir = tempfile::tempdir().expect("tempdir for the test binary");
+    std::fs::set_permissions(exe_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the test binary's dir");
+    let exe = exe_dir.path().join("test-as-nobody");
+    std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy test binary");
+    let groups = group.map_or_else(|| "--clear-groups".to_owned(), |g| format!("--groups={g}"));
+    let mut cmd = Command::new(&setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", &groups, "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture"]);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let output = cmd.output().expect("run the test as nobody");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "child ({groups}) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The numeric id of group `name`, from `/etc/group`. Panics when there is no such group.
+pub fn group_id(name: &str) -> u32 {
+    let groups = std::fs::read_to_string("/etc/group").expect("read /etc/group");
+    groups
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(name))
+                .then(|| fields.nth(1).and_then(|gid| gid.parse().ok()))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no group {name} in /etc/group: is its package installed?"))
+}
