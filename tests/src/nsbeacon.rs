@@ -72,7 +72,8 @@ pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
     }
 }
 
-/// The `[backend]` table's body for `lab`: the node's BIRD control socket, or vtysh against the node's FRR.
+/// The `[backend]` table's body for `lab`: the node's BIRD control socket, or the node's bgpd vty socket
+/// (FRR's default transport).
 pub fn lab_backend(lab: &Lab) -> String {
     match lab.node_bgp_ref() {
         NodeBgp::Bird(bird) => format!(
@@ -80,9 +81,8 @@ pub fn lab_backend(lab: &Lab) -> String {
             bird.socket().display()
         ),
         NodeBgp::Frr(frr) => format!(
-            "kind = \"frr\"\nvtysh = \"{}\"\nargs = [\"--vty_socket\", \"{}\"]\nasn = {}\ntimeout = \"5s\"\n",
-            nsbeacon_testkit::require_binary("vtysh").display(),
-            frr.state_dir().display(),
+            "kind = \"frr\"\nsocket = \"{}\"\nasn = {}\ntimeout = \"5s\"\n",
+            frr.bgpd_vty_socket().display(),
             crate::lab::NODE_AS
         ),
     }

@@ -2,14 +2,14 @@
 //!
 //! BIRD: `disable`/`enable` of the static protocol over the control socket (nsbeacon's `BirdBackend`),
 //! the same through a `birdc` process, and rewriting an include file + `birdc configure` with 5,000 extra
-//! static routes in the config. FRR: `network`/`no network` through nsbeacon's `FrrBackend` (vtysh).
+//! static routes in the config. FRR: `network`/`no network` through nsbeacon's `FrrBackend`, over bgpd's vty socket and through vtysh.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nsbeacon_routing::bird::{BirdBackend, BirdConfig};
-use nsbeacon_routing::frr::{FrrBackend, FrrConfig};
+use nsbeacon_routing::frr::{FrrBackend, FrrConfig, FrrTransport};
 use nsbeacon_routing::{BirdProtocolName, RouteState, RouteTarget, RoutingBackend};
 use nsbeacon_testkit::require_binary;
 
@@ -114,25 +114,6 @@ fn birdc(socket: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// `no network` / `network` over a persistent vty connection, in `router bgp` / `address-family` node.
-fn what_if_vty(lab: &Lab, socket: &Path, rounds: usize) -> Result<OpSamples, BenchError> {
-    let mut vty = crate::vty::VtyConnection::connect(socket)?;
-    for command in [
-        "configure terminal",
-        "router bgp 65001",
-        "address-family ipv4 unicast",
-    ] {
-        vty.command(command)?;
-    }
-    measure(lab, rounds, |state| {
-        let command = match state {
-            RouteState::Withdrawn => format!("no network {ANYCAST_PREFIX}"),
-            RouteState::Announced => format!("network {ANYCAST_PREFIX}"),
-        };
-        vty.command(&command).map(|_| ())
-    })
-}
-
 /// Runs part 2 and returns its markdown section.
 pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -233,46 +214,46 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
         );
     }
 
-    // FRR: `no network` / `network` through FrrBackend.
+    // FRR: `no network` / `network` through FrrBackend, over each transport.
     {
         let lab = Lab::start(NodeKind::Frr, &BirdNodeOptions::default())?;
-        let args = lab
-            .frr_vtysh_args()
-            .ok_or_else(|| BenchError::new("FRR lab without an FRR node"))?;
-        let backend = FrrBackend::new(FrrConfig {
-            vtysh: require_binary("vtysh"),
-            extra_args: args,
-            ..FrrConfig::default()
-        })
-        .map_err(|e| BenchError::new(e.to_string()))?;
+        let missing = || BenchError::new("FRR lab without an FRR node");
+        let transports = [
+            (
+                "FRR `no network`/`network` (FrrBackend, bgpd vty socket: default)",
+                FrrTransport::VtySocket {
+                    socket: lab.frr_vty_socket().ok_or_else(missing)?,
+                },
+            ),
+            (
+                "FRR `no network`/`network` (FrrBackend, via = \"vtysh\")",
+                FrrTransport::Vtysh {
+                    vtysh: require_binary("vtysh"),
+                    extra_args: lab.frr_vtysh_args().ok_or_else(missing)?,
+                },
+            ),
+        ];
         let target = RouteTarget::FrrNetwork(
             ANYCAST_PREFIX
                 .parse()
                 .map_err(|e| BenchError::new(format!("{ANYCAST_PREFIX}: {e}")))?,
         );
-        runtime
-            .block_on(backend.read(&target))
+        for (label, transport) in transports {
+            let backend = FrrBackend::new(FrrConfig {
+                transport,
+                ..FrrConfig::default()
+            })
             .map_err(|e| BenchError::new(e.to_string()))?;
-        let samples = measure(&lab, rounds, |state| {
             runtime
-                .block_on(backend.set(&target, state))
-                .map(|_| ())
-                .map_err(|e| BenchError::new(e.to_string()))
-        })?;
-        push_row(
-            &mut table,
-            "FRR `no network`/`network` (FrrBackend, vtysh)",
-            &samples,
-        );
-        // What-if: the same commands over one persistent connection to bgpd's vty socket.
-        let state_dir = lab.node_state_dir();
-        match what_if_vty(&lab, &state_dir.join("bgpd.vty"), rounds) {
-            Ok(samples) => push_row(
-                &mut table,
-                "what-if (not nsbeacon): FRR over one persistent bgpd.vty connection",
-                &samples,
-            ),
-            Err(e) => eprintln!("FRR vty what-if not measured: {e}"),
+                .block_on(backend.read(&target))
+                .map_err(|e| BenchError::new(e.to_string()))?;
+            let samples = measure(&lab, rounds, |state| {
+                runtime
+                    .block_on(backend.set(&target, state))
+                    .map(|_| ())
+                    .map_err(|e| BenchError::new(e.to_string()))
+            })?;
+            push_row(&mut table, label, &samples);
         }
     }
 
@@ -283,8 +264,8 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
          {rounds} withdraw/announce rounds per operation, lab topology (node -> upstream BIRD over a veth). \
          *op* = until the operation returned; *seen* = from the operation's start until the upstream's \
          RIB (polled every 1 ms over a persistent control-socket connection) showed the change. \
-         Milliseconds. The *what-if* row is not nsbeacon code: it sends the same FRR commands over one \
-         persistent connection to bgpd's vty socket (the protocol vtysh speaks) to show what the `vtysh` \
-         process per operation costs.\n\n{rendered}\n"
+         Milliseconds. Both FRR rows are nsbeacon's `FrrBackend` (read the running config, then \
+         `[no] network`): over one persistent connection to bgpd's vty socket (the default), and with \
+         `via = \"vtysh\"`, one vtysh process per command batch (two per operation).\n\n{rendered}\n"
     ))
 }

@@ -196,16 +196,11 @@ fn nsbeacon_config(
             )
         }
         NodeKind::Frr => {
-            let args = lab
-                .frr_vtysh_args()
+            let socket = lab
+                .frr_vty_socket()
                 .ok_or_else(|| BenchError::new("FRR lab without FRR"))?;
-            let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
             (
-                format!(
-                    "kind = \"frr\"\nvtysh = \"{}\"\nargs = [{}]\n",
-                    nsbeacon_testkit::require_binary("vtysh").display(),
-                    args.join(", ")
-                ),
+                format!("kind = \"frr\"\nsocket = \"{}\"\n", socket.display()),
                 ANYCAST_PREFIX.to_owned(),
             )
         }

@@ -182,19 +182,19 @@ impl Lab {
         }
     }
 
+    /// bgpd's vty socket on the node (FRR nodes only): nsbeacon's default FRR transport.
+    pub fn frr_vty_socket(&self) -> Option<PathBuf> {
+        match &self.node {
+            NodeRouter::Bird(_) => None,
+            NodeRouter::Frr(frr) => Some(frr.bgpd_vty_socket()),
+        }
+    }
+
     /// vtysh arguments reaching the node's FRR (FRR nodes only).
     pub fn frr_vtysh_args(&self) -> Option<Vec<String>> {
         match &self.node {
             NodeRouter::Bird(_) => None,
             NodeRouter::Frr(frr) => Some(frr.vtysh_args()),
-        }
-    }
-
-    /// The node daemon's directory (BIRD: config and socket; FRR: state dir with the `*.vty` sockets).
-    pub fn node_state_dir(&self) -> PathBuf {
-        match &self.node {
-            NodeRouter::Bird(bird) => bird.dir().to_path_buf(),
-            NodeRouter::Frr(frr) => frr.state_dir().to_path_buf(),
         }
     }
 }

@@ -18,7 +18,6 @@ mod lab;
 mod pooled;
 mod rib;
 mod stats;
-mod vty;
 mod zones;
 
 use std::path::PathBuf;
@@ -105,7 +104,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Part {
-    /// Part 2: backend operation latency (BIRD socket, birdc, birdc configure, FRR vtysh).
+    /// Part 2: backend operation latency (BIRD socket, birdc, birdc configure, FRR vty socket and vtysh).
     Backend {
         /// Withdraw/announce rounds per operation.
         #[arg(long, default_value_t = 20)]

@@ -16,7 +16,7 @@ use crate::config::BackendConfig;
 pub enum Backend {
     /// BIRD 2 over its control socket.
     Bird(BirdBackend),
-    /// FRR through vtysh.
+    /// FRR over bgpd's vty socket or through vtysh.
     Frr(FrrBackend),
 }
 
@@ -46,14 +46,12 @@ impl Backend {
                 source: e.into(),
             }),
             BackendConfig::Frr {
-                vtysh,
-                args,
+                transport,
                 asn,
                 vrf,
                 timeout,
             } => FrrBackend::new(FrrConfig {
-                vtysh: vtysh.clone(),
-                extra_args: args.clone(),
+                transport: transport.clone(),
                 asn: *asn,
                 vrf: vrf.clone(),
                 timeout: *timeout,

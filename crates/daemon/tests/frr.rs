@@ -1,6 +1,7 @@
 //! The real `nsbeacon` binary driving a real FRR 8.4 (zebra, staticd, bgpd in a network namespace this
 //! test creates) from the probes of a real Knot: `network P` follows DNS health, and an FRR restart (which
-//! loses the running config) is re-asserted.
+//! loses the running config, and closes nsbeacon's vty connection) is re-asserted. The first test uses
+//! the default transport (bgpd's vty socket), the degrade test `via = "vtysh"`.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -42,15 +43,13 @@ fn frr_network_follows_dns_health_and_is_reasserted_after_an_frr_restart() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let args: Vec<String> = frr.vtysh_args().iter().map(|a| format!("{a:?}")).collect();
     let config = format!(
         r#"state_dir = "{state}"
 reconcile_interval = "500ms"
 
 [backend]
 kind = "frr"
-vtysh = "{vtysh}"
-args = [{args}]
+socket = "{socket}"
 timeout = "10s"
 
 [http]
@@ -72,8 +71,7 @@ qtype = "SOA"
 timeout = "250ms"
 "#,
         state = dir.path().join("state").display(),
-        vtysh = require_binary("vtysh").display(),
-        args = args.join(", "),
+        socket = frr.bgpd_vty_socket().display(),
         knot = knot.addr(),
     );
     let config_path = dir.path().join("nsbeacon.toml");
@@ -160,6 +158,7 @@ reconcile_interval = "500ms"
 
 [backend]
 kind = "frr"
+via = "vtysh"
 vtysh = "{vtysh}"
 args = [{args}]
 timeout = "10s"

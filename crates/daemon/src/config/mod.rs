@@ -37,6 +37,7 @@ use std::time::Duration;
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{ProbeSpec, Transport};
 use nsbeacon_routing::RouteTarget;
+use nsbeacon_routing::frr::FrrTransport;
 
 /// Where `nsbeacon` looks for its configuration when `-c PATH` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nsbeacon/nsbeacon.toml";
@@ -57,14 +58,18 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/nsbeacon";
 /// Default BIRD 2 control socket of the Debian/Ubuntu packages.
 pub const DEFAULT_BIRD_SOCKET: &str = "/run/bird/bird.ctl";
 
-/// Default `vtysh` binary of the FRR packages.
+/// Default `vtysh` binary of the FRR packages (used with `via = "vtysh"`).
 pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
+
+/// Default bgpd vty socket of the FRR packages (used with `via = "socket"`, the default).
+pub const DEFAULT_BGPD_VTY_SOCKET: &str = nsbeacon_routing::frr::DEFAULT_BGPD_VTY_SOCKET;
 
 /// Default bound on one BIRD control-socket command. BIRD answers in well under a millisecond; a BIRD busy
 /// reconfiguring a large table may take longer, and the reconciler retries anyway.
 pub const DEFAULT_BIRD_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Default bound on one `vtysh` call (one call alone costs 30-40 ms; the process is killed on expiry).
+/// Default bound on one FRR operation (over the vty socket a command takes about a millisecond, one vtysh
+/// call 30-40 ms; a vtysh still running is killed, a vty connection still waiting is dropped).
 pub const DEFAULT_FRR_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default reconcile interval: how often desired route states are re-compared with what the BGP daemon
@@ -159,17 +164,18 @@ pub enum BackendConfig {
         /// Bound on one command. Default [`DEFAULT_BIRD_TIMEOUT`].
         timeout: Duration,
     },
-    /// FRR through `vtysh`. Route targets are prefixes (`network`) or neighbors (`neighbor X shutdown`).
+    /// FRR, over bgpd's vty socket or through `vtysh`. Route targets are prefixes (`network`) or neighbors
+    /// (`neighbor X shutdown`).
     Frr {
-        /// The `vtysh` binary. Default [`DEFAULT_VTYSH`].
-        vtysh: PathBuf,
-        /// Extra arguments before the `-c` commands, e.g. `["--vty_socket", "/run/frr"]`.
-        args: Vec<String>,
+        /// `via = "socket"` (default, bgpd's vty socket, default [`DEFAULT_BGPD_VTY_SOCKET`]) or
+        /// `via = "vtysh"` (binary, default [`DEFAULT_VTYSH`], and extra arguments such as
+        /// `["--vty_socket", "/run/frr"]`).
+        transport: FrrTransport,
         /// Local ASN; discovered from `show bgp summary json` when unset.
         asn: Option<u32>,
         /// VRF of the `router bgp` instance; the default VRF when unset.
         vrf: Option<String>,
-        /// Bound on one `vtysh` call. Default [`DEFAULT_FRR_TIMEOUT`].
+        /// Bound on one operation. Default [`DEFAULT_FRR_TIMEOUT`].
         timeout: Duration,
     },
 }

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawBackend {
     pub kind: Option<String>,
     pub socket: Option<String>,
+    pub via: Option<String>,
     pub vtysh: Option<String>,
     pub args: Option<Vec<String>>,
     pub asn: Option<i64>,

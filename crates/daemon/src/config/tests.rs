@@ -35,6 +35,7 @@ reconcile_interval = "5s"
 
 [backend]
 kind = "frr"
+via = "vtysh"
 vtysh = "/usr/local/bin/vtysh"
 args = ["--vty_socket", "/run/frr-lab"]
 asn = 65001
@@ -238,8 +239,10 @@ fn frr_example_parses_every_option() {
     assert_eq!(
         config.backend,
         BackendConfig::Frr {
-            vtysh: "/usr/local/bin/vtysh".into(),
-            args: vec!["--vty_socket".into(), "/run/frr-lab".into()],
+            transport: FrrTransport::Vtysh {
+                vtysh: "/usr/local/bin/vtysh".into(),
+                extra_args: vec!["--vty_socket".into(), "/run/frr-lab".into()],
+            },
             asn: Some(65001),
             vrf: Some("anycast".into()),
             timeout: Duration::from_secs(3),
@@ -680,7 +683,11 @@ fn frr_backend_errors() {
     assert_issue(&issues, "backend.vrf", "not a valid VRF name");
     assert_issue(&issues, "backend.args[0]", "\"-c\"");
     assert_issue(&issues, "backend.args[1]", "empty argument");
-    assert_issue(&issues, "backend.socket", "only applies to kind = \"bird\"");
+    assert_issue(
+        &issues,
+        "backend.socket",
+        "does not apply with via = \"vtysh\"",
+    );
     assert_issue(&issues, "backend.timeout", "2m is out of range");
     assert_eq!(issues.len(), 6, "{issues:#?}");
     let as_trans = self::issues(&FRR_EXAMPLE.replace("asn = 65001", "asn = 23456"));
@@ -1336,6 +1343,87 @@ fn vtysh_args_that_run_or_write_config_are_rejected() {
         );
         ok(&text);
     }
+}
+
+/// The FRR backend with `backend_keys` in place of the example's via/vtysh/args lines.
+fn frr_with(backend_keys: &str) -> String {
+    FRR_EXAMPLE.replace(
+        "via = \"vtysh\"\nvtysh = \"/usr/local/bin/vtysh\"\nargs = [\"--vty_socket\", \"/run/frr-lab\"]\n",
+        backend_keys,
+    )
+}
+
+#[test]
+fn frr_defaults_to_bgpd_vty_socket() {
+    let text = frr_with("");
+    assert_ne!(text, FRR_EXAMPLE, "the replacement must apply");
+    match ok(&text).backend {
+        BackendConfig::Frr { transport, .. } => assert_eq!(
+            transport,
+            FrrTransport::VtySocket {
+                socket: DEFAULT_BGPD_VTY_SOCKET.into()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    match ok(&frr_with(
+        "via = \"socket\"\nsocket = \"/run/frr-lab/bgpd.vty\"\n",
+    ))
+    .backend
+    {
+        BackendConfig::Frr { transport, .. } => assert_eq!(
+            transport,
+            FrrTransport::VtySocket {
+                socket: "/run/frr-lab/bgpd.vty".into()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn frr_keys_of_the_other_transport_are_errors() {
+    // vtysh settings without via = "vtysh": an older config, or a typo; never silently ignored.
+    let issues_found = issues(&frr_with(
+        "vtysh = \"/usr/bin/vtysh\"\nargs = [\"--vty_socket\", \"/run/frr\"]\n",
+    ));
+    assert_issue(
+        &issues_found,
+        "backend.vtysh",
+        "only applies with via = \"vtysh\"",
+    );
+    assert_issue(
+        &issues_found,
+        "backend.args",
+        "only applies with via = \"vtysh\"",
+    );
+    assert!(
+        issues_found[0].to_string().contains("DIR/bgpd.vty"),
+        "{}",
+        issues_found[0]
+    );
+    assert_issue(
+        &issues(&frr_with(
+            "via = \"vtysh\"\nsocket = \"/run/frr/bgpd.vty\"\n",
+        )),
+        "backend.socket",
+        "does not apply with via = \"vtysh\"",
+    );
+    assert_issue(
+        &issues(&frr_with("via = \"telnet\"\n")),
+        "backend.via",
+        "not a way to reach FRR",
+    );
+    assert_issue(
+        &issues(&frr_with("socket = \"\"\n")),
+        "backend.socket",
+        "empty path",
+    );
+    assert_issue(
+        &issues(&BIRD_EXAMPLE.replace("kind = \"bird\"", "kind = \"bird\"\nvia = \"socket\"")),
+        "backend.via",
+        "only applies to kind = \"frr\"",
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use nsbeacon_prober::proto::op::ResponseCode;
 use nsbeacon_prober::proto::rr::{DNSClass, Name, RecordType};
 use nsbeacon_prober::{AnswerMatch, Expectations, IdentitySpec, ProbeSpec, QuerySpec, Transport};
+use nsbeacon_routing::frr::FrrTransport;
 use nsbeacon_routing::{BirdProtocolName, FrrNeighbor, FrrNetwork, RouteMapName, RouteTarget};
 
 use super::raw::{RawBackend, RawCheck, RawConfig, RawDamping, RawService};
@@ -185,7 +186,7 @@ impl Validator<'_> {
                 self.issue(
                     "backend.kind",
                     format!("{other:?} is not a supported backend"),
-                    "use kind = \"bird\" (BIRD 2, control socket) or kind = \"frr\" (FRR, vtysh)",
+                    "use kind = \"bird\" (BIRD 2, control socket) or kind = \"frr\" (FRR, bgpd's vty socket or vtysh)",
                 );
                 return None;
             }
@@ -193,7 +194,7 @@ impl Validator<'_> {
                 self.issue(
                     "backend.kind",
                     "missing",
-                    "set kind = \"bird\" (BIRD 2, control socket) or kind = \"frr\" (FRR, vtysh)",
+                    "set kind = \"bird\" (BIRD 2, control socket) or kind = \"frr\" (FRR, bgpd's vty socket or vtysh)",
                 );
                 return None;
             }
@@ -201,6 +202,7 @@ impl Validator<'_> {
         match kind {
             BackendKind::Bird => {
                 for (key, present) in [
+                    ("via", raw.via.is_some()),
                     ("vtysh", raw.vtysh.is_some()),
                     ("args", raw.args.is_some()),
                     ("asn", raw.asn.is_some()),
@@ -238,38 +240,7 @@ impl Validator<'_> {
                 })
             }
             BackendKind::Frr => {
-                if raw.socket.is_some() {
-                    self.issue(
-                        "backend.socket",
-                        "`socket` only applies to kind = \"bird\"",
-                        "for FRR give vtysh's socket directory through args = [\"--vty_socket\", \"DIR\"]",
-                    );
-                }
-                let vtysh = match raw.vtysh.as_deref() {
-                    None => Some(PathBuf::from(DEFAULT_VTYSH)),
-                    Some("") => {
-                        self.issue(
-                            "backend.vtysh",
-                            "empty path",
-                            "give the vtysh binary, e.g. /usr/bin/vtysh",
-                        );
-                        None
-                    }
-                    Some(s) => Some(PathBuf::from(s)),
-                };
-                let args = raw.args.clone().unwrap_or_default();
-                for (i, arg) in args.iter().enumerate() {
-                    if arg.is_empty() {
-                        self.issue(format!("backend.args[{i}]"), "empty argument", "remove it");
-                    } else if dangerous_vtysh_arg(arg) {
-                        self.issue(
-                            format!("backend.args[{i}]"),
-                            format!("{arg:?} would make vtysh run or write configuration on every call"),
-                            "only pass connection options such as --vty_socket DIR or -N NAMESPACE; nsbeacon adds \
-                             its own -c commands and never writes the startup config",
-                        );
-                    }
-                }
+                let transport = self.frr_transport(raw);
                 let asn = match raw.asn {
                     None => Some(None),
                     Some(23456) => {
@@ -312,14 +283,99 @@ impl Validator<'_> {
                     MAX_TIMEOUT,
                 );
                 Some(BackendConfig::Frr {
-                    vtysh: vtysh?,
-                    args,
+                    transport: transport?,
                     asn: asn?,
                     vrf: vrf?,
                     timeout: timeout.or(raw.timeout.is_none().then_some(DEFAULT_FRR_TIMEOUT))?,
                 })
             }
         }
+    }
+
+    /// FRR's `via`: bgpd's vty socket (default; `socket`) or vtysh (`vtysh`, `args`). Keys of the other
+    /// transport are errors, so a config never silently ignores what the operator wrote.
+    fn frr_transport(&mut self, raw: &RawBackend) -> Option<FrrTransport> {
+        let via_socket = match raw.via.as_deref() {
+            None | Some("socket") => true,
+            Some("vtysh") => false,
+            Some(other) => {
+                self.issue(
+                    "backend.via",
+                    format!("{other:?} is not a way to reach FRR"),
+                    "use via = \"socket\" (bgpd's vty socket, the default) or via = \"vtysh\" (one vtysh process \
+                     per call)",
+                );
+                return None;
+            }
+        };
+        if via_socket {
+            for (key, present) in [("vtysh", raw.vtysh.is_some()), ("args", raw.args.is_some())] {
+                if present {
+                    self.issue(
+                        format!("backend.{key}"),
+                        format!("`{key}` only applies with via = \"vtysh\""),
+                        "set via = \"vtysh\" to run vtysh, or remove it and give bgpd's vty socket as socket = \
+                         \"DIR/bgpd.vty\" (vtysh --vty_socket DIR; -N NAME is /run/frr/NAME/bgpd.vty)",
+                    );
+                }
+            }
+            let socket = match raw.socket.as_deref() {
+                None => PathBuf::from(DEFAULT_BGPD_VTY_SOCKET),
+                Some("") => {
+                    self.issue(
+                        "backend.socket",
+                        "empty path",
+                        "give bgpd's vty socket, e.g. /run/frr/bgpd.vty",
+                    );
+                    return None;
+                }
+                Some(s) => PathBuf::from(s),
+            };
+            return Some(FrrTransport::VtySocket { socket });
+        }
+        if raw.socket.is_some() {
+            self.issue(
+                "backend.socket",
+                "`socket` does not apply with via = \"vtysh\"",
+                "give vtysh's socket directory through args = [\"--vty_socket\", \"DIR\"], or remove via to talk to \
+                 bgpd's socket directly",
+            );
+        }
+        let vtysh = match raw.vtysh.as_deref() {
+            None => Some(PathBuf::from(DEFAULT_VTYSH)),
+            Some("") => {
+                self.issue(
+                    "backend.vtysh",
+                    "empty path",
+                    "give the vtysh binary, e.g. /usr/bin/vtysh",
+                );
+                None
+            }
+            Some(s) => Some(PathBuf::from(s)),
+        };
+        let args = raw.args.clone().unwrap_or_default();
+        let mut args_ok = true;
+        for (i, arg) in args.iter().enumerate() {
+            if arg.is_empty() {
+                self.issue(format!("backend.args[{i}]"), "empty argument", "remove it");
+                args_ok = false;
+            } else if dangerous_vtysh_arg(arg) {
+                self.issue(
+                    format!("backend.args[{i}]"),
+                    format!("{arg:?} would make vtysh run or write configuration on every call"),
+                    "only pass connection options such as --vty_socket DIR or -N NAMESPACE; nsbeacon adds \
+                     its own -c commands and never writes the startup config",
+                );
+                args_ok = false;
+            }
+        }
+        if raw.socket.is_some() || !args_ok {
+            return None;
+        }
+        Some(FrrTransport::Vtysh {
+            vtysh: vtysh?,
+            extra_args: args,
+        })
     }
 
     fn http(&mut self, raw: Option<&super::raw::RawHttp>) -> HttpConfig {
