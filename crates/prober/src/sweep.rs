@@ -4,9 +4,9 @@
 //! so a multi-threaded runtime uses every core; on a current-thread runtime the caller's task does all the
 //! work. The workers take zones from one shared counter and split `concurrency` between them: at most
 //! `concurrency` zones are in flight in total; each zone asks the local server and the reference at the
-//! same time, so at most `concurrency` queries per server are outstanding at any time. Every query is bounded by the timeout,
-//! so a sweep of `n` zones ends within about `timeout * ceil(n / concurrency)` even if every server is
-//! silent.
+//! same time, so at most `concurrency` queries per server are outstanding at any time. Every query is
+//! bounded by the timeout, so a sweep of `n` zones ends within about `timeout * ceil(n / concurrency)`
+//! even if every server is silent.
 //!
 //! Over UDP, each server's queries reuse a small pool of sockets (see `wire::UdpPool`) instead of a fresh
 //! socket per query, which was most of a sweep's CPU. Single probes keep a fresh socket per query.
