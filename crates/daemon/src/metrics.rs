@@ -22,7 +22,8 @@ const PROBE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Buckets for backend operations: a BIRD socket command takes ~0.5 ms, a vtysh call 30-100 ms.
+/// Buckets for backend operations: a BIRD socket command or an FRR operation over bgpd's vty socket takes
+/// 0.3-1 ms, one through vtysh 30-100 ms.
 const BACKEND_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
