@@ -96,17 +96,11 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
                 .max(1);
             let bound =
                 serial.timeout * 2 * u32::try_from(rounds).unwrap_or(u32::MAX / 4) + CHECK_GRACE;
-            // The prober's sweep future is not provably `Send` (its stream combinators borrow the zone
-            // list), so it cannot run on a worker task directly; it runs on a blocking-pool thread that
-            // drives it with the runtime's reactor. One thread per running sweep, never per query.
-            let zones = serial.zones.clone();
-            let handle = tokio::runtime::Handle::current();
-            let sweep_task = tokio::task::spawn_blocking(move || {
-                handle.block_on(async move { tokio::time::timeout(bound, sweep.run(&zones)).await })
-            });
-            match sweep_task.await {
-                Ok(Ok(result)) => CheckRun::Serial(result),
-                Ok(Err(_)) | Err(_) => CheckRun::Hung(bound),
+            // The sweep spreads its zones over worker tasks of this runtime (one per core); dropping it
+            // at the bound aborts them.
+            match tokio::time::timeout(bound, sweep.run(&serial.zones)).await {
+                Ok(result) => CheckRun::Serial(result),
+                Err(_) => CheckRun::Hung(bound),
             }
         }
     }
