@@ -168,7 +168,7 @@ fn check_config(path: &Path) -> i32 {
                 path.display(),
                 config.services.len(),
                 checks,
-                config.backend.kind()
+                config.backend
             );
             0
         }

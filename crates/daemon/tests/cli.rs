@@ -132,3 +132,41 @@ fn drain_and_undrain_are_stored_and_unknown_services_rejected() {
     assert!(store.all().is_none());
     assert!(store.get("dns").is_none());
 }
+
+#[test]
+fn check_config_says_where_the_backend_is_reached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), 9);
+    let out = nsbeacon(&config, &["check-config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = format!(
+        "OK (1 service(s), 1 check(s), backend bird over its control socket {}/bird.ctl)",
+        dir.path().display()
+    );
+    assert!(text(&out).contains(&expected), "{}", text(&out));
+
+    let bird = std::fs::read_to_string(&config).expect("read config");
+    let backend = format!(
+        "kind = \"bird\"\nsocket = \"{}/bird.ctl\"",
+        dir.path().display()
+    );
+    for (table, expected) in [
+        (
+            "kind = \"frr\"".to_owned(),
+            "backend frr over bgpd's vty socket /run/frr/bgpd.vty)".to_owned(),
+        ),
+        (
+            "kind = \"frr\"\nvia = \"vtysh\"\nargs = [\"--vty_socket\", \"/run/frr-a\"]".to_owned(),
+            "backend frr through /usr/bin/vtysh --vty_socket /run/frr-a)".to_owned(),
+        ),
+    ] {
+        let frr = bird
+            .replace(&backend, &table)
+            .replace("\"anycast_dns\"", "\"203.0.113.53/32\"");
+        assert_ne!(frr, bird);
+        std::fs::write(&config, frr).expect("write config");
+        let out = nsbeacon(&config, &["check-config"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains(&expected), "{}", text(&out));
+    }
+}

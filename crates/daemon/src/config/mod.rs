@@ -197,6 +197,32 @@ impl BackendConfig {
     }
 }
 
+/// Where nsbeacon will talk to the BGP daemon, as `check-config` prints it: the operator sees at once
+/// which socket or binary the file resolves to, defaults included.
+impl fmt::Display for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendConfig::Bird { socket, .. } => {
+                write!(f, "bird over its control socket {}", socket.display())
+            }
+            BackendConfig::Frr {
+                transport: FrrTransport::VtySocket { socket },
+                ..
+            } => write!(f, "frr over bgpd's vty socket {}", socket.display()),
+            BackendConfig::Frr {
+                transport: FrrTransport::Vtysh { vtysh, extra_args },
+                ..
+            } => {
+                write!(f, "frr through {}", vtysh.display())?;
+                for arg in extra_args {
+                    write!(f, " {arg}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The HTTP endpoint (`/metrics`, `/status`, `/healthz`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
