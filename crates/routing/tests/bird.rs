@@ -15,7 +15,7 @@ use nsbeacon_routing::{
 };
 use nsbeacon_testkit::bird::BirdDaemon;
 use nsbeacon_testkit::netns::{Netns, Veth};
-use nsbeacon_testkit::process::{group_id, rerun_test_as_nobody};
+use nsbeacon_testkit::process::{child_line, group_id, rerun_test_as_nobody};
 use nsbeacon_testkit::{Signal, free_port};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -899,10 +899,7 @@ async fn permission_denied_names_the_socket_and_its_group() {
     };
 
     let stdout = run_child(None, "denied");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("CHILD-ERROR: "))
-        .unwrap_or_else(|| panic!("no error line from the child:\n{stdout}"));
+    let line = child_line(&stdout, "CHILD-ERROR: ");
     assert!(line.contains("permission denied"), "{line}");
     assert!(line.contains(&socket.display().to_string()), "{line}");
     assert!(line.contains("owner root:bird, mode 0660"), "{line}");

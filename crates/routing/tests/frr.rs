@@ -1481,10 +1481,7 @@ async fn vty_socket_permission_denied_names_the_group() {
         )
     };
     let stdout = run_child(None, "denied");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("CHILD-ERROR: "))
-        .unwrap_or_else(|| panic!("no error line from the child:\n{stdout}"));
+    let line = nsbeacon_testkit::process::child_line(&stdout, "CHILD-ERROR: ");
     assert!(line.contains("permission denied"), "{line}");
     assert!(line.contains(&socket.display().to_string()), "{line}");
     assert!(line.contains("member of group `frrvty`"), "{line}");

@@ -194,6 +194,15 @@ pub fn rerun_test_as_nobody(test: &str, group: Option<u32>, env: &[(&str, &Path)
     stdout
 }
 
+/// The line of a child's output (see [`rerun_test_as_nobody`]) that starts with `prefix`, without it.
+/// Panics with the whole output when there is none.
+pub fn child_line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line from the child:\n{stdout}"))
+}
+
 /// The numeric id of group `name`, from `/etc/group`. Panics when there is no such group.
 pub fn group_id(name: &str) -> u32 {
     let groups = std::fs::read_to_string("/etc/group").expect("read /etc/group");
