@@ -513,8 +513,12 @@ mod tests {
             proptest::prop_oneof![proptest::prelude::Just(0u8), proptest::prelude::any::<u8>()],
             0..64,
         )) {
-            if let Ok(Some((_, output))) = parse(&bytes) {
-                proptest::prop_assert!(output.len() + 4 <= bytes.len());
+            // A reply is complete only when it ends with exactly one `\0\0\0<status>` trailer.
+            if let Ok(Some((status, _))) = parse(&bytes) {
+                let n = bytes.len();
+                proptest::prop_assert!(n >= 4 && bytes[n - 4..n - 1] == [0, 0, 0]);
+                proptest::prop_assert_eq!(status, bytes[n - 1]);
+                proptest::prop_assert!(!bytes[..n - 4].contains(&0));
             }
         }
     }
