@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use nsbeacon_testkit::frr::{FrrConfigFiles, FrrInstance};
+use nsbeacon_testkit::frr::{FrrConfigFiles, FrrDaemon, FrrInstance};
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 use nsbeacon_testkit::netns::Netns;
 use nsbeacon_testkit::{DaemonGuard, free_port, require_binary, wait_until};
@@ -31,7 +31,7 @@ fn announced(frr: &FrrInstance) -> bool {
 }
 
 #[test]
-fn frr_network_follows_dns_health_and_is_reasserted_after_an_frr_restart() {
+fn frr_network_follows_dns_health_and_is_reasserted_after_an_frr_restart_and_reload() {
     let node = Netns::create("frrnode").expect("create namespace");
     node.ip(&["addr", "add", PREFIX, "dev", "lo"])
         .expect("anycast address on lo");
@@ -109,6 +109,45 @@ timeout = "250ms"
     assert!(
         wait_until(WAIT, || announced(&frr)),
         "network not re-asserted after an FRR restart\n{}",
+        log()
+    );
+
+    // `systemctl reload frr` runs frr-reload.py, which makes the running config match the file: it removes
+    // the `network` nsbeacon added (the template has none) before it returns. Only nsbeacon adds it again,
+    // at its next read-back (drift) or pending re-check.
+    let reload = Command::new("python3")
+        .arg("/usr/lib/frr/frr-reload.py")
+        .args(["--reload", "--stdout", "--daemon", "bgpd", "--bindir"])
+        .arg(require_binary("vtysh").parent().expect("vtysh dir"))
+        .arg("--confdir")
+        .arg(frr.state_dir())
+        .arg("--rundir")
+        .arg(frr.state_dir())
+        .arg("--vty_socket")
+        .arg(frr.state_dir())
+        .arg(frr.config_path(FrrDaemon::Bgpd))
+        .output()
+        .expect("run frr-reload.py");
+    let reload_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&reload.stdout),
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert!(reload.status.success(), "frr-reload.py failed: {reload_out}");
+    assert!(
+        reload_out.contains(&format!("no network {PREFIX}")),
+        "frr-reload.py did not remove the network: {reload_out}"
+    );
+    assert!(
+        wait_until(WAIT, || announced(&frr)),
+        "network not re-asserted after frr-reload.py\n{reload_out}\n{}",
+        log()
+    );
+    assert!(
+        wait_until(WAIT, || frr
+            .vtysh_ok(&[&format!("show bgp ipv4 unicast {PREFIX} json")])
+            .contains("\"paths\"")),
+        "re-asserted network not in the BGP table\n{}",
         log()
     );
 
