@@ -133,7 +133,10 @@ timeout = "250ms"
         String::from_utf8_lossy(&reload.stdout),
         String::from_utf8_lossy(&reload.stderr)
     );
-    assert!(reload.status.success(), "frr-reload.py failed: {reload_out}");
+    assert!(
+        reload.status.success(),
+        "frr-reload.py failed: {reload_out}"
+    );
     assert!(
         reload_out.contains(&format!("no network {PREFIX}")),
         "frr-reload.py did not remove the network: {reload_out}"
