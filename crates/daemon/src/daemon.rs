@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backend::{Backend, BackendSetupError};
-use crate::config::{self, CheckKind, Config, OnShutdown, ServiceConfig};
+use crate::birdlog;
+use crate::config::{self, BackendConfig, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
 use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
@@ -149,12 +150,22 @@ pub async fn run(
 
     let withdraw_on_shutdown =
         Arc::new(AtomicBool::new(config.on_shutdown == OnShutdown::Withdraw));
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    if let BackendConfig::Bird { socket, timeout } = &config.backend {
+        tokio::spawn(birdlog::watch(
+            socket.clone(),
+            *timeout,
+            nudge.clone(),
+            stop_tasks.clone(),
+        ));
+    }
     let (reconciler, handles) = Reconciler::new(
         backend,
         ReconcilerSettings {
             backend_kind,
             interval: config.reconcile_interval,
             withdraw_on_shutdown: withdraw_on_shutdown.clone(),
+            nudge,
         },
         desired_rx,
         metrics.clone(),

@@ -38,6 +38,7 @@
 //! [`cli`].
 
 pub mod backend;
+pub mod birdlog;
 pub mod cli;
 pub mod config;
 pub mod daemon;

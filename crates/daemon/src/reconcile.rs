@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -49,6 +49,10 @@ pub struct ReconcilerSettings {
     pub interval: Duration,
     /// Whether to withdraw every known target when shutting down; shared so a reload can change it.
     pub withdraw_on_shutdown: Arc<AtomicBool>,
+    /// Notified when the BGP daemon may have changed targets behind nsbeacon's back (BIRD logged a
+    /// reconfiguration, or came back after a restart): every target is read back at once instead of at
+    /// the next interval, and a backoff wait ends early.
+    pub nudge: Arc<Notify>,
 }
 
 /// A label pair for a target: (`kind`, `name`), e.g. (`bird_protocol`, `anycast_dns`).
@@ -260,6 +264,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
+                        _ = self.settings.nudge.notified() => {}
                         changed = self.desired_rx.changed() => {
                             if changed.is_err() {
                                 shutdown.cancelled().await;
@@ -284,6 +289,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         }
                     }
                     _ = tick.tick() => read_all = true,
+                    _ = self.settings.nudge.notified() => read_all = true,
                 }
             }
             self.shutdown().await;
@@ -782,6 +788,7 @@ mod tests {
 
     struct Harness {
         backend: Arc<FakeBackend>,
+        nudge: Arc<Notify>,
         desired: watch::Sender<DesiredTable>,
         report: watch::Receiver<RoutingReport>,
         shutdown: CancellationToken,
@@ -790,10 +797,12 @@ mod tests {
 
     fn start(table: DesiredTable, interval: Duration, backend: Arc<FakeBackend>) -> Harness {
         let (desired, rx) = watch::channel(table);
+        let nudge = Arc::new(Notify::new());
         let settings = ReconcilerSettings {
             backend_kind: "fake",
             interval,
             withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
+            nudge: nudge.clone(),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),
@@ -805,6 +814,7 @@ mod tests {
         let task = tokio::spawn(reconciler.run(shutdown.clone()));
         Harness {
             backend,
+            nudge,
             desired,
             report: handles.report,
             shutdown,
@@ -841,6 +851,7 @@ mod tests {
             backend_kind: "fake",
             interval: Duration::from_secs(60),
             withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
+            nudge: Arc::new(Notify::new()),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),
@@ -1011,6 +1022,25 @@ mod tests {
                     == 2
         })
         .await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn a_nudge_reads_back_at_once_instead_of_at_the_interval() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Announced)]),
+            Duration::from_secs(3600),
+            backend,
+        );
+        eventually(|| h.backend.actual(&proto("main")) == Some(Announced)).await;
+        // `birdc configure` disabled it; the hour-long interval would leave it withdrawn.
+        h.backend.force(&proto("main"), Withdrawn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(h.backend.actual(&proto("main")), Some(Withdrawn));
+        h.nudge.notify_one();
+        eventually(|| h.backend.actual(&proto("main")) == Some(Announced)).await;
         h.shutdown.cancel();
         h.task.await.expect("ends");
     }

@@ -609,3 +609,49 @@ fn a_taken_http_port_fails_start_up_before_any_route_is_touched() {
     // DNS is down, yet BIRD's own `up` is untouched: this process changed nothing.
     assert_eq!(node.state("anycast_dns").as_deref(), Some("up"));
 }
+
+#[test]
+fn birdc_configure_and_a_bird_restart_are_repaired_at_once_not_at_the_reconcile_interval() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    // A reconcile interval far beyond the waits below: only the BIRD log watch can repair in time.
+    let config = std::fs::read_to_string(node.config_path()).expect("read config");
+    let slow = config.replace(
+        "reconcile_interval = \"200ms\"",
+        "reconcile_interval = \"10m\"",
+    );
+    assert_ne!(slow, config);
+    std::fs::write(node.config_path(), slow).expect("write config");
+    // The templates' way: every anycast protocol `disabled` in bird.conf, enabled by nsbeacon.
+    let bird_conf = common::BIRD_CONF.replace("{ ipv4;", "{ disabled; ipv4;");
+    std::fs::write(node.bird.config_path(), &bird_conf).expect("write bird.conf");
+    let reply = node.bird.command("configure");
+    assert!(reply.contains("0002-"), "configure: {reply}");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+
+    // `birdc configure` (config management) disables it again, BIRD's way with `disabled` protocols.
+    let drifts = |node: &common::Node| {
+        node.log()
+            .matches("drift: the BGP daemon changed this target")
+            .count()
+    };
+    assert_eq!(drifts(&node), 0, "{}", node.log());
+    let reply = node.bird.command("configure");
+    assert!(reply.contains("0002-"), "configure: {reply}");
+    let repaired = |node: &common::Node, count: usize, why: &str| {
+        assert!(
+            wait_until(Duration::from_secs(5), || drifts(node) >= count
+                && node.state("anycast_dns").as_deref() == Some("up")),
+            "{why}: anycast_dns not re-enabled by a drift re-assert within 5 s (reconcile interval 10 min)\n{}",
+            node.log()
+        );
+    };
+    repaired(&node, 1, "after birdc configure");
+
+    // A restarted BIRD starts with it disabled; the watch reconnects and nsbeacon re-enables it.
+    node.bird.restart();
+    repaired(&node, 2, "after a BIRD restart");
+    assert_eq!(node.state("anycast_degraded").as_deref(), Some("down"));
+}

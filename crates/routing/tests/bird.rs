@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nsbeacon_routing::bird::{
-    BirdBackend, BirdConfig, BirdError, Phase, ProtocolState, ToggleOutcome,
+    BirdBackend, BirdConfig, BirdError, BirdLogEvent, BirdLogWatch, Phase, ProtocolState,
+    ToggleOutcome,
 };
 use nsbeacon_routing::{
     BirdProtocolName, BirdProtocolNameError, RouteState, RouteTarget, RoutingBackend, RoutingError,
@@ -911,4 +912,63 @@ async fn permission_denied_names_the_socket_and_its_group() {
         stdout.contains("CHILD-OK: Static protocol anycast_dns is up"),
         "{stdout}"
     );
+}
+
+/// The next event from `watch`, skipping errors (BIRD away), within `limit`.
+async fn next_event(watch: &mut BirdLogWatch, limit: Duration) -> BirdLogEvent {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, watch.next()).await {
+            Ok(Ok(event)) => return event,
+            Ok(Err(_)) => continue,
+            Err(_) => panic!("no event from the log watch within {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn log_watch_hears_a_reconfiguration_and_a_restart() {
+    // The templates' way: the protocol is `disabled` in the config and enabled at run time.
+    let config = "router id 192.0.2.2;\nprotocol device {}\n\
+                  protocol static anycast_dns { disabled; ipv4; route 203.0.113.53/32 blackhole; }\n";
+    let mut bird = BirdDaemon::start(config, None);
+    let mut watch = BirdLogWatch::new(bird.socket(), TIMEOUT);
+    assert_eq!(
+        next_event(&mut watch, Duration::from_secs(5)).await,
+        BirdLogEvent::Connected
+    );
+    let backend = backend(&bird.socket(), TIMEOUT);
+    backend.enable(&name("anycast_dns")).await.expect("enable");
+    // Our own `enable` is logged too: drain it.
+    assert!(matches!(
+        next_event(&mut watch, Duration::from_secs(5)).await,
+        BirdLogEvent::Line(_)
+    ));
+
+    // `configure` restarts the protocol in its configured (disabled) state: BIRD's behaviour that makes
+    // the watch necessary. The watch hears it.
+    let reply = bird.command("configure");
+    assert!(reply.contains("0002-"), "configure: {reply}");
+    match next_event(&mut watch, Duration::from_secs(5)).await {
+        BirdLogEvent::Line(text) => assert!(!text.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(bird.wait_protocol_state("anycast_dns", "down", Duration::from_secs(5)));
+
+    // A restarted BIRD: the connection breaks, the watch reconnects by itself and says so.
+    bird.restart();
+    let started = Instant::now();
+    loop {
+        if next_event(&mut watch, Duration::from_secs(10)).await == BirdLogEvent::Connected {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no reconnect");
+    }
+    // And keeps hearing the new BIRD.
+    backend.enable(&name("anycast_dns")).await.expect("enable");
+    assert!(matches!(
+        next_event(&mut watch, Duration::from_secs(5)).await,
+        BirdLogEvent::Line(_)
+    ));
 }

@@ -23,6 +23,8 @@ pub enum Phase {
     Sending,
     /// Reading the reply, up to its final `DDDD ` line.
     Receiving,
+    /// Waiting for BIRD's log lines after `echo` (see [`BirdLogWatch`](super::BirdLogWatch)).
+    WatchingLog,
 }
 
 impl fmt::Display for Phase {
@@ -33,6 +35,7 @@ impl fmt::Display for Phase {
             Phase::Greeting => "waiting for BIRD's greeting",
             Phase::Sending => "sending the command",
             Phase::Receiving => "waiting for the reply",
+            Phase::WatchingLog => "waiting for BIRD's echoed log",
         })
     }
 }

@@ -4,9 +4,12 @@
 //! * [`BirdControlSocket`]: one persistent connection, bounded timeouts, reconnect with backoff.
 //! * [`BirdBackend`]: the [`RoutingBackend`](crate::RoutingBackend) for BIRD protocols
 //!   ([`RouteTarget::BirdProtocol`](crate::RouteTarget::BirdProtocol)), built from a [`BirdConfig`].
+//! * [`BirdLogWatch`]: BIRD's log echoed on a dedicated connection, so the daemon reads back at once when
+//!   BIRD reconfigures or restarts.
 
 mod backend;
 mod error;
+mod log_watch;
 pub mod reply;
 mod socket;
 
@@ -15,4 +18,5 @@ pub use backend::{
     ProtocolState, ToggleOutcome,
 };
 pub use error::{BirdError, Phase};
+pub use log_watch::{BirdLogEvent, BirdLogWatch};
 pub use socket::BirdControlSocket;

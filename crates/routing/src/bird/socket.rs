@@ -132,6 +132,66 @@ impl BirdControlSocket {
         }
     }
 
+    /// Waits, without a deadline, for the next spontaneous (`+`) line on the open connection: BIRD's log,
+    /// echoed after an `echo` command on this connection. Returns its text.
+    ///
+    /// Meant for a client dedicated to watching (see [`BirdLogWatch`](super::BirdLogWatch)): it holds the
+    /// connection while it waits, so a command on the same client waits too. Cancel-safe: dropping the
+    /// future keeps the connection and any partly read line. EOF or an I/O error drops the connection (the
+    /// next command reconnects); a numbered line outside any command means we are out of step with BIRD and
+    /// is an error too.
+    pub async fn next_spontaneous(&self) -> Result<String, BirdError> {
+        let mut state = self.state.lock().await;
+        let disconnected = || BirdError::Disconnected {
+            socket: self.path.clone(),
+            command: None,
+            phase: Phase::WatchingLog,
+        };
+        let Some(connection) = state.connection.as_mut() else {
+            return Err(disconnected());
+        };
+        let failure = loop {
+            if let Some(pos) = connection.buf.iter().position(|&b| b == b'\n') {
+                let parsed = super::reply::parse_line(&connection.buf[..pos]);
+                connection.buf.drain(..=pos);
+                match parsed {
+                    Ok(line) if line.kind == LineKind::Spontaneous => return Ok(line.text),
+                    Ok(line) => {
+                        break BirdError::UnexpectedReply {
+                            socket: self.path.clone(),
+                            command: "echo all".to_owned(),
+                            expected: "only echoed log lines (`+...`) between commands",
+                            reply: line.text.chars().take(200).collect(),
+                        };
+                    }
+                    Err(source) => {
+                        break BirdError::MalformedReply {
+                            socket: self.path.clone(),
+                            command: None,
+                            source,
+                        };
+                    }
+                }
+            }
+            if connection.buf.len() > MAX_LINE_BYTES {
+                break BirdError::MalformedReply {
+                    socket: self.path.clone(),
+                    command: None,
+                    source: super::reply::ReplyError::LineTooLong {
+                        max: MAX_LINE_BYTES,
+                    },
+                };
+            }
+            match connection.stream.read_buf(&mut connection.buf).await {
+                Ok(0) => break disconnected(),
+                Ok(_) => {}
+                Err(e) => break self.io_error(None, Phase::WatchingLog, e),
+            }
+        };
+        state.connection = None;
+        Err(failure)
+    }
+
     /// Drops the open connection, if any (the next command reconnects).
     pub async fn disconnect(&self) {
         self.state.lock().await.connection = None;
