@@ -157,7 +157,15 @@ async fn measure(
         withdraw.push(backend.set(network, RouteState::Withdrawn).await?.elapsed);
         announce.push(backend.set(network, RouteState::Announced).await?.elapsed);
         announce_noop.push(backend.set(network, RouteState::Announced).await?.elapsed);
-        let status = backend.read(network).await?;
+        // bgpd validates the path after its 50 ms hold; over the socket a read can come first.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            let status = backend.read(network).await?;
+            if status.value.state == RouteState::Announced || Instant::now() >= deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         if status.value.state != RouteState::Announced {
             return Err(format!("read-back after announce: {:?}", status.value).into());
         }

@@ -409,12 +409,12 @@ async fn assert_variants(
     active: Option<&RouteTarget>,
 ) {
     for target in variants {
-        let status = read(backend, target).await;
         let expected = if Some(*target) == active {
             RouteState::Announced
         } else {
             RouteState::Withdrawn
         };
+        let status = read_until(backend, target, expected).await;
         assert_eq!(status.state, expected, "{target}: {status:?}");
     }
 }
@@ -663,6 +663,21 @@ async fn read(backend: &FrrBackend, target: &RouteTarget) -> TargetStatus {
     backend.read(target).await.expect("read-back").value
 }
 
+/// Reads `target` back until it is in `state` (up to 5 s) and returns the last status. A network is
+/// announced only once its path is valid in the BGP table, which bgpd settles after its 50 ms work-queue
+/// hold: over the vty socket the read-back can come before that (the daemon's reconciler treats this as
+/// "pending" and re-checks).
+async fn read_until(backend: &FrrBackend, target: &RouteTarget, state: RouteState) -> TargetStatus {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = read(backend, target).await;
+        if status.state == state || Instant::now() >= deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn frr_err(err: RoutingError) -> FrrError {
     match err {
         RoutingError::Frr(e) => e,
@@ -686,7 +701,7 @@ async fn network_cycle(prefix: &str, via: Via) {
         .await
         .expect("announce");
     assert!(done.elapsed > Duration::ZERO);
-    let after = read(&backend, &target).await;
+    let after = read_until(&backend, &target, RouteState::Announced).await;
     assert_eq!(after.state, RouteState::Announced, "{after:?}");
     assert!(lab.running_config().contains(&format!("network {prefix}")));
     lab.upstream.wait_route(prefix, true);
@@ -881,7 +896,9 @@ async fn asn_discovery_checks_and_vrfs() {
         "no instance was created"
     );
     assert_eq!(
-        read(&lab.backend(), &network(V4)).await.state,
+        read_until(&lab.backend(), &network(V4), RouteState::Announced)
+            .await
+            .state,
         RouteState::Announced
     );
 
@@ -907,7 +924,9 @@ async fn asn_discovery_checks_and_vrfs() {
         .await
         .expect("withdraw in vrf");
     assert_eq!(
-        read(&lab.backend(), &network(V4)).await.state,
+        read_until(&lab.backend(), &network(V4), RouteState::Announced)
+            .await
+            .state,
         RouteState::Announced
     );
 
@@ -1031,7 +1050,9 @@ async fn frr_stopped_gives_clear_errors_and_restart_recovers(via: Via) {
         .await
         .expect("announce after restart");
     assert_eq!(
-        read(&backend, &network(V4)).await.state,
+        read_until(&backend, &network(V4), RouteState::Announced)
+            .await
+            .state,
         RouteState::Announced
     );
     assert!(backend.health().await.reachable);
@@ -1081,7 +1102,9 @@ async fn hung_frr_times_out_within_bound(via: Via) {
         .await
         .expect("works again after SIGCONT");
     assert_eq!(
-        read(&backend, &network(V4)).await.state,
+        read_until(&backend, &network(V4), RouteState::Announced)
+            .await
+            .state,
         RouteState::Announced
     );
 }
