@@ -39,6 +39,12 @@ pub type DesiredTable = BTreeMap<String, Vec<(RouteTarget, RouteState)>>;
 const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 /// Longest delay between retries while the backend stays unreachable.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// First re-check of a target the daemon accepted but does not report yet; it doubles up to the reconcile
+/// interval. bgpd validates a new `network` after its 50 ms work-queue hold, so a read-back right after
+/// the command (about a millisecond over the vty socket) usually finds it pending, and the next one 100 ms
+/// later confirmed: status, metrics and make-before-break follow within a tenth of a second instead of
+/// one reconcile interval.
+const PENDING_RECHECK_INITIAL: Duration = Duration::from_millis(100);
 
 /// How the reconciler behaves; built from the config.
 #[derive(Debug, Clone)]
@@ -136,6 +142,8 @@ struct TargetRecord {
     confirmed: bool,
     /// Failed withdrawals of this target as an orphan while the daemon answered.
     orphan_failures: u32,
+    /// Consecutive passes that found this target pending (accepted, not yet reported).
+    pending_passes: u32,
 }
 
 /// An orphaned target (no service lists it any more) that the answering daemon keeps rejecting is
@@ -155,7 +163,8 @@ enum ConvergeError {
     /// A backend operation failed: counts towards an outage episode and backoff.
     Failed(String),
     /// The daemon accepted the change but does not report it yet (e.g. a BGP protocol still connecting,
-    /// an FRR network not yet in the RIB). Not a failure; re-checked every reconcile interval.
+    /// an FRR network not yet validated by bgpd). Not a failure; re-checked soon (from
+    /// [`PENDING_RECHECK_INITIAL`], doubling up to the reconcile interval).
     Pending,
 }
 
@@ -278,8 +287,10 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     continue;
                 }
                 backoff = BACKOFF_INITIAL;
+                let recheck = self.pending_recheck();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(recheck.unwrap_or_default()), if recheck.is_some() => {}
                     changed = self.desired_rx.changed() => {
                         if changed.is_err() {
                             // Every sender is gone: the daemon is shutting down; keep re-asserting
@@ -298,6 +309,18 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         .await
     }
 
+    /// When to look again at targets the daemon accepted but does not report yet: 100 ms after the first
+    /// pending pass, doubling per pass, never later than the reconcile interval. `None` when nothing is
+    /// pending.
+    fn pending_recheck(&self) -> Option<Duration> {
+        let passes = self.targets.values().map(|r| r.pending_passes).max()?;
+        (passes > 0).then(|| {
+            PENDING_RECHECK_INITIAL
+                .saturating_mul(1 << (passes - 1).min(16))
+                .min(self.settings.interval)
+        })
+    }
+
     /// One pass over the table: apply each service's steps in order; withdraw orphaned targets.
     async fn pass(&mut self, table: &DesiredTable, read_all: bool) -> Result<(), PassFailed> {
         let merged = merge(table);
@@ -313,6 +336,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     services: Vec::new(),
                     confirmed: false,
                     orphan_failures: 0,
+                    pending_passes: 0,
                 });
             if record.desired != *state {
                 record.confirmed = false;
@@ -447,8 +471,12 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         actual.map(state_str).unwrap_or("unknown")
                     );
                     if let Some(record) = self.targets.get_mut(target) {
-                        if record.last_error.as_deref() != Some(message.as_str()) {
-                            info!(detail = %record.detail, "{message}; re-checking every reconcile interval");
+                        record.pending_passes = record.pending_passes.saturating_add(1);
+                        // The first pending read-back is normal (bgpd's hold); say so only when it lasts.
+                        if record.pending_passes == 3 {
+                            info!(detail = %record.detail, "{message}; re-checking until it does");
+                        } else {
+                            debug!(detail = %record.detail, "{message}; re-checking soon");
                         }
                         record.last_error = Some(message);
                     }
@@ -459,6 +487,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
             if let Some(record) = self.targets.get_mut(target) {
                 record.confirmed = true;
                 record.last_error = None;
+                record.pending_passes = 0;
             }
             Ok(())
         }
@@ -936,6 +965,38 @@ mod tests {
             "{degrade:?}"
         );
         // The session comes up: the make-before-break sequence completes.
+        h.backend.slow_to_come_up.lock().expect("lock").clear();
+        eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
+        h.shutdown.cancel();
+        h.task.await.expect("ends");
+    }
+
+    #[tokio::test]
+    async fn a_pending_target_is_rechecked_soon_not_at_the_interval() {
+        let backend = Arc::new(FakeBackend::default());
+        let h = start(
+            table(&[("main", Announced), ("degrade", Withdrawn)]),
+            Duration::from_secs(3600),
+            backend,
+        );
+        eventually(|| h.report.borrow().first_pass_done).await;
+        h.backend
+            .slow_to_come_up
+            .lock()
+            .expect("lock")
+            .insert(proto("degrade"));
+        h.desired
+            .send(table(&[("degrade", Announced), ("main", Withdrawn)]))
+            .expect("send");
+        eventually(|| {
+            h.backend
+                .sets()
+                .contains(&"set degrade announced".to_owned())
+        })
+        .await;
+        assert_eq!(h.backend.actual(&proto("main")), Some(Announced));
+        // bgpd validated the network: the next re-check (100 ms, not the hour-long interval) confirms it
+        // and the make-before-break sequence completes.
         h.backend.slow_to_come_up.lock().expect("lock").clear();
         eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
         h.shutdown.cancel();
