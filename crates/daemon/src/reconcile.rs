@@ -923,12 +923,14 @@ mod tests {
         h.task.await.expect("ends");
     }
 
-    #[tokio::test]
-    async fn pending_announcement_holds_the_withdrawal_without_an_outage() {
+    /// A reconciler with `main` announced that is told to switch to `degrade`, which the daemon accepts but
+    /// does not report up (a BGP session still connecting, a network bgpd has not validated yet). Returns
+    /// once `degrade` has been set.
+    async fn switch_to_a_slow_target(interval: Duration) -> Harness {
         let backend = Arc::new(FakeBackend::default());
         let h = start(
             table(&[("main", Announced), ("degrade", Withdrawn)]),
-            Duration::from_millis(30),
+            interval,
             backend,
         );
         eventually(|| h.report.borrow().first_pass_done).await;
@@ -946,6 +948,12 @@ mod tests {
                 .contains(&"set degrade announced".to_owned())
         })
         .await;
+        h
+    }
+
+    #[tokio::test]
+    async fn pending_announcement_holds_the_withdrawal_without_an_outage() {
+        let h = switch_to_a_slow_target(Duration::from_millis(30)).await;
         // Several reconcile intervals later: still pending, main still announced, no outage episode.
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(h.backend.actual(&proto("main")), Some(Announced));
@@ -973,27 +981,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pending_target_is_rechecked_soon_not_at_the_interval() {
-        let backend = Arc::new(FakeBackend::default());
-        let h = start(
-            table(&[("main", Announced), ("degrade", Withdrawn)]),
-            Duration::from_secs(3600),
-            backend,
-        );
-        eventually(|| h.report.borrow().first_pass_done).await;
-        h.backend
-            .slow_to_come_up
-            .lock()
-            .expect("lock")
-            .insert(proto("degrade"));
-        h.desired
-            .send(table(&[("degrade", Announced), ("main", Withdrawn)]))
-            .expect("send");
-        eventually(|| {
-            h.backend
-                .sets()
-                .contains(&"set degrade announced".to_owned())
-        })
-        .await;
+        let h = switch_to_a_slow_target(Duration::from_secs(3600)).await;
         assert_eq!(h.backend.actual(&proto("main")), Some(Announced));
         // bgpd validated the network: the next re-check (100 ms, not the hour-long interval) confirms it
         // and the make-before-break sequence completes.
