@@ -55,10 +55,19 @@ async fn sweep_of_ten_thousand_zones() {
         .with_max_lag(1)
         .with_concurrency(128);
 
-    for transport in [Transport::Udp, Transport::Tcp] {
+    // Over TCP every query is a new connection: 128 zones in flight on both servers is a burst of 256
+    // connects at a time, and on a loaded CI machine Knot's accept queue drops a few SYNs, whose 1 s
+    // retransmit then misses the 2 s timeout. This test is about classification, not TCP throughput, so
+    // TCP runs with fewer connections in flight and a longer timeout.
+    for (transport, concurrency, timeout) in [
+        (Transport::Udp, 128, Duration::from_secs(2)),
+        (Transport::Tcp, 32, Duration::from_secs(5)),
+    ] {
         let report = sweep
             .clone()
             .with_transport(transport)
+            .with_concurrency(concurrency)
+            .with_timeout(timeout)
             .run(&names)
             .await
             .expect("valid sweep");
