@@ -4,6 +4,7 @@
 //! socket) and FRR (over one persistent connection to bgpd's vty socket, or through `vtysh`) are
 //! interchangeable. This crate knows nothing of DNS.
 
+mod backoff;
 pub mod bird;
 pub mod frr;
 mod socket_owner;

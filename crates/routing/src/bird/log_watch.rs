@@ -59,8 +59,9 @@ impl BirdLogWatch {
     /// Errors are for logging: the next call tries again.
     pub async fn next(&mut self) -> Result<BirdLogEvent, BirdError> {
         if self.consecutive_failures > 0 {
-            let exponent = (self.consecutive_failures - 1).min(16);
-            tokio::time::sleep(RETRY_INITIAL.saturating_mul(1 << exponent).min(RETRY_MAX)).await;
+            let pause =
+                crate::backoff::after_failures(RETRY_INITIAL, RETRY_MAX, self.consecutive_failures);
+            tokio::time::sleep(pause).await;
         }
         let result = self.try_next().await;
         match &result {

@@ -259,10 +259,11 @@ impl VtySocket {
 
     fn note_failure(&self, state: &mut SocketState, failure: Option<ConnectFailure>) {
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        let exponent = state.consecutive_failures.saturating_sub(1).min(16);
-        let backoff = BACKOFF_INITIAL
-            .saturating_mul(1 << exponent)
-            .min(BACKOFF_MAX);
+        let backoff = crate::backoff::after_failures(
+            BACKOFF_INITIAL,
+            BACKOFF_MAX,
+            state.consecutive_failures,
+        );
         state.retry_at = Some(Instant::now() + backoff);
         state.last_connect_error = failure;
     }
