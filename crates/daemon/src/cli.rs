@@ -204,11 +204,12 @@ fn http_get_bounded(
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("socket setup: {e}"))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("sending the request to {addr}: {e}"))?;
+    // One write: `write!` on a socket sends each formatted piece separately, and a server that answers
+    // after the first piece and closes would turn the rest into a broken pipe.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("sending the request to {addr}: {e}"))?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
@@ -677,8 +678,15 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         std::thread::spawn(move || {
             if let Ok((mut conn, _)) = listener.accept() {
-                let mut request = [0u8; 1024];
-                let _ = conn.read(&mut request);
+                // Read the whole request first: closing with unread bytes makes the kernel send a reset.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
                 if conn.write_all(&reply).is_err() {
                     return;
                 }
