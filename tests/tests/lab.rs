@@ -282,13 +282,18 @@ fn frr_outbound_policy_only_exports_the_anycast_prefixes() {
         "network 192.0.2.0/30",
     );
     vtysh_ok(&lab.frr_network(ANYCAST_V4, None, true), "network anycast");
-    // bgpd really has the link prefix as a local route, so only the outbound policy can keep it back.
-    let local = lab.node_vtysh(&["show bgp ipv4 unicast 192.0.2.0/30 json"]);
-    vtysh_ok(&local, "show bgp ipv4 unicast 192.0.2.0/30 json");
+    // bgpd really has the link prefix as a local route, so only the outbound policy can keep it back
+    // (valid once zebra has answered bgpd's next-hop check, a moment after the `network` line).
+    let mut local = String::new();
+    let valid = nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        let out = lab.node_vtysh(&["show bgp ipv4 unicast 192.0.2.0/30 json"]);
+        vtysh_ok(&out, "show bgp ipv4 unicast 192.0.2.0/30 json");
+        local = out.stdout;
+        local.contains("\"paths\"") && local.contains("\"valid\":true")
+    });
     assert!(
-        local.stdout.contains("\"paths\"") && local.stdout.contains("\"valid\":true"),
-        "node's bgpd should hold 192.0.2.0/30 as a valid local route: {}",
-        local.stdout
+        valid,
+        "node's bgpd should hold 192.0.2.0/30 as a valid local route: {local}"
     );
     route(&lab, ANYCAST_V4);
     std::thread::sleep(Duration::from_millis(500));

@@ -97,8 +97,9 @@ fn zone_stale(bgp: NodeBgpKind) {
     let mut lab = Lab::start(LabOptions::new(bgp).with_primary());
     let mut config = undamped(&lab);
     let dns = config.service_mut("dns");
+    // Fall stays 3 (the lab default): with 250 ms timeouts, two slow answers in a row on a loaded machine
+    // must not withdraw while the test asserts "never withdrawn".
     dns.rise = 2;
-    dns.fall = 2;
     dns.checks.push(CheckSpec::Serial {
         name: "freshness".to_owned(),
         local: NODE_LOCAL_DNS,
@@ -569,8 +570,7 @@ fn signals(bgp: NodeBgpKind) {
     // Withdrawn before the exit: nothing left to wait for.
     for prefix in PREFIXES {
         assert!(
-            lab.wait_for_route(prefix, false, Duration::from_secs(2))
-                .is_ok(),
+            lab.wait_for_route(prefix, false, MARGIN).is_ok(),
             "{prefix} still announced after nsbeacon exited on SIGTERM"
         );
     }

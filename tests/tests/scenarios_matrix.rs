@@ -38,6 +38,7 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
     let watch = RouteWatch::start(&lab, &PREFIXES);
     let beacon = Beacon::start(&lab, &config);
     let mut saw_starting = false;
+    let mut metrics_saw_starting = false;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // The route first, then the state: a route seen before a later `starting` was announced early.
@@ -57,9 +58,14 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
                     "{announced:?} announced while nsbeacon still reports starting; log:\n{}",
                     beacon.log()
                 );
-                if !saw_starting {
-                    let m = beacon.metrics(&lab);
-                    m.assert_state("dns", "starting");
+                // The same in /metrics, when the scrape is still from the starting phase (rise may
+                // complete between the two reads).
+                let m = beacon.metrics(&lab);
+                if m.value(
+                    "nsbeacon_service_state",
+                    &[("service", "dns"), ("state", "starting")],
+                ) == Some(1.0)
+                {
                     for target in &announce {
                         assert_eq!(
                             m.desired_announced(target),
@@ -67,6 +73,7 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
                             "{target} desired while starting"
                         );
                     }
+                    metrics_saw_starting = true;
                 }
                 saw_starting = true;
             }
@@ -81,8 +88,9 @@ fn cell(bgp: NodeBgpKind, dns: DnsServerKind) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        saw_starting,
-        "never saw the service starting (rise {START_RISE} x {INTERVAL:?}); log:\n{}",
+        saw_starting && metrics_saw_starting,
+        "never saw the service starting in /status and /metrics (rise {START_RISE} x {INTERVAL:?}); \
+         log:\n{}",
         beacon.log()
     );
     for prefix in PREFIXES {

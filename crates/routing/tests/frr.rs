@@ -954,12 +954,25 @@ async fn health_reports_version_and_sessions() {
     let lab = Lab::start();
     let backend = lab.backend();
     lab.wait_sessions();
-    let health = backend.health().await;
+    // The upstream saw both sessions established; bgpd itself gets there on the upstream's KEEPALIVE,
+    // which may be a moment later.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let health = backend.health().await;
+        if (health.sessions_up, health.sessions_total) == (2, 2) || Instant::now() > give_up {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(health.reachable, "{health:?}");
     assert_eq!(health.error, None);
-    let version = health.daemon_version.expect("version");
+    let version = health.daemon_version.clone().expect("version");
     assert!(version.starts_with("FRRouting 8."), "{version}");
-    assert_eq!((health.sessions_up, health.sessions_total), (2, 2));
+    assert_eq!(
+        (health.sessions_up, health.sessions_total),
+        (2, 2),
+        "{health:?}"
+    );
 
     backend
         .set(&neighbor(PEER_V6), RouteState::Withdrawn)

@@ -524,7 +524,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // A paused clock: nothing here waits on real I/O (the socket is missing), and a sleep until the
+    // deadline would show as exactly 10 ms, however loaded the machine.
+    #[tokio::test(start_paused = true)]
     async fn missing_socket_names_the_path_and_backs_off() {
         let vty = socket();
         let lines = ["show version".to_owned()];
