@@ -664,8 +664,17 @@ fn birdc_configure_and_a_bird_restart_are_repaired_at_once_not_at_the_reconcile_
     };
     repaired(&node, 1, "after birdc configure");
 
-    // A restarted BIRD starts with it disabled; the watch reconnects and nsbeacon re-enables it.
+    // A restarted BIRD starts with it disabled; the watch reconnects and nsbeacon re-enables it. Seen as
+    // drift, or (when the pass the watch triggers meets the BIRD still starting) as a failed pass retried
+    // with backoff, which re-asserts without calling it drift: either way within seconds, not 10 minutes.
     node.bird.restart();
-    repaired(&node, 2, "after a BIRD restart");
+    assert!(
+        wait_until(Duration::from_secs(5), || node
+            .state("anycast_dns")
+            .as_deref()
+            == Some("up")),
+        "after a BIRD restart: anycast_dns not re-enabled within 5 s (reconcile interval 10 min)\n{}",
+        node.log()
+    );
     assert_eq!(node.state("anycast_degraded").as_deref(), Some("down"));
 }
