@@ -5,10 +5,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Panics with an actionable message when `name` is not on `PATH` (or under the usual sbin dirs).
+/// `scripts/deps/programs`: every external program the project uses, with its Debian package.
+const PROGRAMS: &str = include_str!("../../../scripts/deps/programs");
+
+/// Whether `name` is listed in `scripts/deps/programs` as a dependency (first field; `-` marks non-dependencies).
+pub fn listed_program(name: &str) -> bool {
+    PROGRAMS
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let (program, package) = line.split_once('\t')?;
+            (package.trim() != "-").then_some(program)
+        })
+        .any(|program| program == name)
+}
+
+/// Panics with an actionable message when `name` is not on `PATH` (or under the usual sbin dirs), or is not
+/// listed in `scripts/deps/programs` (so every program a test needs is one `scripts/install-deps` installs).
 ///
 /// Tests never skip: a missing daemon means the environment is wrong, and `scripts/install-deps` fixes it.
 pub fn require_binary(name: &str) -> PathBuf {
+    assert!(
+        listed_program(name),
+        "`{name}` is not listed in scripts/deps/programs: add `{name}<TAB>debian-package` there and the package \
+         to scripts/deps/packages (scripts/check-programs checks both)"
+    );
     let dirs = std::env::var("PATH").unwrap_or_default();
     let extra = ["/usr/sbin", "/sbin", "/usr/lib/frr"];
     for dir in dirs.split(':').chain(extra) {
@@ -224,4 +245,42 @@ pub fn group_id(name: &str) -> u32 {
                 .flatten()
         })
         .unwrap_or_else(|| panic!("no group {name} in /etc/group: is its package installed?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_list_names_the_daemons_and_tools_the_tests_use() {
+        for name in [
+            "bird", "birdc", "vtysh", "bgpd", "knotd", "kdig", "nsd", "named", "ip", "setpriv",
+            "socat",
+        ] {
+            assert!(
+                listed_program(name),
+                "{name} should be listed in scripts/deps/programs"
+            );
+        }
+        assert!(listed_program("/usr/lib/frr/frr-reload.py"));
+        // Comments, the ignore marker and partial names are not entries.
+        assert!(!listed_program("nsbeacon"));
+        assert!(!listed_program("bir"));
+        assert!(!listed_program("frr"));
+        assert!(!listed_program(""));
+    }
+
+    #[test]
+    #[should_panic(expected = "not listed in scripts/deps/programs")]
+    fn require_binary_refuses_an_unlisted_program_even_when_installed() {
+        // `sh` is on every machine, but no test may use a program that scripts/deps/programs does not list.
+        // (Not a literal in the call, so scripts/check-programs does not take it for a real use.)
+        let unlisted = String::from("sh");
+        require_binary(&unlisted);
+    }
+
+    #[test]
+    fn require_binary_finds_a_listed_program() {
+        assert!(require_binary("ip").is_file());
+    }
 }
