@@ -32,7 +32,8 @@ use crate::drainwatch;
 use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
-use crate::reconcile::{DesiredTable, Reconciler, ReconcilerSettings};
+use crate::reconcile::{Reconciler, ReconcilerSettings};
+use crate::routes::DesiredTable;
 use crate::service::{ServiceRuntime, Shared};
 
 /// Why the daemon could not start or run.
@@ -382,7 +383,7 @@ fn check_series(service: &ServiceConfig) -> Vec<CheckSeries> {
 /// keeps publishing reports.
 fn spawn_systemd(
     first_pass: tokio::sync::oneshot::Receiver<()>,
-    report: watch::Receiver<crate::reconcile::RoutingReport>,
+    report: watch::Receiver<crate::status::RoutingReport>,
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {

@@ -24,9 +24,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use nsbeacon_routing::RouteState;
+
 use crate::metrics::Metrics;
-use crate::reconcile::{BackendReport, RoutingReport, TargetReport};
+use crate::routes::TargetId;
 use crate::service::{CheckReport, ServiceReport};
+use crate::status::{BackendReport, RoutingReport, TargetReport};
 
 /// Facts about the process, for `/status`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -69,18 +72,17 @@ pub struct HttpState {
 /// A target of a service joined with what the daemon really does.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServiceTargetStatus {
-    /// `bird_protocol`, `frr_network` or `frr_neighbor`.
-    pub kind: &'static str,
-    /// Protocol, prefix or neighbor.
-    pub target: String,
+    /// Kind and name.
+    #[serde(flatten)]
+    pub id: TargetId,
     /// `announce` or `degrade`.
     pub role: &'static str,
     /// What this service wants.
-    pub desired: &'static str,
+    pub desired: RouteState,
     /// What the reconciler wants after merging services (withdrawn wins).
-    pub reconciled: Option<&'static str>,
+    pub reconciled: Option<RouteState>,
     /// What the BGP daemon reported at the last read-back.
-    pub actual: Option<&'static str>,
+    pub actual: Option<RouteState>,
     /// The BGP daemon's words.
     pub detail: String,
     /// Last backend error for the target.
@@ -158,13 +160,9 @@ pub fn status_document(state: &HttpState) -> StatusDocument {
                 .targets
                 .iter()
                 .map(|t| {
-                    let known = routing
-                        .targets
-                        .iter()
-                        .find(|r| r.kind == t.kind && r.target == t.target);
+                    let known = routing.target(&t.id);
                     ServiceTargetStatus {
-                        kind: t.kind,
-                        target: t.target.clone(),
+                        id: t.id.clone(),
                         role: t.role,
                         desired: t.desired,
                         reconciled: known.map(|r| r.desired),

@@ -48,4 +48,6 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod reconcile;
+pub mod routes;
 pub mod service;
+pub mod status;

@@ -19,21 +19,19 @@
 //! When two services list the same target, withdrawn wins: a shared route is announced only while every
 //! service behind it wants it announced.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
-use serde::Serialize;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::metrics::Metrics;
-
-/// What every service wants: service name -> target states in the order to apply them.
-pub type DesiredTable = BTreeMap<String, Vec<(RouteTarget, RouteState)>>;
+use crate::routes::{DesiredTable, MergedTarget, TargetId, merge};
+use crate::status::{BackendReport, RoutingReport, TargetReport};
 
 /// First retry delay after a backend failure.
 const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
@@ -62,73 +60,13 @@ pub struct ReconcilerSettings {
 }
 
 /// A label pair for a target: (`kind`, `name`), e.g. (`bird_protocol`, `anycast_dns`).
-pub fn target_labels(target: &RouteTarget) -> (&'static str, String) {
-    match target {
-        RouteTarget::BirdProtocol(p) => ("bird_protocol", p.as_str().to_owned()),
-        RouteTarget::FrrNetwork(n) => ("frr_network", n.to_string()),
-        RouteTarget::FrrNeighbor(n) => ("frr_neighbor", n.to_string()),
-    }
+fn target_labels(target: &RouteTarget) -> (&'static str, String) {
+    let id = TargetId::of(target);
+    (id.kind.as_str(), id.target)
 }
 
-/// `announced` / `withdrawn`, for JSON and logs.
-pub fn state_str(state: RouteState) -> &'static str {
-    match state {
-        RouteState::Announced => "announced",
-        RouteState::Withdrawn => "withdrawn",
-    }
-}
-
-/// One target as the reconciler sees it, for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TargetReport {
-    /// `bird_protocol`, `frr_network` or `frr_neighbor`.
-    pub kind: &'static str,
-    /// Protocol name, prefix or neighbor.
-    pub target: String,
-    /// Services that list this target.
-    pub services: Vec<String>,
-    /// `announced` or `withdrawn`.
-    pub desired: &'static str,
-    /// What the daemon reported at the last read-back; `None` while unknown.
-    pub actual: Option<&'static str>,
-    /// The daemon's own words for the target's state (e.g. BIRD's `up`/`down`).
-    pub detail: String,
-    /// The last error for this target, cleared on success.
-    pub last_error: Option<String>,
-    /// Whether desired and actual agree.
-    pub in_sync: bool,
-}
-
-/// The backend as the reconciler sees it, for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct BackendReport {
-    /// `bird` or `frr`.
-    pub kind: &'static str,
-    /// Whether the daemon answered the last health check.
-    pub reachable: bool,
-    /// Daemon name and version, when known.
-    pub daemon_version: Option<String>,
-    /// BGP sessions established.
-    pub sessions_up: u32,
-    /// BGP sessions configured.
-    pub sessions_total: u32,
-    /// Why the backend is unreachable, when it is.
-    pub error: Option<String>,
-    /// Consecutive failed passes in the current outage episode.
-    pub consecutive_failures: u32,
-}
-
-/// Everything `/status` shows about routing.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct RoutingReport {
-    /// Backend health.
-    pub backend: BackendReport,
-    /// Every known target, sorted by kind and name.
-    pub targets: Vec<TargetReport>,
-    /// When the last complete pass ended (seconds since the Unix epoch).
-    pub last_reconcile_unix: Option<f64>,
-    /// Whether the first pass has run (the daemon reports ready to systemd after it).
-    pub first_pass_done: bool,
+fn state_str(state: RouteState) -> &'static str {
+    state.as_str()
 }
 
 #[derive(Debug)]
@@ -217,7 +155,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     ) -> (Self, ReconcilerHandles) {
         let (report_tx, report_rx) = watch::channel(RoutingReport {
             backend: BackendReport {
-                kind: settings.backend_kind,
+                kind: settings.backend_kind.to_owned(),
                 ..BackendReport::default()
             },
             ..RoutingReport::default()
@@ -324,7 +262,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     /// One pass over the table: apply each service's steps in order; withdraw orphaned targets.
     async fn pass(&mut self, table: &DesiredTable, read_all: bool) -> Result<(), PassFailed> {
         let merged = merge(table);
-        for (target, (state, services)) in &merged {
+        for (target, MergedTarget { state, services }) in &merged {
             let record = self
                 .targets
                 .entry(target.clone())
@@ -628,24 +566,20 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         let mut targets: Vec<TargetReport> = self
             .targets
             .iter()
-            .map(|(target, r)| {
-                let (kind, name) = target_labels(target);
-                TargetReport {
-                    kind,
-                    target: name,
-                    services: r.services.clone(),
-                    desired: state_str(r.desired),
-                    actual: r.actual.map(state_str),
-                    detail: r.detail.clone(),
-                    last_error: r.last_error.clone(),
-                    in_sync: r.actual == Some(r.desired),
-                }
+            .map(|(target, r)| TargetReport {
+                id: TargetId::of(target),
+                services: r.services.clone(),
+                desired: r.desired,
+                actual: r.actual,
+                detail: r.detail.clone(),
+                last_error: r.last_error.clone(),
+                in_sync: r.actual == Some(r.desired),
             })
             .collect();
-        targets.sort_by(|a, b| (a.kind, &a.target).cmp(&(b.kind, &b.target)));
+        targets.sort_by(|a, b| a.id.cmp(&b.id));
         let report = RoutingReport {
             backend: BackendReport {
-                kind: self.settings.backend_kind,
+                kind: self.settings.backend_kind.to_owned(),
                 reachable: self.health.reachable,
                 daemon_version: self.health.daemon_version.clone(),
                 sessions_up: self.health.sessions_up,
@@ -686,27 +620,11 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     }
 }
 
-/// Per target: the merged desired state (withdrawn wins) and the services listing it.
-fn merge(table: &DesiredTable) -> HashMap<RouteTarget, (RouteState, Vec<String>)> {
-    let mut merged: HashMap<RouteTarget, (RouteState, Vec<String>)> = HashMap::new();
-    for (service, steps) in table {
-        for (target, state) in steps {
-            let entry = merged.entry(target.clone()).or_insert((*state, Vec::new()));
-            if *state == RouteState::Withdrawn {
-                entry.0 = RouteState::Withdrawn;
-            }
-            if !entry.1.contains(service) {
-                entry.1.push(service.clone());
-            }
-        }
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use nsbeacon_routing::{TargetStatus, Timed};
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     /// An in-memory BGP daemon: records every call, can be made unreachable.
@@ -963,7 +881,7 @@ mod tests {
         let degrade = report
             .targets
             .iter()
-            .find(|t| t.target == "degrade")
+            .find(|t| t.id.target == "degrade")
             .expect("degrade target");
         assert!(
             degrade

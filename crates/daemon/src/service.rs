@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport, Transport};
+use nsbeacon_routing::RouteState;
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -22,7 +23,7 @@ use crate::config::{CheckConfig, CheckKind, ServiceConfig};
 use crate::drain::DrainRequest;
 use crate::health::{self, CheckSignal, ServiceHealth, ServiceState, Transition};
 use crate::metrics::{Metrics, PER_ZONE_SERIES_LIMIT, SERIAL_VERDICTS};
-use crate::reconcile::{DesiredTable, state_str, target_labels};
+use crate::routes::{DesiredTable, TargetId};
 
 /// Extra time granted to a whole check beyond its per-exchange timeout before it counts as hung.
 const CHECK_GRACE: Duration = Duration::from_secs(1);
@@ -201,14 +202,13 @@ pub struct CheckReport {
 /// One route target of a service with the state the service wants.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServiceTarget {
-    /// `bird_protocol`, `frr_network` or `frr_neighbor`.
-    pub kind: &'static str,
-    /// Protocol, prefix or neighbor.
-    pub target: String,
+    /// Kind and name.
+    #[serde(flatten)]
+    pub id: TargetId,
     /// `announce` or `degrade`.
     pub role: &'static str,
-    /// `announced` or `withdrawn`.
-    pub desired: &'static str,
+    /// The state this service wants.
+    pub desired: RouteState,
 }
 
 /// One service, for `/status`.
@@ -785,18 +785,14 @@ impl ServiceTask {
         self.report.transitions = self.health.transitions();
         self.report.targets = steps
             .iter()
-            .map(|(target, desired)| {
-                let (kind, name) = target_labels(target);
-                ServiceTarget {
-                    kind,
-                    target: name,
-                    role: if self.config.announce.contains(target) {
-                        "announce"
-                    } else {
-                        "degrade"
-                    },
-                    desired: state_str(*desired),
-                }
+            .map(|(target, desired)| ServiceTarget {
+                id: TargetId::of(target),
+                role: if self.config.announce.contains(target) {
+                    "announce"
+                } else {
+                    "degrade"
+                },
+                desired: *desired,
             })
             .collect();
         self.shared

@@ -15,13 +15,24 @@ pub use target::*;
 use std::future::Future;
 use std::time::Duration;
 
-/// Whether a route target is (to be) announced or withdrawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Whether a route target is (to be) announced or withdrawn; `announced` / `withdrawn` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RouteState {
     /// The target's routes are offered to BGP peers.
     Announced,
     /// The target's routes are not offered.
     Withdrawn,
+}
+
+impl RouteState {
+    /// `announced` or `withdrawn`: the word logs, metrics and `/status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteState::Announced => "announced",
+            RouteState::Withdrawn => "withdrawn",
+        }
+    }
 }
 
 /// A value together with how long the backend operation that produced it took.
