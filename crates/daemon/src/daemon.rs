@@ -32,7 +32,7 @@ use crate::drainwatch;
 use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
-use crate::reconcile::{Reconciler, ReconcilerSettings};
+use crate::reconcile::{Reconciler, ReconcilerSettings, ShutdownWithdrawalFailed};
 use crate::routes::DesiredTable;
 use crate::service::{ServiceRuntime, Shared};
 
@@ -51,6 +51,17 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers failed: {0}")]
     Signals(std::io::Error),
+    /// Withdrawing at shutdown failed for some targets: they may still be announced.
+    #[error(transparent)]
+    ShutdownWithdrawal(#[from] ShutdownWithdrawalFailed),
+    /// The shutdown withdrawal did not finish within its bound: targets may still be announced.
+    #[error(
+        "the shutdown withdrawal did not finish within {0:?} (the BGP daemon did not answer); route targets may still be announced"
+    )]
+    ShutdownTimeout(Duration),
+    /// The reconciler task died before it could withdraw.
+    #[error("the reconciler failed during shutdown ({0}); route targets may still be announced")]
+    ShutdownAborted(String),
 }
 
 fn unix_now() -> f64 {
@@ -272,13 +283,20 @@ pub async fn run(
     }
     stop_reconciler.cancel();
     let bound = shutdown_bound(&current);
-    if tokio::time::timeout(bound, reconciler_task).await.is_err() {
-        warn!(bound = ?bound, "the shutdown withdrawal did not finish in time");
-    }
+    let outcome = match tokio::time::timeout(bound, reconciler_task).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(failed))) => Err(DaemonError::from(failed)),
+        // The reconciler panicked: nothing says the withdrawal happened.
+        Ok(Err(e)) => Err(DaemonError::ShutdownAborted(e.to_string())),
+        Err(_) => Err(DaemonError::ShutdownTimeout(bound)),
+    };
     stop_http.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
-    info!("nsbeacon stopped");
-    Ok(())
+    match &outcome {
+        Ok(()) => info!("nsbeacon stopped"),
+        Err(_) => error!("nsbeacon stopped; route targets may still be announced"),
+    }
+    outcome
 }
 
 /// Applies a reloaded config: unchanged services keep running untouched; changed ones are reconfigured in

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::metrics::Metrics;
 use crate::routes::{DesiredTable, MergedTarget, TargetId, merge};
@@ -112,6 +112,21 @@ impl From<String> for ConvergeError {
     }
 }
 
+/// Some targets could not be withdrawn at shutdown: the BGP daemon may still announce them, so the
+/// process exits non-zero and says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "could not withdraw {} of {total} route target(s) at shutdown: {}; check the BGP daemon and withdraw them by hand",
+    failed.len(),
+    failed.join("; ")
+)]
+pub struct ShutdownWithdrawalFailed {
+    /// Targets the reconciler knew.
+    pub total: usize,
+    /// `target: error` for each one that failed.
+    pub failed: Vec<String>,
+}
+
 /// Makes the BGP daemon match the desired table. Generic over the backend so it is unit-tested with an
 /// in-memory fake.
 pub struct Reconciler<B> {
@@ -181,8 +196,12 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         )
     }
 
-    /// Runs until `shutdown` is cancelled, then withdraws every known target if configured to.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled, then withdraws every known target if configured to; says
+    /// which withdrawals failed.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<(), ShutdownWithdrawalFailed> {
         let span = info_span!("reconciler", backend = self.settings.backend_kind);
         async move {
             let mut tick = tokio::time::interval(self.settings.interval);
@@ -241,7 +260,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     _ = self.settings.nudge.notified() => read_all = true,
                 }
             }
-            self.shutdown().await;
+            self.shutdown().await
         }
         .instrument(span)
         .await
@@ -597,26 +616,40 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         self.report_tx.send_replace(report);
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&mut self) -> Result<(), ShutdownWithdrawalFailed> {
         if !self.settings.withdraw_on_shutdown.load(Ordering::SeqCst) {
             info!("shutting down; leaving routes as they are (on_shutdown = \"keep\")");
-            return;
+            return Ok(());
         }
-        let targets: Vec<RouteTarget> = self.targets.keys().cloned().collect();
-        let mut failures = 0;
+        let mut targets: Vec<RouteTarget> = self.targets.keys().cloned().collect();
+        targets.sort_by_key(TargetId::of);
+        let mut failed = Vec::new();
         for target in &targets {
             match self.backend.set(target, RouteState::Withdrawn).await {
                 Ok(_) => info!(target = %target, "withdrawn at shutdown"),
                 Err(e) => {
-                    failures += 1;
-                    warn!(target = %target, error = %e, "could not withdraw at shutdown");
+                    error!(target = %target, error = %e, "could not withdraw at shutdown");
+                    failed.push(format!("{target}: {e}"));
                 }
             }
         }
-        info!(
-            targets = targets.len(),
-            failures, "shutdown: withdrew this node's route targets"
-        );
+        if failed.is_empty() {
+            info!(
+                targets = targets.len(),
+                "shutdown: withdrew this node's route targets"
+            );
+            Ok(())
+        } else {
+            error!(
+                targets = targets.len(),
+                failures = failed.len(),
+                "shutdown: could not withdraw every route target; the BGP daemon may still announce them"
+            );
+            Err(ShutdownWithdrawalFailed {
+                total: targets.len(),
+                failed,
+            })
+        }
     }
 }
 
@@ -739,7 +772,7 @@ mod tests {
         desired: watch::Sender<DesiredTable>,
         report: watch::Receiver<RoutingReport>,
         shutdown: CancellationToken,
-        task: tokio::task::JoinHandle<()>,
+        task: tokio::task::JoinHandle<Result<(), ShutdownWithdrawalFailed>>,
     }
 
     fn start(table: DesiredTable, interval: Duration, backend: Arc<FakeBackend>) -> Harness {

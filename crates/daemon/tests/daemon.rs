@@ -675,3 +675,28 @@ fn birdc_configure_and_a_bird_restart_are_repaired_at_once_not_at_the_reconcile_
     );
     assert_eq!(node.state("anycast_degraded").as_deref(), Some("down"));
 }
+
+#[test]
+fn a_failed_shutdown_withdrawal_is_an_error_and_a_non_zero_exit() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    // BIRD goes away: the withdrawal at shutdown cannot reach it.
+    node.bird.kill();
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(15))
+        .expect("exit status");
+    let log = node.log();
+    assert_eq!(status.code(), Some(1), "exit status {status:?}\n{log}");
+    assert!(
+        log.contains("ERROR") && log.contains("could not withdraw every route target"),
+        "the failure must be logged at ERROR\n{log}"
+    );
+    assert!(
+        !log.contains("shutdown: withdrew this node's route targets"),
+        "must not claim the withdrawal succeeded\n{log}"
+    );
+}

@@ -302,6 +302,17 @@ struct Verdict {
     reason: String,
 }
 
+/// A warm restart: the previous run exited cleanly with `on_shutdown = "keep"` and these of the service's
+/// targets were still announced, so the new run keeps them while its first probes run instead of
+/// withdrawing them for the `rise` probes a cold start needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WarmStart {
+    /// Targets to keep announced (a subset of the service's announce and degrade targets).
+    kept: Vec<RouteTarget>,
+    /// The hold ends here even if the checks have not decided yet.
+    until: Instant,
+}
+
 /// The graceful phase of a drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Graceful {
@@ -325,6 +336,7 @@ pub struct ServiceHealth {
     announcing: Option<bool>,
     drain: Option<DrainRequest>,
     graceful: Option<Graceful>,
+    warm: Option<WarmStart>,
     state: ServiceState,
     reason: String,
     desired: DesiredRoutes,
@@ -351,6 +363,7 @@ impl ServiceHealth {
             announcing: None,
             drain: None,
             graceful: None,
+            warm: None,
             state: ServiceState::Starting,
             reason: String::new(),
             desired: DesiredRoutes { steps: Vec::new() },
@@ -363,6 +376,31 @@ impl ServiceHealth {
         health
     }
 
+    /// Starts warm: keeps `announced` (those of them that are this service's targets) announced while the
+    /// checks have not decided, until `until`. The first hard result of any check, a decided verdict, a
+    /// drain or the deadline ends the hold, so a node whose DNS died across the restart withdraws at its
+    /// first failing probe, and one whose DNS is healthy never drops its route. Only call it for a service
+    /// still in `starting` whose targets the BGP daemon was seen announcing.
+    pub fn warm_start(
+        &mut self,
+        announced: &[RouteTarget],
+        until: Instant,
+        now: Instant,
+    ) -> Option<Transition> {
+        let kept: Vec<RouteTarget> = self
+            .announce
+            .iter()
+            .chain(self.degrade.iter())
+            .filter(|t| announced.contains(t))
+            .cloned()
+            .collect();
+        if kept.is_empty() || self.state != ServiceState::Starting {
+            return None;
+        }
+        self.warm = Some(WarmStart { kept, until });
+        self.update(now)
+    }
+
     /// Feeds one classified result of check `check_index` (its position in the config). An out-of-range
     /// index is ignored. Returns the state change it caused, if any.
     pub fn observe(
@@ -372,6 +410,9 @@ impl ServiceHealth {
         now: Instant,
     ) -> Option<Transition> {
         let (rise, fall) = (self.rise, self.fall);
+        if matches!(signal, CheckSignal::Hard(_)) {
+            self.warm = None;
+        }
         self.checks
             .get_mut(check_index)?
             .observe(signal, rise, fall);
@@ -548,6 +589,24 @@ impl ServiceHealth {
                     self.routes(&[]),
                 ),
             };
+        }
+
+        if verdict.state != ServiceState::Starting {
+            self.warm = None;
+        }
+        if self.warm.as_ref().is_some_and(|w| now >= w.until) {
+            self.warm = None;
+        }
+        if let Some(warm) = &self.warm {
+            let left = warm.until.saturating_duration_since(now);
+            let reason = format!(
+                "starting after a warm restart: keeping the routes the previous run left announced while the \
+                 checks pass {} times in a row (withdrawn at the first failing probe, or in {} if they have not \
+                 passed by then)",
+                self.rise,
+                crate::config::fmt_duration(round_secs(left))
+            );
+            return (ServiceState::Starting, reason, self.routes(&warm.kept));
         }
 
         match verdict.state {

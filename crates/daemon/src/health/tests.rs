@@ -1379,3 +1379,99 @@ fn degraded_reason_names_a_recent_hard_failure_as_such() {
         h.reason()
     );
 }
+
+#[test]
+fn a_warm_start_keeps_the_announced_target_while_passing_and_hands_over_to_up() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    let until = clock.now + Duration::from_secs(10);
+    // `other` is not this service's target: ignored.
+    h.warm_start(&[bird("anycast"), bird("other")], until, clock.now)
+        .expect("the routes change");
+    assert_eq!(h.state(), ServiceState::Starting);
+    assert!(h.reason().contains("warm restart"), "{}", h.reason());
+    assert_eq!(
+        steps(&h),
+        vec![
+            (bird("anycast"), ANNOUNCED),
+            (bird("anycast_prepend"), WITHDRAWN)
+        ]
+    );
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert_eq!(
+        steps(&h)[0],
+        (bird("anycast"), ANNOUNCED),
+        "kept while passing"
+    );
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(steps(&h)[0], (bird("anycast"), ANNOUNCED));
+    // Once up the hold is over: a later failure follows the normal fall rule.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn a_warm_start_withdraws_at_the_first_failing_probe() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    h.warm_start(
+        &[bird("anycast")],
+        clock.now + Duration::from_secs(10),
+        clock.now,
+    );
+    let t = h
+        .observe(0, hard("connection refused"), clock.step())
+        .expect("the routes change");
+    assert_eq!(t.to, ServiceState::Starting);
+    assert!(all_withdrawn(&h), "{:?}", steps(&h));
+    // The hold does not come back: passes now need the full rise.
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn a_warm_start_ends_at_its_deadline_and_never_announces_what_was_not_announced() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    assert!(
+        h.warm_start(
+            &[bird("unrelated")],
+            clock.now + Duration::from_secs(10),
+            clock.now
+        )
+        .is_none(),
+        "nothing of this service was announced: a cold start"
+    );
+    assert!(all_withdrawn(&h));
+
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    h.warm_start(
+        &[bird("anycast")],
+        clock.now + Duration::from_secs(2),
+        clock.now,
+    );
+    assert!(!all_withdrawn(&h));
+    assert!(h.tick(clock.advance(Duration::from_secs(3))).is_some());
+    assert!(all_withdrawn(&h), "the hold ended: {}", h.reason());
+    assert!(
+        h.reason().contains("nothing is announced"),
+        "{}",
+        h.reason()
+    );
+}
+
+#[test]
+fn a_drain_overrides_a_warm_start() {
+    let mut clock = Clock::new();
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    h.warm_start(
+        &[bird("anycast")],
+        clock.now + Duration::from_secs(10),
+        clock.now,
+    );
+    h.set_drain(Some(DrainRequest::new("maintenance")), clock.step());
+    assert_eq!(h.state(), ServiceState::Drained);
+    assert!(all_withdrawn(&h));
+}
