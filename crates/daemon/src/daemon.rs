@@ -33,8 +33,11 @@ use crate::health::ServiceState;
 use crate::http::{self, BindError, DaemonInfo, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
 use crate::reconcile::{Reconciler, ReconcilerSettings, ShutdownWithdrawalFailed};
-use crate::routes::DesiredTable;
+use crate::routes::{DesiredTable, TargetId};
 use crate::service::{ServiceRuntime, Shared};
+use crate::status::RoutingReport;
+use crate::warm;
+use nsbeacon_routing::{RouteState, RouteTarget, RoutingBackend};
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +175,7 @@ pub async fn run(
         ));
     }
     let (reconciler, handles) = Reconciler::new(
-        backend,
+        backend.clone(),
         ReconcilerSettings {
             backend_kind,
             interval: config.reconcile_interval,
@@ -202,11 +205,12 @@ pub async fn run(
 
     // Services before the reconciler: their initial desired state (withdrawn while starting) must be in
     // the table before its first pass.
+    let warm_announced = warm_restart_targets(&config, &backend).await;
     let mut services: BTreeMap<String, ServiceRuntime> = BTreeMap::new();
     for service in &config.services {
         services.insert(
             service.name.clone(),
-            ServiceRuntime::start(service.clone(), &shared),
+            ServiceRuntime::start(service.clone(), &shared, &warm_announced),
         );
     }
     let stop_reconciler = CancellationToken::new();
@@ -290,6 +294,9 @@ pub async fn run(
         Ok(Err(e)) => Err(DaemonError::ShutdownAborted(e.to_string())),
         Err(_) => Err(DaemonError::ShutdownTimeout(bound)),
     };
+    if outcome.is_ok() && !withdraw_on_shutdown.load(Ordering::SeqCst) {
+        record_warm_restart(&current, &handles.report.borrow());
+    }
     stop_http.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
     match &outcome {
@@ -297,6 +304,70 @@ pub async fn run(
         Err(_) => error!("nsbeacon stopped; route targets may still be announced"),
     }
     outcome
+}
+
+/// The targets a warm restart may keep: those in the record a clean `keep` exit left (see [`warm`]) that
+/// belong to a configured service and that the BGP daemon reports announced right now. Any doubt (no
+/// record, a stale one, an unreachable daemon) means a cold start: nothing is announced before DNS is
+/// verified.
+async fn warm_restart_targets(config: &Config, backend: &Backend) -> Vec<RouteTarget> {
+    let Some(record) = warm::take(&config.state_dir) else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let targets = config
+        .services
+        .iter()
+        .flat_map(|s| s.announce.iter().chain(s.degrade.iter()));
+    for target in targets {
+        if !seen.insert(target.clone()) || !record.announced.contains(&TargetId::of(target)) {
+            continue;
+        }
+        let bound = match &config.backend {
+            BackendConfig::Bird { timeout, .. } | BackendConfig::Frr { timeout, .. } => {
+                timeout.saturating_mul(2)
+            }
+        };
+        match tokio::time::timeout(bound, backend.read(target)).await {
+            Ok(Ok(status)) if status.value.state == RouteState::Announced => {
+                kept.push(target.clone())
+            }
+            Ok(Ok(_)) => {
+                info!(target = %target, "warm restart: the BGP daemon no longer announces this target; starting it cold")
+            }
+            Ok(Err(e)) => {
+                warn!(target = %target, error = %e, "warm restart: cannot read the target; starting it cold")
+            }
+            Err(_) => {
+                warn!(target = %target, ?bound, "warm restart: reading the target timed out; starting it cold")
+            }
+        }
+    }
+    info!(
+        previous_pid = record.pid,
+        kept = kept.len(),
+        "warm restart after a clean on_shutdown = \"keep\" exit: announced routes are kept while the first probes run"
+    );
+    kept
+}
+
+/// After a clean `keep` exit: records what is announced, for the next start (see [`warm`]).
+fn record_warm_restart(config: &Config, report: &RoutingReport) {
+    let announced: Vec<TargetId> = report
+        .targets
+        .iter()
+        .filter(|t| t.actual == Some(RouteState::Announced) && t.desired == RouteState::Announced)
+        .map(|t| t.id.clone())
+        .collect();
+    match warm::save(&config.state_dir, announced) {
+        Ok(()) => {
+            info!(path = %warm::path(&config.state_dir).display(), "warm-restart record written for the next start")
+        }
+        Err(e) => {
+            warn!(error = %e, path = %warm::path(&config.state_dir).display(), "could not write the warm-restart record; the next start will be cold")
+        }
+    }
 }
 
 /// Applies a reloaded config: unchanged services keep running untouched; changed ones are reconfigured in
@@ -369,7 +440,7 @@ async fn apply_reload(
             }
             services.insert(
                 service.name.clone(),
-                ServiceRuntime::start(service.clone(), shared),
+                ServiceRuntime::start(service.clone(), shared, &[]),
             );
         }
     }
@@ -401,7 +472,7 @@ fn check_series(service: &ServiceConfig) -> Vec<CheckSeries> {
 /// keeps publishing reports.
 fn spawn_systemd(
     first_pass: tokio::sync::oneshot::Receiver<()>,
-    report: watch::Receiver<crate::status::RoutingReport>,
+    report: watch::Receiver<RoutingReport>,
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {

@@ -51,3 +51,4 @@ pub mod reconcile;
 pub mod routes;
 pub mod service;
 pub mod status;
+pub mod warm;

@@ -844,7 +844,9 @@ mod tests {
         handles.first_pass.await.expect("first pass signalled");
         assert_eq!(backend.actual(&proto("main")), Some(Withdrawn));
         shutdown.cancel();
-        task.await.expect("reconciler ends");
+        task.await
+            .expect("reconciler ends")
+            .expect("every target withdrawn at shutdown");
         drop(desired);
     }
 
@@ -871,7 +873,10 @@ mod tests {
             ]
         );
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     /// A reconciler with `main` announced that is told to switch to `degrade`, which the daemon accepts but
@@ -927,7 +932,10 @@ mod tests {
         h.backend.slow_to_come_up.lock().expect("lock").clear();
         eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -939,7 +947,10 @@ mod tests {
         h.backend.slow_to_come_up.lock().expect("lock").clear();
         eventually(|| h.backend.actual(&proto("main")) == Some(Withdrawn)).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -967,7 +978,14 @@ mod tests {
             h.backend.sets()
         );
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        // Sets still fail: the shutdown withdrawal reports every target it could not withdraw.
+        let failed = h
+            .task
+            .await
+            .expect("ends")
+            .expect_err("sets fail, so the withdrawal fails");
+        assert_eq!(failed.total, 2, "{failed}");
+        assert_eq!(failed.failed.len(), 2, "{failed}");
     }
 
     #[tokio::test]
@@ -998,7 +1016,10 @@ mod tests {
         eventually(|| h.backend.actual(&proto("main")) == Some(Announced)).await;
         eventually(|| h.report.borrow().backend.reachable).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -1023,7 +1044,10 @@ mod tests {
         })
         .await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -1042,7 +1066,10 @@ mod tests {
         h.nudge.notify_one();
         eventually(|| h.backend.actual(&proto("main")) == Some(Announced)).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -1057,7 +1084,10 @@ mod tests {
         eventually(|| h.backend.actual(&proto("other")) == Some(Withdrawn)).await;
         eventually(|| h.report.borrow().targets.len() == 1).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
         assert_eq!(h.backend.actual(&proto("main")), Some(Withdrawn));
     }
 
@@ -1081,7 +1111,10 @@ mod tests {
         h.desired.send(table(&[("main", Withdrawn)])).expect("send");
         eventually(|| h.report.borrow().targets.len() == 1).await;
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 
     #[tokio::test]
@@ -1098,6 +1131,9 @@ mod tests {
             vec!["b".to_owned(), "dns".to_owned()]
         );
         h.shutdown.cancel();
-        h.task.await.expect("ends");
+        h.task
+            .await
+            .expect("ends")
+            .expect("every target withdrawn at shutdown");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport, Transport};
-use nsbeacon_routing::RouteState;
+use nsbeacon_routing::{RouteState, RouteTarget};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -464,12 +464,26 @@ pub struct ServiceRuntime {
 impl ServiceRuntime {
     /// Starts the service task and one probe task per check. The initial desired state (every target
     /// withdrawn while `starting`) is published before this returns, so the reconciler's first pass sees it.
-    pub fn start(config: ServiceConfig, shared: &Shared) -> ServiceRuntime {
+    ///
+    /// `warm_announced` lists targets a clean `keep` exit of the previous run left announced and the BGP
+    /// daemon still announces (see [`crate::warm`]); those of this service stay announced while its first
+    /// probes run, for at most [`warm_hold`]. Empty for a cold start and for services added by a reload.
+    pub fn start(
+        config: ServiceConfig,
+        shared: &Shared,
+        warm_announced: &[RouteTarget],
+    ) -> ServiceRuntime {
         let cancel = CancellationToken::new();
         let (results, rx) = mpsc::channel(64);
         let (commands, commands_rx) = mpsc::channel(4);
         let now = Instant::now();
-        let health = ServiceHealth::new(&config, now);
+        let mut health = ServiceHealth::new(&config, now);
+        if health
+            .warm_start(warm_announced, now + warm_hold(&config), now)
+            .is_some()
+        {
+            info!(service = %config.name, hold = ?warm_hold(&config), "warm restart: keeping this service's announced routes while its first probes run");
+        }
         let mut task = ServiceTask {
             report: ServiceReport {
                 name: config.name.clone(),
@@ -561,6 +575,18 @@ impl ServiceRuntime {
         }
         let _ = self.service_task.await;
     }
+}
+
+/// How long a warm start may keep routes without a decision: long enough for `rise` passes at the
+/// slowest check's interval plus its timeout, with two seconds of slack for a loaded machine.
+pub fn warm_hold(config: &ServiceConfig) -> Duration {
+    let slowest = config
+        .checks
+        .iter()
+        .map(|c| c.interval + c.timeout)
+        .max()
+        .unwrap_or(config.interval);
+    slowest.saturating_mul(config.rise.max(1)) + config.jitter + Duration::from_secs(2)
 }
 
 /// Runs one check forever: a random start offset within the jitter, then every interval +/- jitter.

@@ -700,3 +700,109 @@ fn a_failed_shutdown_withdrawal_is_an_error_and_a_non_zero_exit() {
         "must not claim the withdrawal succeeded\n{log}"
     );
 }
+
+/// Polls BIRD's state of `protocol` every few milliseconds until told to stop; returns every state seen
+/// other than `up` (an empty list means the route never left).
+fn watch_protocol(
+    socket: std::path::PathBuf,
+    protocol: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut polls = 0;
+        let mut not_up = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let reply = nsbeacon_testkit::bird::bird_command(
+                &socket,
+                &format!("show protocols \"{protocol}\""),
+            )
+            .unwrap_or_default();
+            polls += 1;
+            let state = reply.lines().find_map(|line| {
+                let text = line
+                    .strip_prefix("1002-")
+                    .or_else(|| line.strip_prefix("1002 "))?;
+                let mut columns = text.split_whitespace();
+                (columns.next()? == protocol).then(|| columns.nth(2).map(str::to_owned))?
+            });
+            if state.as_deref() != Some("up") {
+                not_up.push(state.unwrap_or_else(|| "unknown".to_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        (polls, not_up)
+    })
+}
+
+#[test]
+fn a_restart_after_a_keep_exit_never_drops_a_healthy_route_and_a_dead_dns_withdraws_at_once() {
+    let mut node = Node::new();
+    node.write_config("on_shutdown = \"keep\"", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    let since_before = node.stable_since("anycast_dns");
+
+    // Restart while DNS is healthy: BIRD must report the protocol up at every poll.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_protocol(node.bird.socket(), "anycast_dns", stop.clone());
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(10))
+        .expect("exit status");
+    assert!(status.success(), "exit status {status:?}\n{}", node.log());
+    assert!(
+        node.dir.path().join("state/warm-restart.json").exists(),
+        "a clean keep exit writes the warm-restart record\n{}",
+        node.log()
+    );
+    node.start();
+    node.expect_service("dns", "up");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (polls, not_up) = watcher.join().expect("watcher");
+    assert!(polls > 20, "only {polls} polls");
+    assert!(
+        not_up.is_empty(),
+        "the route left during a warm restart ({} of {polls} polls: {not_up:?})\n{}",
+        not_up.len(),
+        node.log()
+    );
+    assert_eq!(
+        node.since("anycast_dns"),
+        since_before,
+        "BIRD saw a state change\n{}",
+        node.log()
+    );
+    assert!(node.log().contains("warm restart"), "{}", node.log());
+
+    // Keep exit, then DNS dies before the next start: the first failing probe withdraws.
+    let status = node
+        .guard()
+        .stop(Duration::from_secs(10))
+        .expect("exit status");
+    assert!(status.success(), "exit status {status:?}");
+    node.knot.stop();
+    let started = std::time::Instant::now();
+    node.start();
+    node.expect_protocol("anycast_dns", "down", "DNS died across the restart");
+    let took = started.elapsed();
+    // Start-up, jitter (20 ms), one probe timeout (250 ms) and a reconcile, with room for a loaded machine;
+    // a cold rule (fall = 3 at 300 ms) or the hold's deadline would take longer than a second.
+    assert!(
+        took < Duration::from_millis(1500),
+        "withdrawn after {took:?}\n{}",
+        node.log()
+    );
+    assert_ne!(node.service_state("dns").as_deref(), Some("up"));
+
+    // A crash leaves no record: the start after it is cold and withdraws until DNS is verified.
+    node.knot.restart();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy again");
+    node.guard().kill();
+    assert!(!node.dir.path().join("state/warm-restart.json").exists());
+    node.start();
+    node.expect_protocol("anycast_dns", "down", "a start after a crash is cold");
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "announced once DNS is verified");
+}
