@@ -1716,3 +1716,108 @@ fn max_behind_zones_tolerates_fewer_than_all_zones() {
     );
     assert_eq!(found.len(), 1, "{found:#?}");
 }
+
+fn serial_with_zones_file(file: &std::path::Path) -> String {
+    format!(
+        "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones_file = \"{}\"\nmax_lag = 3\n",
+        file.display()
+    )
+}
+
+#[test]
+fn a_zones_file_that_is_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("zones.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let started = std::time::Instant::now();
+    let issues = issues(&serial_with_zones_file(&fifo));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones_file",
+        "is a FIFO (named pipe), not a regular file",
+    );
+    assert!(
+        issues[0].hint.contains("refuses FIFOs"),
+        "{}",
+        issues[0].hint
+    );
+}
+
+#[test]
+fn a_zones_file_that_is_a_device_is_refused_before_reading() {
+    let issues = issues(&serial_with_zones_file(std::path::Path::new("/dev/zero")));
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones_file",
+        "cannot read the zones file: /dev/zero is a character device, not a regular file",
+    );
+}
+
+#[test]
+fn a_zones_file_over_the_limit_names_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("zones.txt");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(MAX_ZONES_FILE_BYTES + 1).expect("sparse file");
+    assert_issue(
+        &issues(&serial_with_zones_file(&big)),
+        "service[0].check[0].zones_file",
+        "is larger than 64 MiB, the limit for a zones file",
+    );
+}
+
+#[test]
+fn a_config_file_that_is_not_utf8_says_so_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latin1.toml");
+    let mut text = BIRD_EXAMPLE.as_bytes().to_vec();
+    text.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(&path, &text).expect("write");
+    let err = load(&path).expect_err("not UTF-8");
+    let shown = err.to_string();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    let line = BIRD_EXAMPLE.lines().count() + 1;
+    assert!(
+        shown.contains(&format!(
+            "is not UTF-8 text: invalid byte 0xe9 at line {line}, column 6"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("permission"), "{shown}");
+}
+
+#[test]
+fn a_config_file_over_the_limit_or_not_regular_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.toml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(MAX_CONFIG_BYTES + 1))
+        .expect("sparse file");
+    let shown = load(&big).expect_err("too large").to_string();
+    assert!(
+        shown.contains("is larger than 4 MiB, the limit for a config file"),
+        "{shown}"
+    );
+    let shown = load(dir.path()).expect_err("directory").to_string();
+    assert!(
+        shown.contains("is a directory, not a regular file"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn syntax_errors_say_they_are_reported_one_at_a_time() {
+    let text = "[backend]\nkind = = \"bird\"\n[[service]]\nname = = 1\n";
+    let shown = parse(text, "two.toml").expect_err("invalid").to_string();
+    assert!(shown.starts_with("two.toml: line 2, column "), "{shown}");
+    assert!(
+        !shown.contains("line 4"),
+        "only the first syntax error is known: {shown}"
+    );
+    assert!(shown.contains("reported one at a time"), "{shown}");
+}

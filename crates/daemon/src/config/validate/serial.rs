@@ -12,7 +12,10 @@ use nsbeacon_prober::proto::rr::Name;
 use super::Validator;
 use super::raw::RawCheck;
 use super::values::parse_name;
-use crate::config::{DEFAULT_SERIAL_CONCURRENCY, MAX_SERIAL_CONCURRENCY, SerialCheck};
+use crate::config::{
+    DEFAULT_SERIAL_CONCURRENCY, MAX_SERIAL_CONCURRENCY, MAX_ZONES_FILE_BYTES, SerialCheck,
+};
+use crate::file;
 
 impl Validator<'_> {
     pub(super) fn serial_check(
@@ -198,13 +201,17 @@ impl Validator<'_> {
         {
             full = base.join(full);
         }
-        let text = match std::fs::read_to_string(&full) {
+        let text = match file::read_text(&full, MAX_ZONES_FILE_BYTES, "a zones file") {
             Ok(text) => text,
             Err(e) => {
                 self.issue(
                     path,
-                    format!("cannot read {}: {e}", full.display()),
-                    "give a readable file with one zone per line (relative paths are relative to the config file)",
+                    format!("cannot read the zones file: {e}"),
+                    format!(
+                        "{}; give a regular file with one zone per line (relative paths are relative to the \
+                         config file)",
+                        e.hint()
+                    ),
                 );
                 return None;
             }
