@@ -1,12 +1,16 @@
 //! Configuration: TOML -> serde structs -> one validation pass -> typed, checked [`Config`].
 //!
-//! Parsing happens in two stages so that an operator sees every mistake in one run:
+//! Parsing happens in two stages:
 //!
 //! 1. TOML syntax and structure (`deny_unknown_fields`): a typo in a key name, a value of the wrong type or
-//!    broken TOML stops here with the line, column, key path and a hint ([`ConfigError::Syntax`]).
+//!    broken TOML stops here with the line, column, key path and a hint ([`ConfigError::Syntax`]). The
+//!    TOML parser stops at the first such error, so these are reported one at a time (and say so).
 //! 2. One validation pass over the raw values (durations, addresses, names, route targets, cross-references)
 //!    that collects *all* problems, each with its key path and a hint ([`ConfigError::Invalid`]), e.g.
-//!    `service[1].check[0].timeout: 2s must be shorter than the interval 1s`.
+//!    `service[1].check[0].timeout: 2s is longer than service[1].interval 1s`.
+//!
+//! Files are read through [`crate::file`]: regular files only, at most [`MAX_CONFIG_BYTES`] (zones files
+//! [`MAX_ZONES_FILE_BYTES`]), UTF-8, within [`LOAD_DEADLINE`].
 //!
 //! Values that need interpretation (durations such as `"500ms"`, socket addresses, route targets) are read
 //! as plain strings in stage 1 and converted in stage 2 for exactly that reason: a bad duration in one
@@ -403,7 +407,7 @@ pub struct CheckConfig {
     pub name: String,
     /// How often the check runs.
     pub interval: Duration,
-    /// Bound on each exchange of the check; always shorter than `interval`.
+    /// Bound on each exchange of the check; never longer than `interval` (a check's probes never overlap).
     pub timeout: Duration,
     /// What the check does.
     pub kind: CheckKind,

@@ -528,7 +528,7 @@ fn stage_one_errors_name_the_key_path_and_give_a_hint() {
 }
 
 #[test]
-fn timeout_not_shorter_than_interval_uses_the_documented_message() {
+fn timeout_longer_than_interval_uses_the_documented_message() {
     let text = format!(
         "{BIRD_EXAMPLE}\n[[service]]\nname = \"second\"\nannounce = [\"other\"]\ninterval = \"1s\"\n\
          [[service.check]]\nname = \"slow\"\ntarget = \"127.0.0.1\"\nqname = \"example.org.\"\ntimeout = \"2s\"\n"
@@ -536,11 +536,14 @@ fn timeout_not_shorter_than_interval_uses_the_documented_message() {
     let issues = issues(&text);
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path, "service[1].check[0].timeout");
-    assert_eq!(issues[0].message, "2s must be shorter than the interval 1s");
+    assert_eq!(
+        issues[0].message,
+        "2s is longer than service[1].interval 1s"
+    );
     assert_eq!(
         issues[0].to_string(),
-        "service[1].check[0].timeout: 2s must be shorter than the interval 1s (hint: a probe must end before the \
-         next one is due; lower the timeout or raise the interval)"
+        "service[1].check[0].timeout: 2s is longer than service[1].interval 1s (hint: a probe must end by the time \
+         the next one is due; lower the timeout or raise the interval)"
     );
 }
 
@@ -550,7 +553,53 @@ fn service_level_timeout_error_points_at_the_service_key() {
     assert_issue(
         &issues,
         "service[0].timeout",
-        "3s must be shorter than the interval 2s of service[0].check[0]",
+        "3s is longer than service[0].interval 2s",
+    );
+    // Only the service's interval was written: the message must not name the check's.
+    assert!(!issues[0].message.contains("check[0]"), "{issues:?}");
+}
+
+#[test]
+fn a_timeout_equal_to_the_interval_is_accepted() {
+    // Probes of one check never overlap (the next starts once the last has ended), so peers' usual
+    // timeout = interval settings are fine.
+    for (service, check) in [
+        ("interval = \"1s\"", "timeout = \"1s\""),
+        ("interval = \"1s\"\ntimeout = \"1s\"", ""),
+        ("", "interval = \"2s\"\ntimeout = \"2s\""),
+        ("", "identity = \"id.server\"\ntimeout = \"500ms\""),
+    ] {
+        let config = ok(&bird_with(service, check));
+        let check = &config.services[0].checks[0];
+        assert!(check.timeout * 2 >= check.interval, "{service} / {check:?}");
+    }
+}
+
+#[test]
+fn timeout_errors_name_the_interval_key_as_written_or_say_it_is_a_default() {
+    assert_issue(
+        &issues(&bird_with("", "interval = \"1s\"\ntimeout = \"1500ms\"")),
+        "service[0].check[0].timeout",
+        "1s 500ms is longer than service[0].check[0].interval 1s",
+    );
+    assert_issue(
+        &issues(&bird_with("timeout = \"3s\"", "interval = \"2s\"")),
+        "service[0].timeout",
+        "3s is longer than service[0].check[0].interval 2s",
+    );
+    assert_issue(
+        &issues(&bird_with("", "timeout = \"2s\"")),
+        "service[0].check[0].timeout",
+        "2s is longer than the default interval 1s",
+    );
+    let serial = format!(
+        "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones = [\"example.com.\"]\n\
+         max_lag = 3\ntimeout = \"11s\"\n"
+    );
+    assert_issue(
+        &issues(&serial),
+        "service[0].check[0].timeout",
+        "11s is longer than the default serial interval 10s",
     );
 }
 
@@ -613,7 +662,7 @@ announce = ["anycast_dns"]
         ("service[0].combine", "not a combine mode"),
         (
             "service[0].check[0].timeout",
-            "must be shorter than the interval 1s",
+            "2s is longer than the default interval 1s",
         ),
         ("service[0].check[1].name", "already used by check[0]"),
         ("service[0].check[1].reference", "missing"),
@@ -1249,12 +1298,12 @@ fn chaos_identity_probes_need_two_timeouts_per_interval() {
     );
     let issues = issues(&bird_with(
         "",
-        "identity = \"hostname.bind\"\ntimeout = \"500ms\"",
+        "identity = \"hostname.bind\"\ntimeout = \"600ms\"",
     ));
     assert_issue(
         &issues,
         "service[0].check[0].timeout",
-        "500ms must be shorter than half the interval 1s",
+        "600ms is longer than half of the default interval 1s: with a CHAOS TXT identity",
     );
     let nsid = ok(&bird_with("", "identity = \"nsid\"\ntimeout = \"500ms\""));
     assert_eq!(
@@ -1289,7 +1338,7 @@ timeout = "2s"
     let shown = err.to_string();
     assert!(
         shown.contains(
-            "\n  - line 13: service[0].check[0].timeout: 2s must be shorter than the interval 1s"
+            "\n  - line 13: service[0].check[0].timeout: 2s is longer than the default interval 1s"
         ),
         "{shown}"
     );

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nsbeacon_routing::RouteTarget;
 
+use super::check::ServiceTiming;
 use super::raw::{RawDamping, RawService};
 use super::targets::Owners;
 use super::{BackendKind, Validator};
@@ -133,6 +134,12 @@ impl Validator<'_> {
                 "add at least one [[service.check]], e.g. an SOA query of a zone the server hosts",
             );
         }
+        let timing = ServiceTiming {
+            path,
+            interval,
+            interval_written: raw.interval.is_some(),
+            timeout: service_timeout,
+        };
         let mut checks = Vec::new();
         let mut check_names: HashMap<String, usize> = HashMap::new();
         let mut checks_ok = true;
@@ -149,7 +156,7 @@ impl Validator<'_> {
                     check_names.insert(check_name.to_owned(), index);
                 }
             }
-            match self.check(&check_path, path, raw_check, interval, service_timeout) {
+            match self.check(&check_path, raw_check, &timing) {
                 Some(check) => checks.push(check),
                 None => checks_ok = false,
             }
