@@ -70,6 +70,14 @@ pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
 /// Default bgpd vty socket of the FRR packages (used with `via = "socket"`, the default).
 pub const DEFAULT_BGPD_VTY_SOCKET: &str = nsbeacon_routing::frr::DEFAULT_BGPD_VTY_SOCKET;
 
+/// Default shortest IPv4 prefix an FRR target may have (`[backend] min_prefix_length_v4`): nobody announces
+/// a block larger than a /8 for anycast DNS, so a shorter one is a typo (`10.0.0.0/1` for `/31`).
+pub const DEFAULT_MIN_PREFIX_LENGTH_V4: u8 = 8;
+
+/// Default shortest IPv6 prefix an FRR target may have (`[backend] min_prefix_length_v6`); RIR allocations
+/// start around /32, so a prefix shorter than /16 is a typo.
+pub const DEFAULT_MIN_PREFIX_LENGTH_V6: u8 = 16;
+
 /// Default bound on one BIRD control-socket command. BIRD answers in well under a millisecond; a BIRD busy
 /// reconfiguring a large table may take longer, and the reconciler retries anyway.
 pub const DEFAULT_BIRD_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1870,3 +1870,118 @@ fn syntax_errors_say_they_are_reported_one_at_a_time() {
     );
     assert!(shown.contains("reported one at a time"), "{shown}");
 }
+
+fn frr_announcing(targets: &str, backend_extra: &str) -> String {
+    FRR_EXAMPLE
+        .replace(
+            "announce = [\"203.0.113.53/32\", \"2001:db8::53/128\"]",
+            &format!("announce = [{targets}]"),
+        )
+        .replace(
+            "kind = \"frr\"\n",
+            &format!("kind = \"frr\"\n{backend_extra}\n"),
+        )
+}
+
+#[test]
+fn frr_default_routes_and_short_prefixes_are_refused() {
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/7\", \"2000::/15\", \"10.0.0.0/8\", \"2001::/16\"",
+        "",
+    );
+    assert_ne!(text, FRR_EXAMPLE);
+    let issues = issues(&text);
+    assert_issue(
+        &issues,
+        "service[0].announce[0]",
+        "0.0.0.0/0 is the default route",
+    );
+    assert!(
+        issues[0].hint.contains("allow_default_route = true"),
+        "{:?}",
+        issues[0]
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[1]",
+        "::/0 is the default route",
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[2]",
+        "10.0.0.0/7 is shorter than /8, the shortest prefix accepted",
+    );
+    assert!(
+        issues[2].hint.contains("min_prefix_length_v4"),
+        "{:?}",
+        issues[2]
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[3]",
+        "2000::/15 is shorter than /16",
+    );
+    assert!(
+        issues[3].hint.contains("min_prefix_length_v6"),
+        "{:?}",
+        issues[3]
+    );
+    assert_eq!(issues.len(), 4, "/8 and /16 are accepted: {issues:#?}");
+    // In degrade lists too, with a route-map.
+    let text = FRR_EXAMPLE.replace(
+        "degrade = [\"neighbor:192.0.2.1\"]",
+        "degrade = [\"0.0.0.0/0 route-map NSBEACON-DEGRADED\"]",
+    );
+    assert_issue(
+        &self::issues(&text),
+        "service[0].degrade[0]",
+        "is the default route",
+    );
+}
+
+#[test]
+fn frr_prefix_limits_can_be_lowered_and_default_routes_allowed_explicitly() {
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/7\", \"2000::/15\"",
+        "allow_default_route = true\nmin_prefix_length_v4 = 4\nmin_prefix_length_v6 = 12",
+    );
+    let config = ok(&text);
+    assert_eq!(config.services[0].announce.len(), 4);
+    // Allowing the default route does not lower the minimum for other prefixes.
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"10.0.0.0/7\"",
+        "allow_default_route = true",
+    );
+    let issues = issues(&text);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_issue(&issues, "service[0].announce[1]", "shorter than /8");
+}
+
+#[test]
+fn prefix_limit_keys_are_checked() {
+    let text = frr_announcing(
+        "\"203.0.113.53/32\"",
+        "min_prefix_length_v4 = 33\nmin_prefix_length_v6 = -1",
+    );
+    let issues = issues(&text);
+    assert_issue(
+        &issues,
+        "backend.min_prefix_length_v4",
+        "33 is not a prefix length",
+    );
+    assert!(issues[0].hint.contains("0..=32"), "{:?}", issues[0]);
+    assert_issue(
+        &issues,
+        "backend.min_prefix_length_v6",
+        "-1 is not a prefix length",
+    );
+    let text = BIRD_EXAMPLE.replace(
+        "kind = \"bird\"\n",
+        "kind = \"bird\"\nallow_default_route = true\n",
+    );
+    assert_issue(
+        &self::issues(&text),
+        "backend.allow_default_route",
+        "only applies to kind = \"frr\"",
+    );
+}

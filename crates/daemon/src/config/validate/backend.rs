@@ -7,6 +7,7 @@ use std::time::Duration;
 use nsbeacon_routing::frr::FrrTransport;
 
 use super::raw::RawBackend;
+use super::targets::PrefixPolicy;
 use super::values::valid_ifname;
 use super::{BackendKind, Validator};
 use crate::config::{
@@ -58,6 +59,9 @@ impl Validator<'_> {
             ("args", raw.args.is_some()),
             ("asn", raw.asn.is_some()),
             ("vrf", raw.vrf.is_some()),
+            ("min_prefix_length_v4", raw.min_prefix_length_v4.is_some()),
+            ("min_prefix_length_v6", raw.min_prefix_length_v6.is_some()),
+            ("allow_default_route", raw.allow_default_route.is_some()),
         ] {
             if present {
                 self.issue(
@@ -90,6 +94,7 @@ impl Validator<'_> {
         let transport = self.frr_transport(raw);
         let asn = self.frr_asn(raw.asn);
         let vrf = self.frr_vrf(raw.vrf.as_deref());
+        self.prefix_policy = self.prefix_policy(raw);
         let timeout = self.backend_timeout(raw, DEFAULT_FRR_TIMEOUT);
         Some(BackendConfig::Frr {
             transport: transport?,
@@ -247,6 +252,44 @@ impl Validator<'_> {
             }
         }
         ok
+    }
+
+    /// `min_prefix_length_v4`/`_v6` and `allow_default_route`: which FRR prefixes a typo must not turn
+    /// into an announcement of a huge block or the default route.
+    fn prefix_policy(&mut self, raw: &RawBackend) -> PrefixPolicy {
+        let defaults = PrefixPolicy::default();
+        let v4 = self.prefix_length(
+            "backend.min_prefix_length_v4",
+            raw.min_prefix_length_v4,
+            32,
+            defaults.min_v4,
+        );
+        let v6 = self.prefix_length(
+            "backend.min_prefix_length_v6",
+            raw.min_prefix_length_v6,
+            128,
+            defaults.min_v6,
+        );
+        PrefixPolicy {
+            min_v4: v4,
+            min_v6: v6,
+            allow_default: raw.allow_default_route.unwrap_or(defaults.allow_default),
+        }
+    }
+
+    fn prefix_length(&mut self, path: &str, raw: Option<i64>, max: u8, default: u8) -> u8 {
+        let Some(raw) = raw else { return default };
+        match u8::try_from(raw) {
+            Ok(n) if n <= max => n,
+            _ => {
+                self.issue(
+                    path,
+                    format!("{raw} is not a prefix length"),
+                    format!("use 0..={max} (default {default})"),
+                );
+                default
+            }
+        }
     }
 }
 

@@ -34,12 +34,15 @@ enum BackendKind {
 struct Validator<'a> {
     issues: Vec<ConfigIssue>,
     base: Option<&'a Path>,
+    /// Which FRR prefixes may be targets, from `[backend]` (validated before the services).
+    prefix_policy: targets::PrefixPolicy,
 }
 
 pub(crate) fn validate(raw: raw::RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
     let mut v = Validator {
         issues: Vec::new(),
         base,
+        prefix_policy: targets::PrefixPolicy::default(),
     };
     let backend = v.backend(raw.backend.as_ref());
     let kind = backend.as_ref().map(|b| match b {

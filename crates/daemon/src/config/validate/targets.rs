@@ -8,11 +8,65 @@ use nsbeacon_routing::{BirdProtocolName, FrrNeighbor, FrrNetwork, RouteMapName, 
 
 use super::raw::RawService;
 use super::{BackendKind, Validator};
+use crate::config::{DEFAULT_MIN_PREFIX_LENGTH_V4, DEFAULT_MIN_PREFIX_LENGTH_V6};
 
 /// Who owns what, keyed by [`ownership_key`] (for FRR networks the prefix, so every route-map variant of
 /// it counts): the owning service's entries, as (key path, target), so that a message can name the very
 /// same variant.
 pub(super) type Owners = HashMap<RouteTarget, Vec<(String, RouteTarget)>>;
+
+/// Which FRR prefixes a service may announce: a typo such as `0.0.0.0/0` or `10.0.0.0/1` must not
+/// announce a default route or a huge block to the world. Set in `[backend]` (frr only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PrefixPolicy {
+    /// Shortest IPv4 prefix accepted (`min_prefix_length_v4`, default [`DEFAULT_MIN_PREFIX_LENGTH_V4`]).
+    pub min_v4: u8,
+    /// Shortest IPv6 prefix accepted (`min_prefix_length_v6`, default [`DEFAULT_MIN_PREFIX_LENGTH_V6`]).
+    pub min_v6: u8,
+    /// Whether `0.0.0.0/0` and `::/0` are accepted (`allow_default_route`, default false); when true the
+    /// minimum lengths do not apply to them.
+    pub allow_default: bool,
+}
+
+impl Default for PrefixPolicy {
+    fn default() -> Self {
+        Self {
+            min_v4: DEFAULT_MIN_PREFIX_LENGTH_V4,
+            min_v6: DEFAULT_MIN_PREFIX_LENGTH_V6,
+            allow_default: false,
+        }
+    }
+}
+
+impl PrefixPolicy {
+    /// `None` if `net` may be announced, else (message, hint).
+    fn refuse(&self, net: &ipnet::IpNet) -> Option<(String, String)> {
+        let len = net.prefix_len();
+        if len == 0 {
+            return (!self.allow_default).then(|| {
+                (
+                    format!("{net} is the default route: announcing it would attract all traffic"),
+                    "write the anycast prefix (e.g. \"203.0.113.53/32\"); if this node really originates a \
+                     default route, set [backend] allow_default_route = true"
+                        .to_owned(),
+                )
+            });
+        }
+        let (min, key) = match net {
+            ipnet::IpNet::V4(_) => (self.min_v4, "min_prefix_length_v4"),
+            ipnet::IpNet::V6(_) => (self.min_v6, "min_prefix_length_v6"),
+        };
+        (len < min).then(|| {
+            (
+                format!("{net} is shorter than /{min}, the shortest prefix accepted"),
+                format!(
+                    "check the prefix length (an anycast DNS prefix is usually a /24 or /32, /48 or /128); if \
+                     this prefix is meant, lower [backend] {key}"
+                ),
+            )
+        })
+    }
+}
 
 impl Validator<'_> {
     pub(super) fn targets(
@@ -28,7 +82,16 @@ impl Validator<'_> {
         let mut ok = true;
         for (i, text) in raw.iter().enumerate() {
             let here = format!("{path}[{i}]");
-            match parse_target(kind, text) {
+            let parsed = parse_target(kind, text).and_then(|target| match &target {
+                RouteTarget::FrrNetwork(network) => {
+                    match self.prefix_policy.refuse(&network.prefix) {
+                        Some(refused) => Err(refused),
+                        None => Ok(target),
+                    }
+                }
+                _ => Ok(target),
+            });
+            match parsed {
                 Ok(target) => {
                     let same_key = listed
                         .iter()
