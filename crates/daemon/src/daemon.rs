@@ -238,7 +238,14 @@ pub async fn run(
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 info!(config = %config_path.display(), "SIGHUP: reloading the configuration");
-                match config::load(&config_path) {
+                // Off this task (bounded in time and size): a slow or hung file system never delays a
+                // shutdown signal.
+                let loaded = tokio::select! {
+                    loaded = config::load_async(&config_path) => loaded,
+                    _ = sigterm.recv() => { info!("SIGTERM during a reload: shutting down"); break; }
+                    _ = sigint.recv() => { info!("SIGINT during a reload: shutting down"); break; }
+                };
+                match loaded {
                     Ok(new) => {
                         apply_reload(&current, &new, &mut services, &shared).await;
                         if new.log.level != current.log.level {

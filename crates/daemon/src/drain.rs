@@ -16,6 +16,8 @@ use nix::fcntl::{Flock, FlockArg};
 
 use serde::{Deserialize, Serialize};
 
+use crate::file::{self, FileError};
+
 /// File name of the drain store inside the state directory.
 pub const DRAIN_STORE_FILE: &str = "drain.json";
 
@@ -24,6 +26,10 @@ pub const DRAIN_LOCK_FILE: &str = ".drain.lock";
 
 /// How long a writer waits for the lock before giving up with an error.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Largest drain store nsbeacon reads: one entry per service with a reason is a few hundred bytes, so a
+/// bigger file is not a store nsbeacon wrote.
+pub const MAX_DRAIN_STORE_BYTES: u64 = 1024 * 1024;
 
 /// Format version written to the store.
 const STORE_VERSION: u32 = 1;
@@ -76,13 +82,14 @@ struct StoreFile {
 /// Errors of the drain store, naming the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
-    /// The store exists but could not be read.
-    #[error("cannot read the drain store {}: {source} (hint: check that nsbeacon may read {})", path.display(), path.display())]
+    /// The store exists but could not be read (no permission, not a regular file, larger than
+    /// [`MAX_DRAIN_STORE_BYTES`], not UTF-8).
+    #[error("cannot read the drain store: {source} (hint: {})", source.hint())]
     Read {
         /// The store file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What went wrong, naming the file.
+        source: FileError,
     },
     /// The store is not valid JSON of the expected shape.
     #[error(
@@ -133,7 +140,7 @@ impl DrainStore {
     /// Opens the store in `state_dir` (which need not exist yet: a missing store means nothing drained).
     pub fn open(state_dir: &Path) -> Result<Self, DrainError> {
         let path = state_dir.join(DRAIN_STORE_FILE);
-        let file = match std::fs::read_to_string(&path) {
+        let file = match file::read_text(&path, MAX_DRAIN_STORE_BYTES, "the drain store") {
             Ok(text) => {
                 let file: StoreFile =
                     serde_json::from_str(&text).map_err(|source| DrainError::Corrupt {
@@ -148,7 +155,7 @@ impl DrainStore {
                 }
                 file
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoreFile {
+            Err(e) if e.is_not_found() => StoreFile {
                 version: STORE_VERSION,
                 ..StoreFile::default()
             },
@@ -290,6 +297,36 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_that_is_a_fifo_or_too_large_is_refused_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join(DRAIN_STORE_FILE);
+        nix::unistd::mkfifo(&store, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let started = Instant::now();
+        let err = DrainStore::open(dir.path()).expect_err("a FIFO is not a store");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.to_string()
+                .contains("is a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+        std::fs::remove_file(&store).expect("remove");
+        std::fs::File::create(&store)
+            .and_then(|f| f.set_len(MAX_DRAIN_STORE_BYTES + 1))
+            .expect("sparse file");
+        let err = DrainStore::open(dir.path()).expect_err("too large");
+        assert!(
+            err.to_string()
+                .contains("is larger than 1 MiB, the limit for the drain store"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn missing_state_dir_means_nothing_drained() {

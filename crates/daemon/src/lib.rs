@@ -33,9 +33,9 @@
 //! # Modules
 //!
 //! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`drain`] (persistent
-//! drains). Runtime: [`service`] (probe and service tasks), [`reconcile`] (the only code calling the BGP
-//! daemon), [`backend`], [`http`], [`metrics`], [`drainwatch`], [`daemon`] (wiring, signals, systemd) and
-//! [`cli`].
+//! drains), [`file`] (the bounded reader every file read goes through). Runtime: [`service`] (probe and
+//! service tasks), [`reconcile`] (the only code calling the BGP daemon), [`backend`], [`http`],
+//! [`metrics`], [`drainwatch`], [`daemon`] (wiring, signals, systemd) and [`cli`].
 
 pub mod backend;
 pub mod birdlog;
@@ -44,6 +44,7 @@ pub mod config;
 pub mod daemon;
 pub mod drain;
 pub mod drainwatch;
+pub mod file;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -170,3 +170,105 @@ fn check_config_says_where_the_backend_is_reached() {
         assert!(text(&out).contains(&expected), "{}", text(&out));
     }
 }
+
+/// Runs `nsbeacon -c CONFIG ARGS`, killing it if it has not exited within `deadline`: a hang must fail
+/// the test, not stall the suite.
+fn nsbeacon_within(
+    config: &std::path::Path,
+    args: &[&str],
+    deadline: std::time::Duration,
+) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nsbeacon"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nsbeacon");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reap");
+            panic!(
+                "nsbeacon {args:?} on {} did not exit within {deadline:?}: {}",
+                config.display(),
+                text(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn mkfifo(path: &std::path::Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+}
+
+#[test]
+fn check_config_refuses_a_fifo_or_device_as_the_config_file_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("nsbeacon.toml");
+    mkfifo(&fifo);
+    let deadline = std::time::Duration::from_secs(5);
+    for (path, kind) in [
+        (fifo.as_path(), "a FIFO (named pipe)"),
+        (std::path::Path::new("/dev/zero"), "a character device"),
+    ] {
+        let out = nsbeacon_within(path, &["check-config"], deadline);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let expected = format!(
+            "the config file: {} is {kind}, not a regular file (hint: give the path of a plain file",
+            path.display()
+        );
+        assert!(text(&out).contains(&expected), "{}", text(&out));
+    }
+}
+
+#[test]
+fn check_config_refuses_a_fifo_or_device_as_zones_file_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("zones.fifo");
+    mkfifo(&fifo);
+    let config = write_config(dir.path(), 9);
+    let base = std::fs::read_to_string(&config).expect("read config");
+    for (zones, kind) in [
+        (fifo.display().to_string(), "a FIFO (named pipe)"),
+        ("/dev/zero".to_owned(), "a character device"),
+    ] {
+        let serial = format!(
+            "\n[[service.check]]\nname = \"serial\"\ntype = \"serial\"\nlocal = \"127.0.0.1\"\n\
+             reference = \"192.0.2.1\"\nmax_lag = 3\nzones_file = \"{zones}\"\n"
+        );
+        std::fs::write(&config, format!("{base}{serial}")).expect("write config");
+        let out = nsbeacon_within(
+            &config,
+            &["check-config"],
+            std::time::Duration::from_secs(5),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let expected = format!(
+            "service[0].check[1].zones_file: cannot read the zones file: {zones} is {kind}, not a regular file"
+        );
+        assert!(text(&out).contains(&expected), "{}", text(&out));
+    }
+}
+
+#[test]
+fn check_config_on_a_non_utf8_file_says_so_not_permissions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), 9);
+    let mut bytes = std::fs::read(&config).expect("read config");
+    bytes.extend_from_slice(b"# \xff\n");
+    std::fs::write(&config, bytes).expect("write config");
+    let out = nsbeacon(&config, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not UTF-8 text: invalid byte 0xff at line "),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("permissions"), "{}", text(&out));
+}

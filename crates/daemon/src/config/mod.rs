@@ -1,12 +1,16 @@
 //! Configuration: TOML -> serde structs -> one validation pass -> typed, checked [`Config`].
 //!
-//! Parsing happens in two stages so that an operator sees every mistake in one run:
+//! Parsing happens in two stages:
 //!
 //! 1. TOML syntax and structure (`deny_unknown_fields`): a typo in a key name, a value of the wrong type or
-//!    broken TOML stops here with the line, column, key path and a hint ([`ConfigError::Syntax`]).
+//!    broken TOML stops here with the line, column, key path and a hint ([`ConfigError::Syntax`]). The
+//!    TOML parser stops at the first such error, so these are reported one at a time (and say so).
 //! 2. One validation pass over the raw values (durations, addresses, names, route targets, cross-references)
 //!    that collects *all* problems, each with its key path and a hint ([`ConfigError::Invalid`]), e.g.
-//!    `service[1].check[0].timeout: 2s must be shorter than the interval 1s`.
+//!    `service[1].check[0].timeout: 2s is longer than service[1].interval 1s`.
+//!
+//! Files are read through [`crate::file`]: regular files only, at most [`MAX_CONFIG_BYTES`] (zones files
+//! [`MAX_ZONES_FILE_BYTES`]), UTF-8, within [`LOAD_DEADLINE`].
 //!
 //! Values that need interpretation (durations such as `"500ms"`, socket addresses, route targets) are read
 //! as plain strings in stage 1 and converted in stage 2 for exactly that reason: a bad duration in one
@@ -39,6 +43,8 @@ use nsbeacon_prober::{ProbeSpec, Transport};
 use nsbeacon_routing::RouteTarget;
 use nsbeacon_routing::frr::FrrTransport;
 
+use crate::file::{self, FileError};
+
 /// Where `nsbeacon` looks for its configuration when `-c PATH` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nsbeacon/nsbeacon.toml";
 
@@ -63,6 +69,14 @@ pub const DEFAULT_VTYSH: &str = "/usr/bin/vtysh";
 
 /// Default bgpd vty socket of the FRR packages (used with `via = "socket"`, the default).
 pub const DEFAULT_BGPD_VTY_SOCKET: &str = nsbeacon_routing::frr::DEFAULT_BGPD_VTY_SOCKET;
+
+/// Default shortest IPv4 prefix an FRR target may have (`[backend] min_prefix_length_v4`): nobody announces
+/// a block larger than a /8 for anycast DNS, so a shorter one is a typo (`10.0.0.0/1` for `/31`).
+pub const DEFAULT_MIN_PREFIX_LENGTH_V4: u8 = 8;
+
+/// Default shortest IPv6 prefix an FRR target may have (`[backend] min_prefix_length_v6`); RIR allocations
+/// start around /32, so a prefix shorter than /16 is a typo.
+pub const DEFAULT_MIN_PREFIX_LENGTH_V6: u8 = 16;
 
 /// Default bound on one BIRD control-socket command. BIRD answers in well under a millisecond; a BIRD busy
 /// reconfiguring a large table may take longer, and the reconciler retries anyway.
@@ -401,7 +415,7 @@ pub struct CheckConfig {
     pub name: String,
     /// How often the check runs.
     pub interval: Duration,
-    /// Bound on each exchange of the check; always shorter than `interval`.
+    /// Bound on each exchange of the check; never longer than `interval` (a check's probes never overlap).
     pub timeout: Duration,
     /// What the check does.
     pub kind: CheckKind,
@@ -479,16 +493,19 @@ impl fmt::Display for ConfigIssue {
 /// Why a configuration was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read the config file {}: {source} (hint: check the path given with -c and its permissions)", path.display())]
+    /// The file could not be read: missing, not a regular file (FIFO, device, directory), larger than
+    /// [`MAX_CONFIG_BYTES`], not UTF-8, or on a file system that does not answer within [`LOAD_DEADLINE`].
+    #[error("the config file: {source} (hint: {})", source.hint())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What went wrong, naming the file.
+        source: FileError,
     },
-    /// TOML syntax error, unknown key or value of the wrong type, with its position and key path.
-    #[error("{origin}: {}: {}{message}{}", position(*line, *column), path_prefix(path.as_deref()), hint_suffix(hint))]
+    /// TOML syntax error, unknown key or value of the wrong type, with its position and key path. The TOML
+    /// parser stops at the first one, so these are reported one at a time (the message says so), unlike
+    /// [`ConfigError::Invalid`].
+    #[error("{origin}: {}: {}{message}{}{ONE_AT_A_TIME}", position(*line, *column), path_prefix(path.as_deref()), hint_suffix(hint))]
     Syntax {
         /// File name (or another description of where the text came from).
         origin: String,
@@ -517,6 +534,10 @@ impl ConfigError {
         }
     }
 }
+
+/// Appended to every [`ConfigError::Syntax`]: the operator must know that more errors may follow.
+const ONE_AT_A_TIME: &str = " [parsing stops at the first syntax, unknown-key or wrong-type error, so they are \
+     reported one at a time: fix this one and check again; all validation errors are listed together]";
 
 fn position(line: Option<usize>, column: Option<usize>) -> String {
     match (line, column) {
@@ -550,12 +571,58 @@ fn list_issues(issues: &[ConfigIssue]) -> String {
     out
 }
 
-/// Reads and validates the configuration file at `path`. Relative `zones_file` paths are resolved against
-/// the directory of `path`.
+/// Largest config file nsbeacon reads. A real config is a few KiB (zone lists belong in `zones_file`);
+/// the cap keeps a wrong `-c` path (a log, a device) from exhausting memory.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Largest zones file nsbeacon reads: room for about 1,000,000 zone names of typical length (64 bytes a
+/// line on average), far beyond what one serial check sweeps in an interval.
+pub const MAX_ZONES_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest a whole load (config file and zones files) may take before it is abandoned: local files load
+/// in milliseconds, so only a hung network or FUSE file system reaches it.
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Reads and validates the configuration file at `path`, within [`LOAD_DEADLINE`]. Relative `zones_file`
+/// paths are resolved against the directory of `path`. Every file is read through [`crate::file`]: a FIFO,
+/// device or directory is refused at once, sizes are capped.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let owned = path.to_path_buf();
+    file::run_with_deadline(
+        LOAD_DEADLINE,
+        || Err(load_timed_out(path)),
+        move || load_now(&owned),
+    )
+}
+
+/// [`load`] without blocking the calling task: the daemon awaits it in a `select!` with its shutdown
+/// signals, so a slow file system can never delay SIGTERM.
+pub async fn load_async(path: &Path) -> Result<Config, ConfigError> {
+    let owned = path.to_path_buf();
+    file::run_with_deadline_async(
+        LOAD_DEADLINE,
+        || Err(load_timed_out(path)),
+        move || load_now(&owned),
+    )
+    .await
+}
+
+fn load_timed_out(path: &Path) -> ConfigError {
+    ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        source: FileError::TimedOut {
+            path: path.to_path_buf(),
+            after: LOAD_DEADLINE,
+        },
+    }
+}
+
+fn load_now(path: &Path) -> Result<Config, ConfigError> {
+    let text = file::read_text(path, MAX_CONFIG_BYTES, "a config file").map_err(|source| {
+        ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty());
     parse_with_base(&text, &path.display().to_string(), base)

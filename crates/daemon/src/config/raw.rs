@@ -30,6 +30,9 @@ pub(crate) struct RawBackend {
     pub asn: Option<i64>,
     pub vrf: Option<String>,
     pub timeout: Option<String>,
+    pub min_prefix_length_v4: Option<i64>,
+    pub min_prefix_length_v6: Option<i64>,
+    pub allow_default_route: Option<bool>,
 }
 
 /// `[http]`.

@@ -528,7 +528,7 @@ fn stage_one_errors_name_the_key_path_and_give_a_hint() {
 }
 
 #[test]
-fn timeout_not_shorter_than_interval_uses_the_documented_message() {
+fn timeout_longer_than_interval_uses_the_documented_message() {
     let text = format!(
         "{BIRD_EXAMPLE}\n[[service]]\nname = \"second\"\nannounce = [\"other\"]\ninterval = \"1s\"\n\
          [[service.check]]\nname = \"slow\"\ntarget = \"127.0.0.1\"\nqname = \"example.org.\"\ntimeout = \"2s\"\n"
@@ -536,11 +536,14 @@ fn timeout_not_shorter_than_interval_uses_the_documented_message() {
     let issues = issues(&text);
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path, "service[1].check[0].timeout");
-    assert_eq!(issues[0].message, "2s must be shorter than the interval 1s");
+    assert_eq!(
+        issues[0].message,
+        "2s is longer than service[1].interval 1s"
+    );
     assert_eq!(
         issues[0].to_string(),
-        "service[1].check[0].timeout: 2s must be shorter than the interval 1s (hint: a probe must end before the \
-         next one is due; lower the timeout or raise the interval)"
+        "service[1].check[0].timeout: 2s is longer than service[1].interval 1s (hint: a probe must end by the time \
+         the next one is due; lower the timeout or raise the interval)"
     );
 }
 
@@ -550,7 +553,53 @@ fn service_level_timeout_error_points_at_the_service_key() {
     assert_issue(
         &issues,
         "service[0].timeout",
-        "3s must be shorter than the interval 2s of service[0].check[0]",
+        "3s is longer than service[0].interval 2s",
+    );
+    // Only the service's interval was written: the message must not name the check's.
+    assert!(!issues[0].message.contains("check[0]"), "{issues:?}");
+}
+
+#[test]
+fn a_timeout_equal_to_the_interval_is_accepted() {
+    // Probes of one check never overlap (the next starts once the last has ended), so peers' usual
+    // timeout = interval settings are fine.
+    for (service, check) in [
+        ("interval = \"1s\"", "timeout = \"1s\""),
+        ("interval = \"1s\"\ntimeout = \"1s\"", ""),
+        ("", "interval = \"2s\"\ntimeout = \"2s\""),
+        ("", "identity = \"id.server\"\ntimeout = \"500ms\""),
+    ] {
+        let config = ok(&bird_with(service, check));
+        let check = &config.services[0].checks[0];
+        assert!(check.timeout * 2 >= check.interval, "{service} / {check:?}");
+    }
+}
+
+#[test]
+fn timeout_errors_name_the_interval_key_as_written_or_say_it_is_a_default() {
+    assert_issue(
+        &issues(&bird_with("", "interval = \"1s\"\ntimeout = \"1500ms\"")),
+        "service[0].check[0].timeout",
+        "1s 500ms is longer than service[0].check[0].interval 1s",
+    );
+    assert_issue(
+        &issues(&bird_with("timeout = \"3s\"", "interval = \"2s\"")),
+        "service[0].timeout",
+        "3s is longer than service[0].check[0].interval 2s",
+    );
+    assert_issue(
+        &issues(&bird_with("", "timeout = \"2s\"")),
+        "service[0].check[0].timeout",
+        "2s is longer than the default interval 1s",
+    );
+    let serial = format!(
+        "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones = [\"example.com.\"]\n\
+         max_lag = 3\ntimeout = \"11s\"\n"
+    );
+    assert_issue(
+        &issues(&serial),
+        "service[0].check[0].timeout",
+        "11s is longer than the default serial interval 10s",
     );
 }
 
@@ -613,7 +662,7 @@ announce = ["anycast_dns"]
         ("service[0].combine", "not a combine mode"),
         (
             "service[0].check[0].timeout",
-            "must be shorter than the interval 1s",
+            "2s is longer than the default interval 1s",
         ),
         ("service[0].check[1].name", "already used by check[0]"),
         ("service[0].check[1].reference", "missing"),
@@ -1249,12 +1298,12 @@ fn chaos_identity_probes_need_two_timeouts_per_interval() {
     );
     let issues = issues(&bird_with(
         "",
-        "identity = \"hostname.bind\"\ntimeout = \"500ms\"",
+        "identity = \"hostname.bind\"\ntimeout = \"600ms\"",
     ));
     assert_issue(
         &issues,
         "service[0].check[0].timeout",
-        "500ms must be shorter than half the interval 1s",
+        "600ms is longer than half of the default interval 1s: with a CHAOS TXT identity",
     );
     let nsid = ok(&bird_with("", "identity = \"nsid\"\ntimeout = \"500ms\""));
     assert_eq!(
@@ -1289,7 +1338,7 @@ timeout = "2s"
     let shown = err.to_string();
     assert!(
         shown.contains(
-            "\n  - line 13: service[0].check[0].timeout: 2s must be shorter than the interval 1s"
+            "\n  - line 13: service[0].check[0].timeout: 2s is longer than the default interval 1s"
         ),
         "{shown}"
     );
@@ -1715,4 +1764,224 @@ fn max_behind_zones_tolerates_fewer_than_all_zones() {
         "only applies to type = \"serial\"",
     );
     assert_eq!(found.len(), 1, "{found:#?}");
+}
+
+fn serial_with_zones_file(file: &std::path::Path) -> String {
+    format!(
+        "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones_file = \"{}\"\nmax_lag = 3\n",
+        file.display()
+    )
+}
+
+#[test]
+fn a_zones_file_that_is_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("zones.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let started = std::time::Instant::now();
+    let issues = issues(&serial_with_zones_file(&fifo));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones_file",
+        "is a FIFO (named pipe), not a regular file",
+    );
+    assert!(
+        issues[0].hint.contains("refuses FIFOs"),
+        "{}",
+        issues[0].hint
+    );
+}
+
+#[test]
+fn a_zones_file_that_is_a_device_is_refused_before_reading() {
+    let issues = issues(&serial_with_zones_file(std::path::Path::new("/dev/zero")));
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones_file",
+        "cannot read the zones file: /dev/zero is a character device, not a regular file",
+    );
+}
+
+#[test]
+fn a_zones_file_over_the_limit_names_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("zones.txt");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(MAX_ZONES_FILE_BYTES + 1).expect("sparse file");
+    assert_issue(
+        &issues(&serial_with_zones_file(&big)),
+        "service[0].check[0].zones_file",
+        "is larger than 64 MiB, the limit for a zones file",
+    );
+}
+
+#[test]
+fn a_config_file_that_is_not_utf8_says_so_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latin1.toml");
+    let mut text = BIRD_EXAMPLE.as_bytes().to_vec();
+    text.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(&path, &text).expect("write");
+    let err = load(&path).expect_err("not UTF-8");
+    let shown = err.to_string();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    let line = BIRD_EXAMPLE.lines().count() + 1;
+    assert!(
+        shown.contains(&format!(
+            "is not UTF-8 text: invalid byte 0xe9 at line {line}, column 6"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("permission"), "{shown}");
+}
+
+#[test]
+fn a_config_file_over_the_limit_or_not_regular_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.toml");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(MAX_CONFIG_BYTES + 1))
+        .expect("sparse file");
+    let shown = load(&big).expect_err("too large").to_string();
+    assert!(
+        shown.contains("is larger than 4 MiB, the limit for a config file"),
+        "{shown}"
+    );
+    let shown = load(dir.path()).expect_err("directory").to_string();
+    assert!(
+        shown.contains("is a directory, not a regular file"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn syntax_errors_say_they_are_reported_one_at_a_time() {
+    let text = "[backend]\nkind = = \"bird\"\n[[service]]\nname = = 1\n";
+    let shown = parse(text, "two.toml").expect_err("invalid").to_string();
+    assert!(shown.starts_with("two.toml: line 2, column "), "{shown}");
+    assert!(
+        !shown.contains("line 4"),
+        "only the first syntax error is known: {shown}"
+    );
+    assert!(shown.contains("reported one at a time"), "{shown}");
+}
+
+fn frr_announcing(targets: &str, backend_extra: &str) -> String {
+    FRR_EXAMPLE
+        .replace(
+            "announce = [\"203.0.113.53/32\", \"2001:db8::53/128\"]",
+            &format!("announce = [{targets}]"),
+        )
+        .replace(
+            "kind = \"frr\"\n",
+            &format!("kind = \"frr\"\n{backend_extra}\n"),
+        )
+}
+
+#[test]
+fn frr_default_routes_and_short_prefixes_are_refused() {
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/7\", \"2000::/15\", \"10.0.0.0/8\", \"2001::/16\"",
+        "",
+    );
+    assert_ne!(text, FRR_EXAMPLE);
+    let issues = issues(&text);
+    assert_issue(
+        &issues,
+        "service[0].announce[0]",
+        "0.0.0.0/0 is the default route",
+    );
+    assert!(
+        issues[0].hint.contains("allow_default_route = true"),
+        "{:?}",
+        issues[0]
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[1]",
+        "::/0 is the default route",
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[2]",
+        "10.0.0.0/7 is shorter than /8, the shortest prefix accepted",
+    );
+    assert!(
+        issues[2].hint.contains("min_prefix_length_v4"),
+        "{:?}",
+        issues[2]
+    );
+    assert_issue(
+        &issues,
+        "service[0].announce[3]",
+        "2000::/15 is shorter than /16",
+    );
+    assert!(
+        issues[3].hint.contains("min_prefix_length_v6"),
+        "{:?}",
+        issues[3]
+    );
+    assert_eq!(issues.len(), 4, "/8 and /16 are accepted: {issues:#?}");
+    // In degrade lists too, with a route-map.
+    let text = FRR_EXAMPLE.replace(
+        "degrade = [\"neighbor:192.0.2.1\"]",
+        "degrade = [\"0.0.0.0/0 route-map NSBEACON-DEGRADED\"]",
+    );
+    assert_issue(
+        &self::issues(&text),
+        "service[0].degrade[0]",
+        "is the default route",
+    );
+}
+
+#[test]
+fn frr_prefix_limits_can_be_lowered_and_default_routes_allowed_explicitly() {
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/7\", \"2000::/15\"",
+        "allow_default_route = true\nmin_prefix_length_v4 = 4\nmin_prefix_length_v6 = 12",
+    );
+    let config = ok(&text);
+    assert_eq!(config.services[0].announce.len(), 4);
+    // Allowing the default route does not lower the minimum for other prefixes.
+    let text = frr_announcing(
+        "\"0.0.0.0/0\", \"10.0.0.0/7\"",
+        "allow_default_route = true",
+    );
+    let issues = issues(&text);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_issue(&issues, "service[0].announce[1]", "shorter than /8");
+}
+
+#[test]
+fn prefix_limit_keys_are_checked() {
+    let text = frr_announcing(
+        "\"203.0.113.53/32\"",
+        "min_prefix_length_v4 = 33\nmin_prefix_length_v6 = -1",
+    );
+    let issues = issues(&text);
+    assert_issue(
+        &issues,
+        "backend.min_prefix_length_v4",
+        "33 is not a prefix length",
+    );
+    assert!(issues[0].hint.contains("0..=32"), "{:?}", issues[0]);
+    assert_issue(
+        &issues,
+        "backend.min_prefix_length_v6",
+        "-1 is not a prefix length",
+    );
+    let text = BIRD_EXAMPLE.replace(
+        "kind = \"bird\"\n",
+        "kind = \"bird\"\nallow_default_route = true\n",
+    );
+    assert_issue(
+        &self::issues(&text),
+        "backend.allow_default_route",
+        "only applies to kind = \"frr\"",
+    );
 }

@@ -1,0 +1,218 @@
+//! `[[service.check]]`: the parts common to both check types (name, type, interval, timeout, transport),
+//! then the type's own keys ([`super::query`], [`super::serial`]).
+
+use std::time::Duration;
+
+use super::Validator;
+use super::raw::RawCheck;
+use crate::config::{
+    CheckConfig, CheckKind, DEFAULT_SERIAL_INTERVAL, DEFAULT_SERIAL_TIMEOUT_CAP,
+    DEFAULT_TIMEOUT_CAP, MAX_INTERVAL, MAX_TIMEOUT, MIN_INTERVAL, fmt_duration,
+};
+
+/// What a service passes down to its checks: its interval and timeout, and whether the operator wrote
+/// the interval (so that an error names the key actually written, or says the value is a default).
+pub(super) struct ServiceTiming<'a> {
+    /// The service's key path, `service[N]`.
+    pub path: &'a str,
+    /// The service interval (default or written); `None` if it was invalid.
+    pub interval: Option<Duration>,
+    /// Whether `interval` was written in the service.
+    pub interval_written: bool,
+    /// The service timeout: `None` unset, `Some(None)` set but invalid.
+    pub timeout: Option<Option<Duration>>,
+}
+
+/// A check's interval and where it came from.
+struct Interval {
+    value: Option<Duration>,
+    /// How a message names it: `service[0].check[1].interval 2s`, `the default interval 1s`, ...
+    described: fn(&str, &str, Duration) -> String,
+}
+
+impl Validator<'_> {
+    pub(super) fn check(
+        &mut self,
+        path: &str,
+        raw: &RawCheck,
+        service: &ServiceTiming<'_>,
+    ) -> Option<CheckConfig> {
+        let name = self.name(&format!("{path}.name"), raw.name.as_deref(), "check");
+        let is_serial = self.check_type(path, raw.check_type.as_deref())?;
+        self.foreign_keys(path, raw, is_serial);
+        let interval = self.check_interval(path, raw, is_serial, service);
+        let timeout = self.check_timeout(path, raw, is_serial, &interval, service)?;
+        let interval = interval.value;
+        let transport = self.transport(
+            &format!("{path}.transport"),
+            raw.transport.as_deref(),
+            is_serial,
+        );
+        let kind = if is_serial {
+            self.serial_check(path, raw, transport, timeout)
+                .map(CheckKind::Serial)
+        } else {
+            self.query_check(path, raw, transport, timeout)
+                .map(CheckKind::Query)
+        };
+        Some(CheckConfig {
+            name: name?,
+            interval: interval?,
+            timeout: timeout?,
+            kind: kind?,
+        })
+    }
+
+    /// `type`: `Some(true)` for a serial check, `Some(false)` for a query check (the default).
+    fn check_type(&mut self, path: &str, raw: Option<&str>) -> Option<bool> {
+        match raw {
+            None | Some("query") => Some(false),
+            Some("serial") => Some(true),
+            Some(other) => {
+                self.issue(
+                    format!("{path}.type"),
+                    format!("{other:?} is not a check type"),
+                    "use type = \"query\" (default: one DNS query with expectations) or \"serial\" (SOA freshness \
+                     against a reference server)",
+                );
+                None
+            }
+        }
+    }
+
+    /// Keys of the other check type are errors, naming the type they belong to.
+    fn foreign_keys(&mut self, path: &str, raw: &RawCheck, is_serial: bool) {
+        let (foreign, this, other, hint) = if is_serial {
+            (
+                raw.query_only_keys(),
+                "serial",
+                "query",
+                "remove it, or make this a query check (the default type)",
+            )
+        } else {
+            (
+                raw.serial_only_keys(),
+                "query",
+                "serial",
+                "remove it, or add type = \"serial\"",
+            )
+        };
+        for key in foreign {
+            self.issue(
+                format!("{path}.{key}"),
+                format!(
+                    "`{key}` only applies to type = \"{other}\" checks, and this is a {this} check"
+                ),
+                hint,
+            );
+        }
+    }
+
+    /// The check's interval: its own, else the service's (for serial checks at least
+    /// [`DEFAULT_SERIAL_INTERVAL`]), remembering which it was.
+    fn check_interval(
+        &mut self,
+        path: &str,
+        raw: &RawCheck,
+        is_serial: bool,
+        service: &ServiceTiming<'_>,
+    ) -> Interval {
+        if let Some(s) = raw.interval.as_deref() {
+            return Interval {
+                value: self.duration_in(
+                    &format!("{path}.interval"),
+                    Some(s),
+                    MIN_INTERVAL,
+                    MAX_INTERVAL,
+                ),
+                described: |check, _, i| format!("{check}.interval {}", fmt_duration(i)),
+            };
+        }
+        let Some(from_service) = service.interval else {
+            return Interval {
+                value: None,
+                described: |_, _, i| fmt_duration(i),
+            };
+        };
+        let value = if is_serial {
+            from_service.max(DEFAULT_SERIAL_INTERVAL)
+        } else {
+            from_service
+        };
+        let described: fn(&str, &str, Duration) -> String = if value != from_service {
+            |_, _, i| format!("the default serial interval {}", fmt_duration(i))
+        } else if service.interval_written {
+            |_, service, i| format!("{service}.interval {}", fmt_duration(i))
+        } else {
+            |_, _, i| format!("the default interval {}", fmt_duration(i))
+        };
+        Interval {
+            value: Some(value),
+            described,
+        }
+    }
+
+    /// The check's timeout: its own, else the service's, else derived from the interval. It may equal the
+    /// interval (probes of a check never overlap: the next starts when the last has ended) but not exceed
+    /// it. The outer `None` means the check is rejected (the timeout does not fit the interval); the inner
+    /// one that the timeout or interval itself is invalid (already reported).
+    fn check_timeout(
+        &mut self,
+        path: &str,
+        raw: &RawCheck,
+        is_serial: bool,
+        interval: &Interval,
+        service: &ServiceTiming<'_>,
+    ) -> Option<Option<Duration>> {
+        // A CHAOS TXT identity query runs after the main exchange: such a probe can take two timeouts.
+        let chaos_identity = !is_serial && raw.identity.as_deref().is_some_and(|i| i != "nsid");
+        let timeouts_per_probe: u32 = if chaos_identity { 2 } else { 1 };
+        // Where the timeout came from decides which key an error points at.
+        let (timeout, timeout_path) = match (raw.timeout.as_deref(), service.timeout) {
+            (Some(s), _) => (
+                self.duration_in(
+                    &format!("{path}.timeout"),
+                    Some(s),
+                    Duration::from_millis(1),
+                    MAX_TIMEOUT,
+                ),
+                format!("{path}.timeout"),
+            ),
+            (None, Some(from_service)) => (from_service, format!("{}.timeout", service.path)),
+            (None, None) => {
+                let cap = if is_serial {
+                    DEFAULT_SERIAL_TIMEOUT_CAP
+                } else {
+                    DEFAULT_TIMEOUT_CAP
+                };
+                (
+                    interval
+                        .value
+                        .map(|i| (i / (2 * timeouts_per_probe)).min(cap)),
+                    format!("{path}.timeout"),
+                )
+            }
+        };
+        if let (Some(t), Some(i)) = (timeout, interval.value)
+            && t * timeouts_per_probe > i
+        {
+            let of = (interval.described)(path, service.path, i);
+            let message = if chaos_identity {
+                format!(
+                    "{} is longer than half of {of}: with a CHAOS TXT identity the probe sends a second query \
+                     and can take two timeouts",
+                    fmt_duration(t),
+                )
+            } else {
+                format!("{} is longer than {of}", fmt_duration(t))
+            };
+            self.issue(
+                timeout_path,
+                message,
+                "a probe must end by the time the next one is due; lower the timeout or raise the interval",
+            );
+            return None;
+        }
+        Some(timeout)
+    }
+}
