@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::backend::{Backend, BackendSetupError};
 use crate::birdlog;
+use crate::clock::unix_now;
 use crate::config::{self, BackendConfig, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
 use crate::health::ServiceState;
@@ -65,13 +66,6 @@ pub enum DaemonError {
     /// The reconciler task died before it could withdraw.
     #[error("the reconciler failed during shutdown ({0}); route targets may still be announced")]
     ShutdownAborted(String),
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn on_shutdown_str(o: OnShutdown) -> &'static str {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -49,7 +49,7 @@ impl DrainRequest {
     pub fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
-            since_unix: unix_now(),
+            since_unix: crate::clock::unix_now_secs(),
         }
     }
 
@@ -286,12 +286,6 @@ impl DrainStore {
             }
         })
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@
 pub mod backend;
 pub mod birdlog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod drain;

@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
 use tokio::sync::{Notify, oneshot, watch};
@@ -607,10 +607,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 consecutive_failures: self.consecutive_failures,
             },
             targets,
-            last_reconcile_unix: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs_f64()),
+            last_reconcile_unix: Some(crate::clock::unix_now()),
             first_pass_done: true,
         };
         self.report_tx.send_replace(report);

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport, Transport};
 use nsbeacon_routing::{RouteState, RouteTarget};
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::clock::unix_now;
 use crate::config::{CheckConfig, CheckKind, ServiceConfig};
 use crate::drain::DrainRequest;
 use crate::health::{self, CheckSignal, ServiceHealth, ServiceState, Transition};
@@ -234,13 +235,6 @@ pub struct ServiceReport {
     pub suppressed: bool,
     /// State changes since the service started.
     pub transitions: u64,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn transport_str(t: Transport) -> &'static str {

@@ -8,13 +8,14 @@
 //! ([`crate::health::ServiceHealth::warm_start`]). A crash writes no record, so a start after a crash
 //! withdraws everything until DNS is verified, as before.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::clock::unix_now_secs;
 use crate::routes::TargetId;
 
 /// The record's file name inside `state_dir`.
@@ -42,18 +43,11 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(WARM_RESTART_FILE)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Writes the record atomically (temporary file, fsync, rename).
 pub fn save(state_dir: &Path, announced: Vec<TargetId>) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
     let record = WarmRestartRecord {
-        written_unix: unix_now(),
+        written_unix: unix_now_secs(),
         pid: std::process::id(),
         announced,
     };
@@ -81,13 +75,13 @@ pub fn discard(state_dir: &Path) {
 /// than a missing file are logged.
 pub fn take(state_dir: &Path) -> Option<WarmRestartRecord> {
     let path = path(state_dir);
-    let read = read_bounded(&path);
+    let read = crate::file::read_bytes(&path, MAX_SIZE, "the warm-restart record");
     discard(state_dir);
     let bytes = match read {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return None,
-        Err(why) => {
-            warn!(path = %path.display(), "ignoring the warm-restart record ({why}); starting cold");
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => {
+            warn!(error = %e, "ignoring the warm-restart record; starting cold");
             return None;
         }
     };
@@ -98,7 +92,7 @@ pub fn take(state_dir: &Path) -> Option<WarmRestartRecord> {
             return None;
         }
     };
-    let age = unix_now().saturating_sub(record.written_unix);
+    let age = unix_now_secs().saturating_sub(record.written_unix);
     if age > MAX_AGE.as_secs() {
         warn!(
             path = %path.display(),
@@ -109,33 +103,6 @@ pub fn take(state_dir: &Path) -> Option<WarmRestartRecord> {
         return None;
     }
     Some(record)
-}
-
-/// The file's bytes; `None` if it does not exist. Refuses anything but a regular file of at most
-/// [`MAX_SIZE`] bytes, and opens without blocking on a FIFO.
-fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    if meta.len() > MAX_SIZE {
-        return Err(format!("larger than {MAX_SIZE} bytes"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -166,7 +133,7 @@ mod tests {
         assert!(take(dir.path()).is_none(), "no record");
 
         let stale = WarmRestartRecord {
-            written_unix: unix_now() - MAX_AGE.as_secs() - 5,
+            written_unix: unix_now_secs() - MAX_AGE.as_secs() - 5,
             pid: 1,
             announced: vec![id("anycast_dns")],
         };
