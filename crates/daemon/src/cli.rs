@@ -60,7 +60,14 @@ pub enum Command {
     /// Run the daemon in the foreground (the default).
     Run,
     /// Validate the configuration and list every problem (exit 0 when valid, 2 otherwise).
-    CheckConfig,
+    ///
+    /// With `--live`, also ask the BGP daemon that every route target exists (exit 2 if one does not, 1
+    /// if the BGP daemon cannot be asked).
+    CheckConfig {
+        /// Also ask the running BGP daemon whether every target exists (read-only).
+        #[arg(long)]
+        live: bool,
+    },
     /// Ask the running daemon for its state and print it as a table.
     Status {
         /// Print the daemon's JSON document instead of the table.
@@ -97,7 +104,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
-        Command::CheckConfig => check_config(&cli.config),
+        Command::CheckConfig { live } => check_config(&cli.config, live),
         Command::Status { json, addr } => status(&cli.config, json, addr),
         Command::Probe { service } => probe(&cli.config, service.as_deref()),
         Command::Drain { service, reason } => drain(&cli.config, service.as_deref(), reason),
@@ -159,7 +166,7 @@ fn run(path: &Path) -> i32 {
     }
 }
 
-fn check_config(path: &Path) -> i32 {
+fn check_config(path: &Path, live: bool) -> i32 {
     match load(path) {
         Ok(config) => {
             let checks: usize = config.services.iter().map(|s| s.checks.len()).sum();
@@ -170,9 +177,74 @@ fn check_config(path: &Path) -> i32 {
                 checks,
                 config.backend
             );
-            0
+            if live { check_targets_live(&config) } else { 0 }
         }
         Err(code) => code,
+    }
+}
+
+/// `check-config --live`: reads every route target from the BGP daemon (never changes one) and reports
+/// the ones it does not know, with the services listing them.
+fn check_targets_live(config: &Config) -> i32 {
+    use nsbeacon_routing::RoutingBackend;
+    let backend = match crate::backend::Backend::from_config(&config.backend) {
+        Ok(backend) => backend,
+        Err(e) => {
+            err!("nsbeacon: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let bound = config.backend.timeout().saturating_mul(2);
+    let mut targets: Vec<(nsbeacon_routing::RouteTarget, Vec<&str>)> = Vec::new();
+    for service in &config.services {
+        for target in service.announce.iter().chain(service.degrade.iter()) {
+            match targets.iter_mut().find(|(t, _)| t == target) {
+                Some((_, services)) => services.push(&service.name),
+                None => targets.push((target.clone(), vec![&service.name])),
+            }
+        }
+    }
+    let mut missing = 0;
+    let mut unreachable = 0;
+    for (target, services) in &targets {
+        let listed = services.join(", ");
+        match rt.block_on(async { tokio::time::timeout(bound, backend.read(target)).await }) {
+            Ok(Ok(status)) => out!(
+                "  ok: {target} exists ({}; {}) [service {listed}]",
+                status.value.state.as_str(),
+                status.value.detail
+            ),
+            Ok(Err(e)) if e.is_missing_target() => {
+                missing += 1;
+                err!(
+                    "error: {target} does not exist in the BGP daemon [service {listed}]: {e}; fix the name in the config or add it to the BGP daemon's config"
+                );
+            }
+            Ok(Err(e)) => {
+                unreachable += 1;
+                err!("error: cannot ask the BGP daemon about {target}: {e}");
+            }
+            Err(_) => {
+                unreachable += 1;
+                err!("error: the BGP daemon did not answer about {target} within {bound:?}");
+            }
+        }
+    }
+    if missing > 0 {
+        err!("{missing} route target(s) missing in the BGP daemon");
+        EXIT_CONFIG
+    } else if unreachable > 0 {
+        EXIT_FAILURE
+    } else {
+        out!(
+            "every route target exists in the BGP daemon ({})",
+            targets.len()
+        );
+        0
     }
 }
 

@@ -142,11 +142,14 @@ pub async fn run(
         on_shutdown: on_shutdown_str(config.on_shutdown),
         drains: drainwatch::describe(&drains_rx.borrow()),
     }));
+    let (missing_tx, missing_rx) = watch::channel(std::collections::HashSet::new());
+    let missing_tx = Arc::new(missing_tx);
     let shared = Shared {
         metrics: metrics.clone(),
         desired: desired_tx,
         services: Arc::new(RwLock::new(BTreeMap::new())),
         drains: drains_rx.clone(),
+        missing_targets: missing_rx,
     };
 
     let stop_tasks = CancellationToken::new();
@@ -175,6 +178,7 @@ pub async fn run(
             interval: config.reconcile_interval,
             withdraw_on_shutdown: withdraw_on_shutdown.clone(),
             nudge,
+            missing: missing_tx,
         },
         desired_rx,
         metrics.clone(),
@@ -325,11 +329,7 @@ async fn warm_restart_targets(config: &Config, backend: &Backend) -> Vec<RouteTa
         if !seen.insert(target.clone()) || !record.announced.contains(&TargetId::of(target)) {
             continue;
         }
-        let bound = match &config.backend {
-            BackendConfig::Bird { timeout, .. } | BackendConfig::Frr { timeout, .. } => {
-                timeout.saturating_mul(2)
-            }
-        };
+        let bound = config.backend.timeout().saturating_mul(2);
         match tokio::time::timeout(bound, backend.read(target)).await {
             Ok(Ok(status)) if status.value.state == RouteState::Announced => {
                 kept.push(target.clone())
@@ -480,10 +480,37 @@ fn spawn_systemd(
         if first_pass.await.is_err() {
             return;
         }
-        if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        // READY=1 either way (the service runs and supervises), but a missing target is said in the
+        // unit's status line, so `systemctl status nsbeacon` shows it.
+        let missing: Vec<String> = report
+            .borrow()
+            .targets
+            .iter()
+            .filter(|t| t.missing)
+            .map(|t| format!("{} {}", t.id.kind.as_str(), t.id.target))
+            .collect();
+        let status = if missing.is_empty() {
+            "running".to_owned()
+        } else {
+            format!(
+                "ERROR: the BGP daemon has no {}; the services listing them are down",
+                missing.join(", ")
+            )
+        };
+        if let Err(e) = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&status),
+            ],
+        ) {
             warn!(error = %e, "telling systemd READY=1 failed");
         }
-        info!("first reconcile pass done; ready");
+        if missing.is_empty() {
+            info!("first reconcile pass done; ready");
+        } else {
+            error!(missing = %missing.join(", "), "first reconcile pass done; ready, but route targets are missing in the BGP daemon");
+        }
         let Some(timeout) = watchdog_timeout(
             std::env::var("WATCHDOG_USEC").ok().as_deref(),
             std::env::var("WATCHDOG_PID").ok().as_deref(),

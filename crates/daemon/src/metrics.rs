@@ -49,6 +49,7 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_route_desired_announced", &["kind", "target"]),
     ("nsbeacon_route_actual_announced", &["kind", "target"]),
     ("nsbeacon_route_drift_total", &["kind", "target"]),
+    ("nsbeacon_route_target_missing", &["kind", "target"]),
     ("nsbeacon_backend_up", &["backend"]),
     (
         "nsbeacon_backend_operation_duration_seconds",
@@ -98,6 +99,8 @@ pub struct Metrics {
     pub route_actual_announced: IntGaugeVec,
     /// Times the reconciler found the daemon's state differing from the desired one and re-asserted it.
     pub route_drift_total: IntCounterVec,
+    /// 1 while the BGP daemon says the target does not exist (a misspelled name), else 0.
+    pub route_target_missing: IntGaugeVec,
     /// 1 while the BGP daemon answers, else 0.
     pub backend_up: IntGaugeVec,
     /// Duration of backend operations (`set`, `read`, `health`).
@@ -205,6 +208,10 @@ impl Metrics {
             route_drift_total: counter(
                 "nsbeacon_route_drift_total",
                 "Times the BGP daemon's state of a target differed from the desired one and was re-asserted.",
+            )?,
+            route_target_missing: int_gauge(
+                "nsbeacon_route_target_missing",
+                "1 while the BGP daemon answers that the route target does not exist (misspelled protocol or neighbor), else 0.",
             )?,
             backend_up: int_gauge(
                 "nsbeacon_backend_up",
@@ -409,6 +416,9 @@ mod tests {
         m.route_drift_total
             .with_label_values(&["bird_protocol", "anycast"])
             .inc();
+        m.route_target_missing
+            .with_label_values(&["bird_protocol", "anycast"])
+            .set(0);
         m.backend_up.with_label_values(&["bird"]).set(1);
         m.backend_operation_duration_seconds
             .with_label_values(&["bird", "set"])

@@ -57,6 +57,8 @@ pub struct ReconcilerSettings {
     /// reconfiguration, or came back after a restart): every target is read back at once instead of at
     /// the next interval, and a backoff wait ends early.
     pub nudge: Arc<Notify>,
+    /// The targets the BGP daemon says do not exist; the services listing them go down with that reason.
+    pub missing: Arc<watch::Sender<HashSet<RouteTarget>>>,
 }
 
 /// A label pair for a target: (`kind`, `name`), e.g. (`bird_protocol`, `anycast_dns`).
@@ -82,6 +84,8 @@ struct TargetRecord {
     orphan_failures: u32,
     /// Consecutive passes that found this target pending (accepted, not yet reported).
     pending_passes: u32,
+    /// The BGP daemon answered that the target does not exist (a misspelled protocol or neighbor).
+    missing: bool,
 }
 
 /// An orphaned target (no service lists it any more) that the answering daemon keeps rejecting is
@@ -294,6 +298,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     confirmed: false,
                     orphan_failures: 0,
                     pending_passes: 0,
+                    missing: false,
                 });
             if record.desired != *state {
                 record.confirmed = false;
@@ -350,6 +355,10 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         .metrics
                         .route_actual_announced
                         .remove_label_values(&[kind, &name]);
+                    let _ = self
+                        .metrics
+                        .route_target_missing
+                        .remove_label_values(&[kind, &name]);
                 }
                 Err(ConvergeError::Pending) => {}
                 Err(ConvergeError::Failed(e)) => {
@@ -367,6 +376,10 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                         let _ = self
                             .metrics
                             .route_desired_announced
+                            .remove_label_values(&[kind, &name]);
+                        let _ = self
+                            .metrics
+                            .route_target_missing
                             .remove_label_values(&[kind, &name]);
                     } else {
                         errors.push(format!("orphaned {target}: {e}"));
@@ -491,6 +504,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 if let Some(record) = self.targets.get_mut(target) {
                     record.actual = Some(timed.value.state);
                     record.detail = timed.value.detail;
+                    record.missing = false;
                 }
                 self.metrics
                     .route_actual_announced
@@ -520,6 +534,10 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
         if let Some(record) = self.targets.get_mut(target) {
             record.last_error = Some(message.clone());
             record.actual = None;
+            if e.is_missing_target() && !record.missing {
+                error!(target = %target, error = %e, "the BGP daemon has no such target: check the name in the config and in the BGP daemon's config; services listing it are down until it exists");
+            }
+            record.missing = e.is_missing_target();
         }
         message
     }
@@ -593,9 +611,29 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 detail: r.detail.clone(),
                 last_error: r.last_error.clone(),
                 in_sync: r.actual == Some(r.desired),
+                missing: r.missing,
             })
             .collect();
         targets.sort_by(|a, b| a.id.cmp(&b.id));
+        let missing: HashSet<RouteTarget> = self
+            .targets
+            .iter()
+            .filter(|(_, r)| r.missing)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for (target, record) in &self.targets {
+            self.metrics
+                .route_target_missing
+                .with_label_values(&TargetId::of(target).labels())
+                .set(i64::from(record.missing));
+        }
+        self.settings.missing.send_if_modified(|known| {
+            let changed = *known != missing;
+            if changed {
+                *known = missing;
+            }
+            changed
+        });
         let report = RoutingReport {
             backend: BackendReport {
                 kind: self.settings.backend_kind.to_owned(),
@@ -780,6 +818,7 @@ mod tests {
             interval,
             withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
             nudge: nudge.clone(),
+            missing: Arc::new(watch::channel(HashSet::new()).0),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),
@@ -829,6 +868,7 @@ mod tests {
             interval: Duration::from_secs(60),
             withdraw_on_shutdown: Arc::new(AtomicBool::new(true)),
             nudge: Arc::new(Notify::new()),
+            missing: Arc::new(watch::channel(HashSet::new()).0),
         };
         let (reconciler, handles) = Reconciler::new(
             backend.clone(),

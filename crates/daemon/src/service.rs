@@ -58,6 +58,8 @@ pub struct Shared {
     pub services: Arc<RwLock<BTreeMap<String, ServiceReport>>>,
     /// Drains in force.
     pub drains: watch::Receiver<DrainView>,
+    /// Targets the BGP daemon says do not exist (from the reconciler): a service listing one is down.
+    pub missing_targets: watch::Receiver<std::collections::HashSet<RouteTarget>>,
 }
 
 /// What one run of a check produced, before classification.
@@ -657,6 +659,7 @@ impl ServiceTask {
     ) {
         let mut tick = health_tick(self.config.interval);
         let mut drains = self.shared.drains.clone();
+        let mut missing = self.shared.missing_targets.clone();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -681,6 +684,15 @@ impl ServiceTask {
                     }
                     let drain = drains.borrow_and_update().get(&self.config.name);
                     let transition = self.health.set_drain(drain, Instant::now());
+                    self.after_transition(transition);
+                }
+                changed = missing.changed() => {
+                    if changed.is_err() {
+                        // The reconciler is gone (shutdown): nothing more to learn.
+                        std::future::pending::<()>().await;
+                    }
+                    let targets: Vec<RouteTarget> = missing.borrow_and_update().iter().cloned().collect();
+                    let transition = self.health.set_missing_targets(&targets, Instant::now());
                     self.after_transition(transition);
                 }
             }

@@ -26,6 +26,9 @@ pub struct TargetReport {
     pub last_error: Option<String>,
     /// Whether desired and actual agree.
     pub in_sync: bool,
+    /// The BGP daemon answered that this target does not exist (a misspelled name).
+    #[serde(default)]
+    pub missing: bool,
 }
 
 /// The backend as the reconciler sees it.

@@ -596,6 +596,49 @@ fn a_target_missing_from_bird_is_reported_without_blocking_other_services() {
         node.log()
     );
     assert_eq!(doc["backend"]["reachable"], true, "{doc}");
+    // The missing target is an error state, never `up`: the service is down saying why, /status marks
+    // the target missing, the metric says so, and `check-config --live` refuses the file.
+    node.expect_service("typo", "down");
+    let doc = node.status();
+    let typo = doc["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == "typo")
+        .expect("service typo");
+    assert!(
+        typo["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("misconfigured") && r.contains("anycast_typo")),
+        "{typo}"
+    );
+    assert!(
+        doc["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["target"] == "anycast_typo" && t["missing"] == true),
+        "{doc}"
+    );
+    let (_, metrics) = node.get("/metrics");
+    assert!(
+        metrics.contains(
+            "nsbeacon_route_target_missing{kind=\"bird_protocol\",target=\"anycast_typo\"} 1"
+        ),
+        "{metrics}"
+    );
+    let live = node.cli(&["check-config", "--live"]);
+    assert_eq!(live.status.code(), Some(2), "{}", text(&live));
+    assert!(
+        text(&live).contains("anycast_typo") && text(&live).contains("does not exist"),
+        "{}",
+        text(&live)
+    );
+    assert!(
+        text(&live).contains("ok: bird protocol anycast_dns exists"),
+        "{}",
+        text(&live)
+    );
     // The other service still reacts.
     node.knot.stop();
     node.expect_protocol("anycast_dns", "down", "DNS stopped");

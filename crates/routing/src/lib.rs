@@ -109,3 +109,16 @@ pub enum RoutingError {
     #[error(transparent)]
     Frr(#[from] frr::FrrError),
 }
+
+impl RoutingError {
+    /// Whether the BGP daemon answered that the target does not exist (a BIRD protocol or an FRR
+    /// neighbor missing from its config, usually a misspelled name): a configuration error, not an
+    /// outage, so the daemon reports it as such instead of retrying quietly.
+    pub fn is_missing_target(&self) -> bool {
+        matches!(
+            self,
+            RoutingError::Bird(bird::BirdError::UnknownProtocol { .. })
+                | RoutingError::Frr(frr::FrrError::UnknownNeighbor { .. })
+        )
+    }
+}

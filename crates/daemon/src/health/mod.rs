@@ -337,6 +337,8 @@ pub struct ServiceHealth {
     drain: Option<DrainRequest>,
     graceful: Option<Graceful>,
     warm: Option<WarmStart>,
+    /// This service's targets the BGP daemon says do not exist.
+    missing: Vec<RouteTarget>,
     state: ServiceState,
     reason: String,
     desired: DesiredRoutes,
@@ -364,6 +366,7 @@ impl ServiceHealth {
             drain: None,
             graceful: None,
             warm: None,
+            missing: Vec::new(),
             state: ServiceState::Starting,
             reason: String::new(),
             desired: DesiredRoutes { steps: Vec::new() },
@@ -398,6 +401,29 @@ impl ServiceHealth {
             return None;
         }
         self.warm = Some(WarmStart { kept, until });
+        self.update(now)
+    }
+
+    /// Tells the service which targets the BGP daemon says do not exist (usually a misspelled protocol
+    /// or neighbor name); those that are not this service's are ignored. While any of its targets is
+    /// missing the service is `down` with a reason naming them: it cannot announce what it was
+    /// configured to, and reporting `up` would hide that nothing is announced. A drain still wins.
+    pub fn set_missing_targets(
+        &mut self,
+        missing: &[RouteTarget],
+        now: Instant,
+    ) -> Option<Transition> {
+        let own: Vec<RouteTarget> = self
+            .announce
+            .iter()
+            .chain(self.degrade.iter())
+            .filter(|t| missing.contains(t))
+            .cloned()
+            .collect();
+        if own == self.missing {
+            return None;
+        }
+        self.missing = own;
         self.update(now)
     }
 
@@ -477,6 +503,8 @@ impl ServiceHealth {
         self.fall = config.fall.max(1);
         self.announce = config.announce.clone();
         self.degrade = config.degrade.clone();
+        let targets: Vec<&RouteTarget> = self.announce.iter().chain(self.degrade.iter()).collect();
+        self.missing.retain(|t| targets.contains(&t));
         self.graceful_drain = config.graceful_drain;
         if self.graceful_drain.is_none() {
             self.graceful = None;
@@ -591,6 +619,19 @@ impl ServiceHealth {
             };
         }
 
+        if !self.missing.is_empty() {
+            let names: Vec<String> = self.missing.iter().map(ToString::to_string).collect();
+            return (
+                ServiceState::Down,
+                format!(
+                    "misconfigured: the BGP daemon has no {}; fix the name in the config or add it to the \
+                     BGP daemon's config (the checks say: {})",
+                    names.join(", "),
+                    verdict.reason
+                ),
+                self.routes(&[]),
+            );
+        }
         if verdict.state != ServiceState::Starting {
             self.warm = None;
         }

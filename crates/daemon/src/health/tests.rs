@@ -1475,3 +1475,31 @@ fn a_drain_overrides_a_warm_start() {
     assert_eq!(h.state(), ServiceState::Drained);
     assert!(all_withdrawn(&h));
 }
+
+#[test]
+fn a_missing_target_holds_the_service_down_with_the_name_until_it_exists() {
+    let mut clock = Clock::new();
+    let config = service();
+    let mut h = up_service(&config, &mut clock);
+    // Someone else's missing target changes nothing.
+    assert!(
+        h.set_missing_targets(&[bird("other")], clock.step())
+            .is_none()
+    );
+    assert_eq!(h.state(), ServiceState::Up);
+
+    let t = h
+        .set_missing_targets(&[bird("anycast")], clock.step())
+        .expect("transition");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Down));
+    assert!(h.reason().contains("misconfigured"), "{}", h.reason());
+    assert!(h.reason().contains("anycast"), "{}", h.reason());
+    assert!(all_withdrawn(&h));
+    // Passing checks do not bring it up while the target is missing.
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 5);
+    assert_eq!(h.state(), ServiceState::Down);
+
+    h.set_missing_targets(&[], clock.step())
+        .expect("transition");
+    assert_eq!(h.state(), ServiceState::Up);
+}
