@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod bird;
 pub mod frr;
+mod name;
 mod reconnect;
 mod socket_owner;
 pub mod target;

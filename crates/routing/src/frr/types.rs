@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::FrrError;
 use crate::FrrNeighbor;
+use crate::name::validated_name;
 
 /// A BGP autonomous system number as FRR accepts it in `router bgp ASN`.
 ///
@@ -75,63 +76,39 @@ impl FromStr for Asn {
 /// Longest VRF name FRR stores (`VRF_NAMSIZ` is 36 bytes including the terminating NUL).
 const VRF_NAME_MAX: usize = 35;
 
-/// A VRF name that is safe on a vtysh command line: `router bgp ASN vrf NAME`, `show bgp vrf NAME ...`.
-///
-/// `default` is rejected (leave the VRF unset to use the default instance) and so is `all` (a keyword of
-/// `show bgp vrf all`, which would silently read every VRF).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VrfName(String);
-
-impl VrfName {
-    /// Validates `name`: 1 to 35 ASCII letters, digits, `-`, `_` or `.`, not starting with `-`.
-    pub fn new(name: &str) -> Result<VrfName, FrrError> {
-        let invalid = |reason: &str| FrrError::InvalidVrf {
-            name: name.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if name.is_empty() || name.len() > VRF_NAME_MAX {
-            return Err(invalid("must be 1 to 35 characters long"));
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(invalid(
-                "only ASCII letters, digits, '-', '_' and '.' are allowed",
-            ));
-        }
-        if name.starts_with('-') {
-            return Err(invalid("must not start with '-'"));
-        }
-        if name == "default" {
-            return Err(invalid(
-                "leave the VRF unset to use the default BGP instance",
-            ));
-        }
-        if name == "all" {
-            return Err(invalid("`all` is a vtysh keyword, not a VRF name"));
-        }
-        Ok(VrfName(name.to_owned()))
-    }
-
-    /// The name as FRR knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+validated_name! {
+    /// A VRF name that is safe on a vtysh command line: `router bgp ASN vrf NAME`, `show bgp vrf NAME ...`.
+    ///
+    /// `default` is rejected (leave the VRF unset to use the default instance) and so is `all` (a keyword of
+    /// `show bgp vrf all`, which would silently read every VRF). Accepted are 1 to 35 ASCII letters, digits,
+    /// `-`, `_` or `.`, not starting with `-`.
+    pub struct VrfName;
+        error: FrrError;
+        validate: validate_vrf_name;
+        daemon: "FRR";
 }
 
-impl fmt::Display for VrfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for VrfName {
-    type Err = FrrError;
-
-    fn from_str(s: &str) -> Result<VrfName, FrrError> {
-        VrfName::new(s)
-    }
+fn validate_vrf_name(name: String) -> Result<String, FrrError> {
+    let reason = if name.is_empty() || name.len() > VRF_NAME_MAX {
+        "must be 1 to 35 characters long"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        "only ASCII letters, digits, '-', '_' and '.' are allowed"
+    } else if name.starts_with('-') {
+        "must not start with '-'"
+    } else if name == "default" {
+        "leave the VRF unset to use the default BGP instance"
+    } else if name == "all" {
+        "`all` is a vtysh keyword, not a VRF name"
+    } else {
+        return Ok(name);
+    };
+    Err(FrrError::InvalidVrf {
+        name,
+        reason: reason.to_owned(),
+    })
 }
 
 /// Longest Linux interface name (`IFNAMSIZ` is 16 including the terminating NUL).
