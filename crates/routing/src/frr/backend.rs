@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback};
+use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback, ReadbackError};
 use super::types::{self, Asn, VrfName};
 use super::vty_socket::VtySocket;
 use super::vtysh::{self, Vtysh};
@@ -159,9 +159,9 @@ impl FrrBackend {
     async fn discover_asn(&self, deadline: Instant) -> Result<Asn, FrrError> {
         let lines = [self.summary_command()];
         let out = self.run(&lines, deadline, false).await?;
-        let bad = |reason: String, out: &str| FrrError::BadOutput {
+        let bad = |reason: ReadbackError, out: &str| FrrError::BadOutput {
             command: self.connection.render(&lines),
-            reason,
+            reason: reason.to_string(),
             output: vtysh::quote_output(out),
         };
         if let Some(asn) = readback::summary_asn(&out).map_err(|r| bad(r, &out))? {
@@ -353,7 +353,7 @@ impl FrrBackend {
             }),
             Err(reason) => Err(FrrError::BadOutput {
                 command: self.connection.render(&lines),
-                reason,
+                reason: reason.to_string(),
                 output: vtysh::quote_output(&out),
             }),
         }
@@ -414,7 +414,7 @@ impl FrrBackend {
             Err(reason) => {
                 return Err(FrrError::BadOutput {
                     command: self.connection.render(&lines),
-                    reason,
+                    reason: reason.to_string(),
                     output: vtysh::quote_output(&out),
                 });
             }
@@ -429,15 +429,15 @@ impl FrrBackend {
     async fn try_health(&self) -> Result<BackendHealth, FrrError> {
         let lines = ["show version".to_owned(), self.summary_command()];
         let out = self.run(&lines, self.deadline(), false).await?;
-        let bad = |reason: String| FrrError::BadOutput {
+        let bad = |reason: ReadbackError| FrrError::BadOutput {
             command: self.connection.render(&lines),
-            reason,
+            reason: reason.to_string(),
             output: vtysh::quote_output(&out),
         };
         let json_start = out
             .find("\n{")
             .map(|i| i + 1)
-            .ok_or_else(|| bad("no JSON after the version banner".into()))?;
+            .ok_or_else(|| bad(ReadbackError::NoJsonAfterBanner))?;
         let (banner, json) = out.split_at(json_start);
         let (sessions_up, sessions_total) = readback::summary_sessions(json).map_err(bad)?;
         Ok(BackendHealth {

@@ -114,27 +114,42 @@ fn validate_vrf_name(name: String) -> Result<String, FrrError> {
 /// Longest Linux interface name (`IFNAMSIZ` is 16 including the terminating NUL).
 const IFNAME_MAX: usize = 15;
 
+/// Why a neighbor that is not an IP address is not an acceptable interface name either; its message is the
+/// `reason` of [`FrrError::InvalidNeighbor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum InterfaceNameError {
+    /// Empty, or longer than Linux allows.
+    #[error("an interface name must be 1 to 15 characters long")]
+    Length,
+    /// A character outside the safe set.
+    #[error(
+        "not an IP address, and not an interface name (only ASCII letters, digits, '-', '_' and '.')"
+    )]
+    Character,
+    /// `-x` (an option to vtysh), `.` or `..`.
+    #[error("not a valid interface name")]
+    Reserved,
+    /// Starts with a digit: more likely a mistyped address than an interface.
+    #[error("not an IP address, and an interface name starting with a digit is refused")]
+    LeadingDigit,
+}
+
 /// Checks that `name` is a Linux interface name that is safe on a vtysh command line.
-fn validate_interface_name(name: &str) -> Result<(), String> {
+fn validate_interface_name(name: &str) -> Result<(), InterfaceNameError> {
     if name.is_empty() || name.len() > IFNAME_MAX {
-        return Err("an interface name must be 1 to 15 characters long".into());
+        return Err(InterfaceNameError::Length);
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(
-            "not an IP address, and not an interface name (only ASCII letters, digits, '-', '_' and '.')"
-                .into(),
-        );
+        return Err(InterfaceNameError::Character);
     }
     if name.starts_with('-') || name == "." || name == ".." {
-        return Err("not a valid interface name".into());
+        return Err(InterfaceNameError::Reserved);
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(
-            "not an IP address, and an interface name starting with a digit is refused".into(),
-        );
+        return Err(InterfaceNameError::LeadingDigit);
     }
     Ok(())
 }
@@ -146,7 +161,7 @@ pub(crate) fn validate_neighbor(neighbor: &FrrNeighbor) -> Result<(), FrrError> 
         FrrNeighbor::Interface(name) => {
             validate_interface_name(name).map_err(|reason| FrrError::InvalidNeighbor {
                 value: name.clone(),
-                reason,
+                reason: reason.to_string(),
             })
         }
     }
@@ -162,7 +177,7 @@ impl FromStr for FrrNeighbor {
         }
         validate_interface_name(s).map_err(|reason| FrrError::InvalidNeighbor {
             value: s.to_owned(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(FrrNeighbor::Interface(s.to_owned()))
     }

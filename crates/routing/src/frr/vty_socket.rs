@@ -20,6 +20,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -45,12 +46,10 @@ pub(crate) struct VtySocket {
     state: Mutex<SocketState<Connection, ConnectFailure>>,
 }
 
-/// Why the last connect failed, kept to answer operations that fall inside the backoff.
+/// Why the last connect failed (the OS error, shared: `io::Error` is not `Clone`), kept to answer
+/// operations that fall inside the backoff.
 #[derive(Debug, Clone)]
-struct ConnectFailure {
-    kind: io::ErrorKind,
-    message: String,
-}
+struct ConnectFailure(Arc<io::Error>);
 
 #[derive(Debug)]
 struct Connection {
@@ -236,12 +235,7 @@ impl VtySocket {
                     timeout,
                 })
             })?
-            .map_err(|e| {
-                ConnectError::Os(ConnectFailure {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                })
-            })?;
+            .map_err(|e| ConnectError::Os(ConnectFailure(Arc::new(e))))?;
         let mut connection = Connection {
             stream,
             buf: Vec::with_capacity(4096),
@@ -391,7 +385,7 @@ impl VtySocket {
 
     fn connect_error(&self, failure: &ConnectFailure) -> FrrError {
         let socket = self.path.clone();
-        match failure.kind {
+        match failure.0.kind() {
             io::ErrorKind::NotFound => FrrError::VtySocketMissing { socket },
             io::ErrorKind::ConnectionRefused => FrrError::DaemonNotRunning {
                 daemon: "bgpd".to_owned(),
@@ -407,7 +401,7 @@ impl VtySocket {
             }
             _ => FrrError::VtyConnect {
                 socket,
-                reason: failure.message.clone(),
+                reason: failure.0.to_string(),
             },
         }
     }
