@@ -37,7 +37,7 @@ impl Default for FrrTransport {
     }
 }
 
-/// How to reach FRR. The daemon builds this from its config file; [`FrrBackend::new`] validates it.
+/// How to reach FRR. The daemon builds this from its config file; [`FrrBackend::new`](super::FrrBackend::new) validates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrrConfig {
     /// The vty socket or vtysh.

@@ -12,15 +12,15 @@
 //!   framing must not be relied on, or to reach an instance only `vtysh -N`/`--vty_socket` can name.
 //!
 //! Two kinds of targets:
-//! - [`RouteTarget::FrrNetwork`]: `network P [route-map M]` / `no network P` under `router bgp ASN [vrf V]`
+//! - [`RouteTarget::FrrNetwork`](crate::RouteTarget::FrrNetwork): `network P [route-map M]` / `no network P` under `router bgp ASN [vrf V]`
 //!   and `address-family ipv4|ipv6 unicast`. The BGP session stays up and only the prefix comes and goes.
-//!   A target is one *variant* of a prefix ([`FrrNetwork`]: the prefix and an optional route-map); FRR holds at most one `network` statement per prefix, so the
+//!   A target is one *variant* of a prefix ([`FrrNetwork`](crate::FrrNetwork): the prefix and an optional route-map); FRR holds at most one `network` statement per prefix, so the
 //!   healthy route (no route-map) and a degraded one (`route-map NSBEACON-DEGRADED`, frr-templates/) are
 //!   variants of the same statement, and `network P route-map M` switches between them in place (the peer
 //!   sees an update, never a withdrawal). Read-back: announced iff bgpd's running config has
 //!   `network P` with exactly that route-map (the BGP JSON does not tell the route-map) and
 //!   `show bgp [vrf V] ipv4|ipv6 unicast P json` has a valid path from a `network` statement.
-//! - [`RouteTarget::FrrNeighbor`]: `neighbor X shutdown` / `no neighbor X shutdown`. Withdrawing drops every
+//! - [`RouteTarget::FrrNeighbor`](crate::RouteTarget::FrrNeighbor): `neighbor X shutdown` / `no neighbor X shutdown`. Withdrawing drops every
 //!   prefix on that session and looks like a flap upstream; re-announcing waits for the session to
 //!   re-establish (about 2 s). Read-back: `adminShutDown` in `show bgp [vrf V] neighbors X json`.
 //!
