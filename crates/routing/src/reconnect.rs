@@ -127,7 +127,7 @@ impl<C, F: Clone> SocketState<C, F> {
     /// Runs `connect_once` for the socket at `path` once the gate allows it before `deadline`.
     ///
     /// Inside the backoff window, a deadline before the window's end is refused at once with the last
-    /// failure (`remember` picks what of a failure to keep); an earlier deadline waits for the window's end.
+    /// failure (`remember` picks what of a failure to keep); a later deadline waits for the window's end.
     /// Either way, a socket file other than the one at the path when the last attempt failed opens the
     /// gate at once and starts the backoff over.
     pub(crate) async fn connect<E>(
