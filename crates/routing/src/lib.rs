@@ -4,12 +4,15 @@
 //! socket) and FRR (over one persistent connection to bgpd's vty socket, or through `vtysh`) are
 //! interchangeable. This crate knows nothing of DNS.
 
-mod backoff;
+pub mod backoff;
 pub mod bird;
 pub mod frr;
+mod name;
+mod reconnect;
 mod socket_owner;
 pub mod target;
 
+pub use backoff::Backoff;
 pub use target::*;
 
 use std::future::Future;

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::name::validated_name;
+
 /// One thing the reconciler can announce or withdraw.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RouteTarget {
@@ -28,74 +30,40 @@ impl fmt::Display for RouteTarget {
 /// Longest BIRD symbol (BIRD 2's `SYM_MAX_LEN`).
 pub const BIRD_PROTOCOL_NAME_MAX_LEN: usize = 64;
 
-/// A BIRD protocol name that is safe to send on the control socket: BIRD symbol syntax, no glob characters.
-///
-/// Allowed are ASCII letters, digits, `_`, `-` and `.`, 1 to 64 bytes: the plain symbols of `bird.conf`
-/// (`anycast_dns`) and the ones it writes in apostrophes (`'anycast-dns.v4'`, given here without them).
-/// Anything else is rejected before it reaches BIRD: `*` and `?` because BIRD would treat the name as a
-/// pattern and act on every protocol it matches, quotes and spaces because they would change the command.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct BirdProtocolName(String);
-
-impl BirdProtocolName {
-    /// Validates `name` (see the type's documentation for the rules).
-    pub fn new(name: impl Into<String>) -> Result<BirdProtocolName, BirdProtocolNameError> {
-        let name = name.into();
-        if name.is_empty() {
-            return Err(BirdProtocolNameError::Empty);
-        }
-        if let Some((position, ch)) = name
-            .char_indices()
-            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
-            return Err(match ch {
-                '*' | '?' => BirdProtocolNameError::Pattern { name, ch },
-                '\'' | '"' => BirdProtocolNameError::Quoted { name },
-                _ => BirdProtocolNameError::InvalidCharacter { name, ch, position },
-            });
-        }
-        if name.len() > BIRD_PROTOCOL_NAME_MAX_LEN {
-            return Err(BirdProtocolNameError::TooLong {
-                len: name.len(),
-                name,
-            });
-        }
-        Ok(BirdProtocolName(name))
-    }
-
-    /// The name as BIRD knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+validated_name! {
+    /// A BIRD protocol name that is safe to send on the control socket: BIRD symbol syntax, no glob characters.
+    ///
+    /// Allowed are ASCII letters, digits, `_`, `-` and `.`, 1 to 64 bytes: the plain symbols of `bird.conf`
+    /// (`anycast_dns`) and the ones it writes in apostrophes (`'anycast-dns.v4'`, given here without them).
+    /// Anything else is rejected before it reaches BIRD: `*` and `?` because BIRD would treat the name as a
+    /// pattern and act on every protocol it matches, quotes and spaces because they would change the command.
+    pub struct BirdProtocolName;
+        error: BirdProtocolNameError;
+        validate: validate_bird_protocol_name;
+        daemon: "BIRD";
 }
 
-impl fmt::Display for BirdProtocolName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+fn validate_bird_protocol_name(name: String) -> Result<String, BirdProtocolNameError> {
+    if name.is_empty() {
+        return Err(BirdProtocolNameError::Empty);
     }
-}
-
-impl FromStr for BirdProtocolName {
-    type Err = BirdProtocolNameError;
-
-    fn from_str(s: &str) -> Result<BirdProtocolName, BirdProtocolNameError> {
-        BirdProtocolName::new(s)
+    if let Some((position, ch)) = name
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(match ch {
+            '*' | '?' => BirdProtocolNameError::Pattern { name, ch },
+            '\'' | '"' => BirdProtocolNameError::Quoted { name },
+            _ => BirdProtocolNameError::InvalidCharacter { name, ch, position },
+        });
     }
-}
-
-impl TryFrom<String> for BirdProtocolName {
-    type Error = BirdProtocolNameError;
-
-    fn try_from(s: String) -> Result<BirdProtocolName, BirdProtocolNameError> {
-        BirdProtocolName::new(s)
+    if name.len() > BIRD_PROTOCOL_NAME_MAX_LEN {
+        return Err(BirdProtocolNameError::TooLong {
+            len: name.len(),
+            name,
+        });
     }
-}
-
-impl From<BirdProtocolName> for String {
-    fn from(name: BirdProtocolName) -> String {
-        name.0
-    }
+    Ok(name)
 }
 
 /// Why a string is not an acceptable BIRD protocol name.
@@ -261,70 +229,36 @@ pub enum FrrNetworkParseError {
 /// messages reasonable and is far above names seen in practice.
 pub const ROUTE_MAP_NAME_MAX_LEN: usize = 128;
 
-/// An FRR route-map name that is safe on a vtysh command line: `network P route-map NAME`.
-///
-/// FRR accepts any word without whitespace. vtysh splits each `-c` line on whitespace and runs an embedded
-/// newline as a second command, so whitespace and control characters could change what runs: they are
-/// rejected, and so are non-ASCII characters, quotes (error messages render commands in single quotes,
-/// pasteable into a shell) and names longer than [`ROUTE_MAP_NAME_MAX_LEN`] bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RouteMapName(String);
-
-impl RouteMapName {
-    /// Validates `name` (see the type's documentation for the rules).
-    pub fn new(name: impl Into<String>) -> Result<RouteMapName, RouteMapNameError> {
-        let name = name.into();
-        if name.is_empty() {
-            return Err(RouteMapNameError::Empty);
-        }
-        if let Some((position, ch)) = name
-            .char_indices()
-            .find(|&(_, c)| !c.is_ascii_graphic() || c == '\'' || c == '"')
-        {
-            return Err(RouteMapNameError::InvalidCharacter { name, ch, position });
-        }
-        if name.len() > ROUTE_MAP_NAME_MAX_LEN {
-            return Err(RouteMapNameError::TooLong {
-                len: name.len(),
-                name,
-            });
-        }
-        Ok(RouteMapName(name))
-    }
-
-    /// The name as FRR knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+validated_name! {
+    /// An FRR route-map name that is safe on a vtysh command line: `network P route-map NAME`.
+    ///
+    /// FRR accepts any word without whitespace. vtysh splits each `-c` line on whitespace and runs an embedded
+    /// newline as a second command, so whitespace and control characters could change what runs: they are
+    /// rejected, and so are non-ASCII characters, quotes (error messages render commands in single quotes,
+    /// pasteable into a shell) and names longer than [`ROUTE_MAP_NAME_MAX_LEN`] bytes.
+    pub struct RouteMapName;
+        error: RouteMapNameError;
+        validate: validate_route_map_name;
+        daemon: "FRR";
 }
 
-impl fmt::Display for RouteMapName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+fn validate_route_map_name(name: String) -> Result<String, RouteMapNameError> {
+    if name.is_empty() {
+        return Err(RouteMapNameError::Empty);
     }
-}
-
-impl FromStr for RouteMapName {
-    type Err = RouteMapNameError;
-
-    fn from_str(s: &str) -> Result<RouteMapName, RouteMapNameError> {
-        RouteMapName::new(s)
+    if let Some((position, ch)) = name
+        .char_indices()
+        .find(|&(_, c)| !c.is_ascii_graphic() || c == '\'' || c == '"')
+    {
+        return Err(RouteMapNameError::InvalidCharacter { name, ch, position });
     }
-}
-
-impl TryFrom<String> for RouteMapName {
-    type Error = RouteMapNameError;
-
-    fn try_from(s: String) -> Result<RouteMapName, RouteMapNameError> {
-        RouteMapName::new(s)
+    if name.len() > ROUTE_MAP_NAME_MAX_LEN {
+        return Err(RouteMapNameError::TooLong {
+            len: name.len(),
+            name,
+        });
     }
-}
-
-impl From<RouteMapName> for String {
-    fn from(name: RouteMapName) -> String {
-        name.0
-    }
+    Ok(name)
 }
 
 /// Why a string is not an acceptable FRR route-map name.

@@ -983,3 +983,118 @@ async fn log_watch_hears_a_reconfiguration_and_a_restart() {
         BirdLogEvent::Line(_)
     ));
 }
+
+/// Issue 17 item 5: after `kill -9` of BIRD, the socket file removed and BIRD started again, the first
+/// re-assert must not wait for a backoff window left over from the outage.
+///
+/// A caller shaped like the daemon's reconciler (retry with its own backoff, 100 ms doubling to 5 s, woken
+/// early by a nudge) runs against the backend while a [`BirdLogWatch`] nudges it when it reconnects. Each of
+/// 20 trials kills BIRD, removes the socket file, keeps BIRD away for a different time (so the backoff
+/// windows are in every phase when it returns) and starts it again; the caller's first successful `enable`
+/// must come within 500 ms of the socket file reappearing. The backend's timeout (1 s) is shorter than the
+/// longest connect backoff (2 s), so a stale window would show both ways: as a command sleeping in it, and
+/// as a command refused at once with the outage's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassert_after_bird_crash_and_socket_recreation_is_not_delayed_by_backoff() {
+    use std::sync::Arc;
+    use tokio::sync::{Notify, mpsc};
+
+    const TRIALS: u32 = 20;
+    const BOUND: Duration = Duration::from_millis(500);
+    let config = "router id 192.0.2.2;\nprotocol device {}\n\
+                  protocol static anycast_dns { disabled; ipv4; route 203.0.113.53/32 blackhole; }\n";
+    let mut bird = BirdDaemon::start(config, None);
+    let socket = bird.socket();
+    let backend = Arc::new(backend(&socket, Duration::from_secs(1)));
+    let nudge = Arc::new(Notify::new());
+    let kick = Arc::new(Notify::new());
+    let stop = Arc::new(Notify::new());
+
+    // The log watch, nudging on every (re)connect as the daemon's does.
+    let watcher = tokio::spawn({
+        let (socket, nudge, stop) = (socket.clone(), nudge.clone(), stop.clone());
+        async move {
+            let mut watch = BirdLogWatch::new(socket, TIMEOUT);
+            loop {
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    event = watch.next() => if let Ok(BirdLogEvent::Connected) = event {
+                        nudge.notify_one();
+                    },
+                }
+            }
+        }
+    });
+    // The reconciler model: after a success it waits for a nudge or a kick (its interval tick); after a
+    // failure for its backoff or a nudge.
+    let (successes_tx, mut successes) = mpsc::unbounded_channel::<Instant>();
+    let caller = tokio::spawn({
+        let (backend, nudge, kick, stop) =
+            (backend.clone(), nudge.clone(), kick.clone(), stop.clone());
+        async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let result = backend
+                    .set(&target("anycast_dns"), RouteState::Announced)
+                    .await;
+                let wait = if result.is_ok() {
+                    let _ = successes_tx.send(Instant::now());
+                    backoff = Duration::from_millis(100);
+                    None
+                } else {
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    Some(pause)
+                };
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    _ = nudge.notified() => {}
+                    _ = kick.notified(), if wait.is_none() => {}
+                    _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+                }
+            }
+        }
+    });
+
+    let mut delays = Vec::new();
+    for trial in 0..TRIALS {
+        bird.kill();
+        match std::fs::remove_file(&socket) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("remove {}: {e}", socket.display()),
+        }
+        // The reconciler's next tick meets the dead BIRD; BIRD stays away 0.05 to 2.9 s.
+        kick.notify_one();
+        tokio::time::sleep(Duration::from_millis(50 + u64::from(trial) * 150)).await;
+        while successes.try_recv().is_ok() {}
+        let starter = tokio::task::spawn_blocking(move || {
+            bird.start_again();
+            bird
+        });
+        let appeared = loop {
+            if std::fs::symlink_metadata(&socket).is_ok() {
+                break Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let succeeded = tokio::time::timeout(Duration::from_secs(30), successes.recv())
+            .await
+            .expect("no successful enable within 30 s of BIRD's return")
+            .expect("the caller stopped");
+        delays.push(succeeded.saturating_duration_since(appeared));
+        bird = starter.await.expect("BIRD started again");
+        assert!(bird.wait_protocol_state("anycast_dns", "up", Duration::from_secs(5)));
+    }
+    stop.notify_waiters();
+    caller.abort();
+    watcher.abort();
+    let worst = delays.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "re-assert after BIRD's socket reappeared, {TRIALS} trials: worst {worst:?}, all {delays:?}"
+    );
+    assert!(
+        worst <= BOUND,
+        "re-assert took up to {worst:?} after the socket reappeared (bound {BOUND:?}): {delays:?}"
+    );
+}

@@ -15,14 +15,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::error::BirdError;
 use super::reply::ReplyCode;
 use super::socket::BirdControlSocket;
+use crate::backoff::Backoff;
+use crate::reconnect::{SocketFile, sleep_unless_replaced};
 
-/// First pause after a failed attempt; it doubles per consecutive failure.
-const RETRY_INITIAL: Duration = Duration::from_millis(100);
-/// Longest pause between attempts while BIRD is away.
-const RETRY_MAX: Duration = Duration::from_secs(2);
+/// The pause after a failed attempt while BIRD is away: 100 ms doubling to 2 s, cut short by a new socket
+/// file (BIRD started again).
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// What the watcher saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub struct BirdLogWatch {
     socket: BirdControlSocket,
     echoing: bool,
     consecutive_failures: u32,
+    /// The socket file at the path when the last attempt began, to notice BIRD's new one.
+    failed_file: Option<SocketFile>,
 }
 
 impl BirdLogWatch {
@@ -51,24 +56,31 @@ impl BirdLogWatch {
             socket: BirdControlSocket::new(path, timeout),
             echoing: false,
             consecutive_failures: 0,
+            failed_file: None,
         }
     }
 
     /// Waits for the next event. Connects (and sends `echo all`) when needed; after a failure it first
     /// waits a backoff (100 ms doubling to 2 s), so calling it in a loop never spins while BIRD is away.
+    /// The wait ends early when a new socket file appears at the path: a restarted BIRD is heard (and
+    /// [`BirdLogEvent::Connected`] reported) within milliseconds, not at the end of the backoff.
     /// Errors are for logging: the next call tries again.
     pub async fn next(&mut self) -> Result<BirdLogEvent, BirdError> {
         if self.consecutive_failures > 0 {
-            let pause =
-                crate::backoff::after_failures(RETRY_INITIAL, RETRY_MAX, self.consecutive_failures);
-            tokio::time::sleep(pause).await;
+            let until = Instant::now() + RETRY.after_failures(self.consecutive_failures);
+            if sleep_unless_replaced(self.socket.path(), self.failed_file, until).await {
+                tracing::debug!(socket = %self.socket.path().display(), "BIRD's socket file is new: reconnecting the log watch now");
+                self.consecutive_failures = 0;
+            }
         }
+        let file = SocketFile::at(self.socket.path());
         let result = self.try_next().await;
         match &result {
             Ok(_) => self.consecutive_failures = 0,
             Err(_) => {
                 self.echoing = false;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.failed_file = file;
             }
         }
         result

@@ -13,11 +13,7 @@ use tokio::time::{Instant, timeout_at};
 use super::error::{BirdError, Phase};
 use super::reply::{LineKind, MAX_LINE_BYTES, Reply, ReplyAssembler, ReplyCode};
 use crate::Timed;
-
-/// First pause before reconnecting after a failed connect; it doubles per consecutive failure.
-const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
-/// Longest pause between connect attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+use crate::reconnect::{ConnectRefused, ExchangeError, SocketState};
 /// Longest command accepted: BIRD drops connections whose command line overflows its input buffer.
 const MAX_COMMAND_BYTES: usize = 512;
 
@@ -30,7 +26,7 @@ const MAX_COMMAND_BYTES: usize = 512;
 /// * After EOF, an I/O error, a malformed reply or a timeout the connection is dropped, and the next
 ///   command reconnects. Consecutive failed connects are spaced by an exponential backoff (50 ms doubling
 ///   to 2 s); a command whose deadline falls before the next allowed attempt fails at once with the last
-///   connect error.
+///   connect error. A new socket file at the path (BIRD started again) ends the backoff at once.
 /// * When a *reused* connection turns out dead before any byte of the reply arrived (BIRD restarted since
 ///   the last command), the command is retried once on a fresh connection. Commands are therefore assumed
 ///   idempotent, which holds for everything nsbeacon sends (`enable`, `disable`, `show ...`).
@@ -38,15 +34,7 @@ const MAX_COMMAND_BYTES: usize = 512;
 pub struct BirdControlSocket {
     path: PathBuf,
     timeout: Duration,
-    state: Mutex<SocketState>,
-}
-
-#[derive(Debug, Default)]
-struct SocketState {
-    connection: Option<Connection>,
-    consecutive_failures: u32,
-    retry_at: Option<Instant>,
-    last_connect_error: Option<BirdError>,
+    state: Mutex<SocketState<Connection, BirdError>>,
 }
 
 #[derive(Debug)]
@@ -54,14 +42,6 @@ struct Connection {
     stream: UnixStream,
     buf: Vec<u8>,
     assembler: ReplyAssembler,
-}
-
-/// How one exchange on an established connection failed.
-enum ExchangeError {
-    /// The peer closed or reset the connection before any byte of the reply arrived.
-    DeadBeforeReply(BirdError),
-    /// Anything else.
-    Other(BirdError),
 }
 
 impl BirdControlSocket {
@@ -125,9 +105,7 @@ impl BirdControlSocket {
                     tracing::debug!(socket = %self.path.display(), %err, "stale BIRD connection, reconnecting");
                     retried = true;
                 }
-                Err(ExchangeError::DeadBeforeReply(err) | ExchangeError::Other(err)) => {
-                    return Err(err);
-                }
+                Err(err) => return Err(err.into_inner()),
             }
         }
     }
@@ -199,38 +177,17 @@ impl BirdControlSocket {
 
     async fn connect(
         &self,
-        state: &mut SocketState,
+        state: &mut SocketState<Connection, BirdError>,
         deadline: Instant,
     ) -> Result<Connection, BirdError> {
-        if let Some(retry_at) = state.retry_at
-            && retry_at > Instant::now()
+        let remember = |err: &BirdError| Some(err.clone());
+        match state
+            .connect(&self.path, deadline, self.connect_once(deadline), remember)
+            .await
         {
-            if retry_at >= deadline {
-                return Err(state
-                    .last_connect_error
-                    .clone()
-                    .unwrap_or_else(|| self.timeout_error(None, Phase::Connecting)));
-            }
-            tokio::time::sleep_until(retry_at).await;
-        }
-        match self.connect_once(deadline).await {
-            Ok(connection) => {
-                state.consecutive_failures = 0;
-                state.retry_at = None;
-                state.last_connect_error = None;
-                Ok(connection)
-            }
-            Err(err) => {
-                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                let backoff = crate::backoff::after_failures(
-                    BACKOFF_INITIAL,
-                    BACKOFF_MAX,
-                    state.consecutive_failures,
-                );
-                state.retry_at = Some(Instant::now() + backoff);
-                state.last_connect_error = Some(err.clone());
-                Err(err)
-            }
+            Ok(connection) => Ok(connection),
+            Err(ConnectRefused::Failed(err) | ConnectRefused::Backoff(Some(err))) => Err(err),
+            Err(ConnectRefused::Backoff(None)) => Err(self.timeout_error(None, Phase::Connecting)),
         }
     }
 
@@ -258,9 +215,7 @@ impl BirdControlSocket {
                         .collect(),
                 });
             }
-            Err(ExchangeError::DeadBeforeReply(err) | ExchangeError::Other(err)) => {
-                return Err(err);
-            }
+            Err(err) => return Err(err.into_inner()),
         };
         let line = greeting.last();
         if greeting.lines().len() != 1
@@ -281,7 +236,7 @@ impl BirdControlSocket {
         connection: &mut Connection,
         command: &str,
         deadline: Instant,
-    ) -> Result<Reply, ExchangeError> {
+    ) -> Result<Reply, ExchangeError<BirdError>> {
         let mut line = Vec::with_capacity(command.len() + 1);
         line.extend_from_slice(command.as_bytes());
         line.push(b'\n');
@@ -309,7 +264,7 @@ impl BirdControlSocket {
         command: Option<&str>,
         phase: Phase,
         deadline: Instant,
-    ) -> Result<Reply, ExchangeError> {
+    ) -> Result<Reply, ExchangeError<BirdError>> {
         let mut received_any = false;
         let mut scanned = 0;
         loop {

@@ -18,12 +18,67 @@ use serde_json::{Map, Value};
 
 use crate::{RouteState, TargetStatus};
 
+/// Why FRR's output is not what a parser expects. The backend reports it as
+/// [`FrrError::BadOutput`](super::FrrError::BadOutput), with the command and the output.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadbackError {
+    /// Not JSON at all (e.g. a `%` message where JSON was asked for).
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("expected a JSON object")]
+    NotAnObject,
+    /// The `prefix` field does not parse as a prefix.
+    #[error("\"prefix\" is not a prefix: {found:?}")]
+    PrefixUnreadable {
+        /// The field's text.
+        found: String,
+    },
+    /// FRR answered about another prefix than the one asked for.
+    #[error("asked for {asked}, FRR answered about {found}")]
+    OtherPrefix {
+        /// The prefix asked for.
+        asked: IpNet,
+        /// The prefix in the answer.
+        found: IpNet,
+    },
+    /// The `paths` field is not an array.
+    #[error("\"paths\" is not an array")]
+    PathsNotAnArray,
+    /// Several neighbors in the answer, none of them the one asked for.
+    #[error("no entry for neighbor {neighbor}")]
+    NoNeighborEntry {
+        /// The neighbor asked for.
+        neighbor: String,
+    },
+    /// The neighbor's entry is not an object.
+    #[error("the entry for neighbor {neighbor} is not an object")]
+    NeighborEntryNotAnObject {
+        /// The neighbor asked for.
+        neighbor: String,
+    },
+    /// The neighbor's entry has no session state.
+    #[error("no \"bgpState\" for neighbor {neighbor}")]
+    NoSessionState {
+        /// The neighbor asked for.
+        neighbor: String,
+    },
+    /// An `as` that is not a 32-bit ASN.
+    #[error("\"as\" out of range: {asn}")]
+    AsnOutOfRange {
+        /// The number FRR printed.
+        asn: u64,
+    },
+    /// `show version` followed by the summary printed no JSON after the banner.
+    #[error("no JSON after the version banner")]
+    NoJsonAfterBanner,
+}
+
 /// Parses vtysh JSON output into an object.
-fn parse_object(json: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(json.trim()) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err("expected a JSON object".into()),
-        Err(e) => Err(format!("not JSON: {e}")),
+fn parse_object(json: &str) -> Result<Map<String, Value>, ReadbackError> {
+    match serde_json::from_str::<Value>(json.trim())? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ReadbackError::NotAnObject),
     }
 }
 
@@ -46,23 +101,26 @@ pub(crate) enum NetworkReadback {
 /// Announced = a valid, not-removed path from a `network` statement is in the BGP table. A configured
 /// `network` whose path is not valid (prefix missing from the RIB) is offered to nobody, so it reads as
 /// withdrawn, with the reason in the detail.
-pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadback, String> {
+pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadback, ReadbackError> {
     let map = parse_object(json)?;
     if map.contains_key("warning") && !map.contains_key("paths") {
         return Ok(NetworkReadback::UnknownVrf);
     }
     if let Some(found) = map.get("prefix").and_then(Value::as_str) {
-        let found: IpNet = found
-            .parse()
-            .map_err(|_| format!("\"prefix\" is not a prefix: {found:?}"))?;
+        let found: IpNet = found.parse().map_err(|_| ReadbackError::PrefixUnreadable {
+            found: found.to_owned(),
+        })?;
         if found != *prefix {
-            return Err(format!("asked for {prefix}, FRR answered about {found}"));
+            return Err(ReadbackError::OtherPrefix {
+                asked: *prefix,
+                found,
+            });
         }
     }
     let paths = match map.get("paths") {
         None => &Vec::new(),
         Some(Value::Array(paths)) => paths,
-        Some(_) => return Err("\"paths\" is not an array".into()),
+        Some(_) => return Err(ReadbackError::PathsNotAnArray),
     };
     let flag = |path: &Value, key: &str| path.get(key).and_then(Value::as_bool).unwrap_or(false);
     let network_path = paths.iter().find(|p| {
@@ -194,7 +252,10 @@ pub(crate) enum NeighborReadback {
 ///
 /// The session state (Established, Active, ...) goes in the detail: it depends on the peer too, so it is
 /// not what nsbeacon sets; the backend's health counts the sessions that are up.
-pub(crate) fn neighbor_status(neighbor: &str, json: &str) -> Result<NeighborReadback, String> {
+pub(crate) fn neighbor_status(
+    neighbor: &str,
+    json: &str,
+) -> Result<NeighborReadback, ReadbackError> {
     let map = parse_object(json)?;
     if map.get("bgpNoSuchNeighbor").and_then(Value::as_bool) == Some(true) {
         return Ok(NeighborReadback::NoSuchNeighbor);
@@ -205,18 +266,24 @@ pub(crate) fn neighbor_status(neighbor: &str, json: &str) -> Result<NeighborRead
     let entry = match map.get(neighbor) {
         Some(entry) => entry,
         None if map.len() == 1 => map.values().next().unwrap_or(&Value::Null),
-        None => return Err(format!("no entry for neighbor {neighbor}")),
+        None => {
+            return Err(ReadbackError::NoNeighborEntry {
+                neighbor: neighbor.to_owned(),
+            });
+        }
     };
     let Some(entry) = entry.as_object() else {
-        return Err(format!(
-            "the entry for neighbor {neighbor} is not an object"
-        ));
+        return Err(ReadbackError::NeighborEntryNotAnObject {
+            neighbor: neighbor.to_owned(),
+        });
     };
     let admin_down = entry.get("adminShutDown").and_then(Value::as_bool) == Some(true);
     let session = entry
         .get("bgpState")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("no \"bgpState\" for neighbor {neighbor}"))?;
+        .ok_or_else(|| ReadbackError::NoSessionState {
+            neighbor: neighbor.to_owned(),
+        })?;
     let status = if admin_down {
         TargetStatus {
             state: RouteState::Withdrawn,
@@ -234,20 +301,20 @@ pub(crate) fn neighbor_status(neighbor: &str, json: &str) -> Result<NeighborRead
 }
 
 /// The `as` of the first address family in `show bgp [vrf V] summary json`, or `None` for `{}`.
-pub(crate) fn summary_asn(json: &str) -> Result<Option<u32>, String> {
+pub(crate) fn summary_asn(json: &str) -> Result<Option<u32>, ReadbackError> {
     let map = parse_object(json)?;
     for family in map.values() {
         if let Some(asn) = family.get("as").and_then(Value::as_u64) {
             return u32::try_from(asn)
                 .map(Some)
-                .map_err(|_| format!("\"as\" out of range: {asn}"));
+                .map_err(|_| ReadbackError::AsnOutOfRange { asn });
         }
     }
     Ok(None)
 }
 
 /// BGP sessions (up, total) from `show bgp [vrf V] summary json`, each peer counted once across families.
-pub(crate) fn summary_sessions(json: &str) -> Result<(u32, u32), String> {
+pub(crate) fn summary_sessions(json: &str) -> Result<(u32, u32), ReadbackError> {
     let map = parse_object(json)?;
     let mut all = BTreeSet::new();
     let mut up = BTreeSet::new();
@@ -329,8 +396,9 @@ mod tests {
             network_status(
                 &"192.0.2.0/30".parse().unwrap(),
                 r#"{"warning":"View/Vrf is unknown"}"#
-            ),
-            Ok(NetworkReadback::UnknownVrf)
+            )
+            .ok(),
+            Some(NetworkReadback::UnknownVrf)
         );
         assert!(network_status(&"192.0.2.0/24".parse().unwrap(), NETWORK_VALID).is_err());
         assert!(network_status(&"192.0.2.0/24".parse().unwrap(), "% oops").is_err());
@@ -349,15 +417,21 @@ mod tests {
         assert!(st(up).detail.contains("Established"));
         assert_eq!(st(down).state, RouteState::Withdrawn);
         assert_eq!(
-            neighbor_status("192.0.2.9", r#"{"bgpNoSuchNeighbor":true}"#),
-            Ok(NeighborReadback::NoSuchNeighbor)
+            neighbor_status("192.0.2.9", r#"{"bgpNoSuchNeighbor":true}"#).ok(),
+            Some(NeighborReadback::NoSuchNeighbor)
         );
         assert_eq!(
-            neighbor_status("192.0.2.9", "{}"),
-            Ok(NeighborReadback::NoInstance)
+            neighbor_status("192.0.2.9", "{}").ok(),
+            Some(NeighborReadback::NoInstance)
         );
         assert!(neighbor_status("192.0.2.1", r#"{"192.0.2.1":{}}"#).is_err());
         assert!(neighbor_status("192.0.2.1", "garbage").is_err());
+        assert_eq!(
+            neighbor_status("192.0.2.1", r#"{"a":{},"b":{}}"#)
+                .expect_err("two neighbors, neither asked for")
+                .to_string(),
+            "no entry for neighbor 192.0.2.1"
+        );
     }
 
     #[test]
@@ -365,10 +439,10 @@ mod tests {
         let json = r#"{"ipv4Unicast":{"as":65001,"peers":{"192.0.2.1":{"state":"Established"},
           "2001:db8::1":{"state":"Established"}}},"ipv6Unicast":{"as":65001,"peers":{
           "2001:db8::1":{"state":"Established"},"2001:db8::9":{"state":"Active"}}}}"#;
-        assert_eq!(summary_asn(json), Ok(Some(65001)));
-        assert_eq!(summary_sessions(json), Ok((2, 3)));
-        assert_eq!(summary_asn("{}"), Ok(None));
-        assert_eq!(summary_sessions("{}"), Ok((0, 0)));
+        assert_eq!(summary_asn(json).ok(), Some(Some(65001)));
+        assert_eq!(summary_sessions(json).ok(), Some((2, 3)));
+        assert_eq!(summary_asn("{}").ok(), Some(None));
+        assert_eq!(summary_sessions("{}").ok(), Some((0, 0)));
         assert!(summary_asn(r#"{"ipv4Unicast":{"as":99999999999}}"#).is_err());
     }
 

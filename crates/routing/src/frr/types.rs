@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::FrrError;
 use crate::FrrNeighbor;
+use crate::name::validated_name;
 
 /// A BGP autonomous system number as FRR accepts it in `router bgp ASN`.
 ///
@@ -75,89 +76,80 @@ impl FromStr for Asn {
 /// Longest VRF name FRR stores (`VRF_NAMSIZ` is 36 bytes including the terminating NUL).
 const VRF_NAME_MAX: usize = 35;
 
-/// A VRF name that is safe on a vtysh command line: `router bgp ASN vrf NAME`, `show bgp vrf NAME ...`.
-///
-/// `default` is rejected (leave the VRF unset to use the default instance) and so is `all` (a keyword of
-/// `show bgp vrf all`, which would silently read every VRF).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VrfName(String);
-
-impl VrfName {
-    /// Validates `name`: 1 to 35 ASCII letters, digits, `-`, `_` or `.`, not starting with `-`.
-    pub fn new(name: &str) -> Result<VrfName, FrrError> {
-        let invalid = |reason: &str| FrrError::InvalidVrf {
-            name: name.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if name.is_empty() || name.len() > VRF_NAME_MAX {
-            return Err(invalid("must be 1 to 35 characters long"));
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(invalid(
-                "only ASCII letters, digits, '-', '_' and '.' are allowed",
-            ));
-        }
-        if name.starts_with('-') {
-            return Err(invalid("must not start with '-'"));
-        }
-        if name == "default" {
-            return Err(invalid(
-                "leave the VRF unset to use the default BGP instance",
-            ));
-        }
-        if name == "all" {
-            return Err(invalid("`all` is a vtysh keyword, not a VRF name"));
-        }
-        Ok(VrfName(name.to_owned()))
-    }
-
-    /// The name as FRR knows it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+validated_name! {
+    /// A VRF name that is safe on a vtysh command line: `router bgp ASN vrf NAME`, `show bgp vrf NAME ...`.
+    ///
+    /// `default` is rejected (leave the VRF unset to use the default instance) and so is `all` (a keyword of
+    /// `show bgp vrf all`, which would silently read every VRF). Accepted are 1 to 35 ASCII letters, digits,
+    /// `-`, `_` or `.`, not starting with `-`.
+    pub struct VrfName;
+        error: FrrError;
+        validate: validate_vrf_name;
+        daemon: "FRR";
 }
 
-impl fmt::Display for VrfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for VrfName {
-    type Err = FrrError;
-
-    fn from_str(s: &str) -> Result<VrfName, FrrError> {
-        VrfName::new(s)
-    }
+fn validate_vrf_name(name: String) -> Result<String, FrrError> {
+    let reason = if name.is_empty() || name.len() > VRF_NAME_MAX {
+        "must be 1 to 35 characters long"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        "only ASCII letters, digits, '-', '_' and '.' are allowed"
+    } else if name.starts_with('-') {
+        "must not start with '-'"
+    } else if name == "default" {
+        "leave the VRF unset to use the default BGP instance"
+    } else if name == "all" {
+        "`all` is a vtysh keyword, not a VRF name"
+    } else {
+        return Ok(name);
+    };
+    Err(FrrError::InvalidVrf {
+        name,
+        reason: reason.to_owned(),
+    })
 }
 
 /// Longest Linux interface name (`IFNAMSIZ` is 16 including the terminating NUL).
 const IFNAME_MAX: usize = 15;
 
+/// Why a neighbor that is not an IP address is not an acceptable interface name either; its message is the
+/// `reason` of [`FrrError::InvalidNeighbor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum InterfaceNameError {
+    /// Empty, or longer than Linux allows.
+    #[error("an interface name must be 1 to 15 characters long")]
+    Length,
+    /// A character outside the safe set.
+    #[error(
+        "not an IP address, and not an interface name (only ASCII letters, digits, '-', '_' and '.')"
+    )]
+    Character,
+    /// `-x` (an option to vtysh), `.` or `..`.
+    #[error("not a valid interface name")]
+    Reserved,
+    /// Starts with a digit: more likely a mistyped address than an interface.
+    #[error("not an IP address, and an interface name starting with a digit is refused")]
+    LeadingDigit,
+}
+
 /// Checks that `name` is a Linux interface name that is safe on a vtysh command line.
-fn validate_interface_name(name: &str) -> Result<(), String> {
+fn validate_interface_name(name: &str) -> Result<(), InterfaceNameError> {
     if name.is_empty() || name.len() > IFNAME_MAX {
-        return Err("an interface name must be 1 to 15 characters long".into());
+        return Err(InterfaceNameError::Length);
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(
-            "not an IP address, and not an interface name (only ASCII letters, digits, '-', '_' and '.')"
-                .into(),
-        );
+        return Err(InterfaceNameError::Character);
     }
     if name.starts_with('-') || name == "." || name == ".." {
-        return Err("not a valid interface name".into());
+        return Err(InterfaceNameError::Reserved);
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(
-            "not an IP address, and an interface name starting with a digit is refused".into(),
-        );
+        return Err(InterfaceNameError::LeadingDigit);
     }
     Ok(())
 }
@@ -169,7 +161,7 @@ pub(crate) fn validate_neighbor(neighbor: &FrrNeighbor) -> Result<(), FrrError> 
         FrrNeighbor::Interface(name) => {
             validate_interface_name(name).map_err(|reason| FrrError::InvalidNeighbor {
                 value: name.clone(),
-                reason,
+                reason: reason.to_string(),
             })
         }
     }
@@ -185,7 +177,7 @@ impl FromStr for FrrNeighbor {
         }
         validate_interface_name(s).map_err(|reason| FrrError::InvalidNeighbor {
             value: s.to_owned(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(FrrNeighbor::Interface(s.to_owned()))
     }

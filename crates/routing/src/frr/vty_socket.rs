@@ -14,12 +14,13 @@
 //!   sequence, the connection is dropped (bgpd leaves configuration mode when its vty closes) and the next
 //!   operation reconnects. Consecutive failed connects are spaced by an exponential backoff (50 ms
 //!   doubling to 2 s); an operation whose deadline falls before the next allowed attempt fails at once with
-//!   the last connect error.
+//!   the last connect error. A new socket file at the path (bgpd started again) ends the backoff at once.
 //! * When a *reused* connection turns out dead before any byte of the first reply arrived (bgpd restarted
 //!   since the last operation), the sequence is sent again once on a fresh connection: nothing of it ran.
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -28,11 +29,7 @@ use tokio::time::{Duration, Instant, timeout_at};
 
 use super::FrrError;
 use super::vtysh::{classify_failure, quote_output};
-
-/// First pause before reconnecting after a failed connect; it doubles per consecutive failure.
-const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
-/// Longest pause between connect attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+use crate::reconnect::{ConnectRefused, ExchangeError, SocketState};
 /// A reply beyond this is refused (a summary of a few thousand peers is far below it).
 const MAX_REPLY: usize = 32 * 1024 * 1024;
 /// FRR's `CMD_SUCCESS`.
@@ -46,23 +43,13 @@ const CMD_ERR_NO_MATCH: u8 = 2;
 #[derive(Debug)]
 pub(crate) struct VtySocket {
     path: PathBuf,
-    state: Mutex<SocketState>,
+    state: Mutex<SocketState<Connection, ConnectFailure>>,
 }
 
-#[derive(Debug, Default)]
-struct SocketState {
-    connection: Option<Connection>,
-    consecutive_failures: u32,
-    retry_at: Option<Instant>,
-    last_connect_error: Option<ConnectFailure>,
-}
-
-/// Why the last connect failed, kept to answer operations that fall inside the backoff.
+/// Why the last connect failed (the OS error, shared: `io::Error` is not `Clone`), kept to answer
+/// operations that fall inside the backoff.
 #[derive(Debug, Clone)]
-struct ConnectFailure {
-    kind: io::ErrorKind,
-    message: String,
-}
+struct ConnectFailure(Arc<io::Error>);
 
 #[derive(Debug)]
 struct Connection {
@@ -74,22 +61,6 @@ struct Connection {
 struct CommandReply {
     status: u8,
     output: String,
-}
-
-/// How one exchange on an established connection failed.
-enum ExchangeError {
-    /// The peer closed or reset the connection before any byte of the reply arrived.
-    DeadBeforeReply(FrrError),
-    /// Anything else.
-    Other(FrrError),
-}
-
-impl From<ExchangeError> for FrrError {
-    fn from(err: ExchangeError) -> FrrError {
-        match err {
-            ExchangeError::DeadBeforeReply(err) | ExchangeError::Other(err) => err,
-        }
-    }
 }
 
 impl VtySocket {
@@ -177,7 +148,7 @@ impl VtySocket {
                 Err(ExchangeError::DeadBeforeReply(err)) if i == 0 => {
                     return Err(SequenceError::Dead(err));
                 }
-                Err(err) => return Err(SequenceError::Refused(err.into(), Reusable::No)),
+                Err(err) => return Err(SequenceError::Refused(err.into_inner(), Reusable::No)),
             };
             output.push_str(&reply.output);
             let complaint = config
@@ -196,7 +167,7 @@ impl VtySocket {
             let end = self
                 .exchange(connection, "end", deadline, timeout)
                 .await
-                .map_err(|err| SequenceError::Refused(err.into(), Reusable::No))?;
+                .map_err(|err| SequenceError::Refused(err.into_inner(), Reusable::No))?;
             if end.status != CMD_SUCCESS {
                 let err = self.failure(self.render(&["end".to_owned()]), end.status, &end.output);
                 return Err(SequenceError::Refused(err, Reusable::No));
@@ -219,53 +190,35 @@ impl VtySocket {
 
     async fn connect(
         &self,
-        state: &mut SocketState,
+        state: &mut SocketState<Connection, ConnectFailure>,
         deadline: Instant,
         timeout: Duration,
         command: &str,
     ) -> Result<Connection, FrrError> {
-        if let Some(retry_at) = state.retry_at
-            && retry_at > Instant::now()
+        let remember = |err: &ConnectError| match err {
+            ConnectError::Os(failure) => Some(failure.clone()),
+            ConnectError::Other(_) => None,
+        };
+        match state
+            .connect(
+                &self.path,
+                deadline,
+                self.connect_once(deadline, timeout),
+                remember,
+            )
+            .await
         {
-            if retry_at >= deadline {
-                return Err(match &state.last_connect_error {
-                    Some(failure) => self.connect_error(failure),
-                    None => FrrError::Timeout {
-                        command: command.to_owned(),
-                        timeout,
-                    },
-                });
-            }
-            tokio::time::sleep_until(retry_at).await;
+            Ok(connection) => Ok(connection),
+            Err(
+                ConnectRefused::Failed(ConnectError::Os(failure))
+                | ConnectRefused::Backoff(Some(failure)),
+            ) => Err(self.connect_error(&failure)),
+            Err(ConnectRefused::Failed(ConnectError::Other(err))) => Err(err),
+            Err(ConnectRefused::Backoff(None)) => Err(FrrError::Timeout {
+                command: command.to_owned(),
+                timeout,
+            }),
         }
-        match self.connect_once(deadline, timeout).await {
-            Ok(connection) => {
-                state.consecutive_failures = 0;
-                state.retry_at = None;
-                state.last_connect_error = None;
-                Ok(connection)
-            }
-            Err(ConnectError::Os(failure)) => {
-                let err = self.connect_error(&failure);
-                self.note_failure(state, Some(failure));
-                Err(err)
-            }
-            Err(ConnectError::Other(err)) => {
-                self.note_failure(state, None);
-                Err(err)
-            }
-        }
-    }
-
-    fn note_failure(&self, state: &mut SocketState, failure: Option<ConnectFailure>) {
-        state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        let backoff = crate::backoff::after_failures(
-            BACKOFF_INITIAL,
-            BACKOFF_MAX,
-            state.consecutive_failures,
-        );
-        state.retry_at = Some(Instant::now() + backoff);
-        state.last_connect_error = failure;
     }
 
     async fn connect_once(
@@ -282,12 +235,7 @@ impl VtySocket {
                     timeout,
                 })
             })?
-            .map_err(|e| {
-                ConnectError::Os(ConnectFailure {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                })
-            })?;
+            .map_err(|e| ConnectError::Os(ConnectFailure(Arc::new(e))))?;
         let mut connection = Connection {
             stream,
             buf: Vec::with_capacity(4096),
@@ -301,7 +249,7 @@ impl VtySocket {
             Err(ExchangeError::Other(FrrError::Timeout { .. })) if !connection.buf.is_empty() => {
                 return Err(ConnectError::Other(self.not_a_vty(&connection.buf)));
             }
-            Err(err) => return Err(ConnectError::Other(err.into())),
+            Err(err) => return Err(ConnectError::Other(err.into_inner())),
         };
         if reply.status != CMD_SUCCESS {
             return Err(ConnectError::Other(self.failure(
@@ -328,7 +276,7 @@ impl VtySocket {
         line: &str,
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<CommandReply, ExchangeError> {
+    ) -> Result<CommandReply, ExchangeError<FrrError>> {
         let command = || self.render(&[line.to_owned()]);
         let timed_out = || {
             ExchangeError::Other(FrrError::Timeout {
@@ -395,7 +343,7 @@ impl VtySocket {
         &self,
         buf: &[u8],
         command: &dyn Fn() -> String,
-    ) -> Result<Option<CommandReply>, ExchangeError> {
+    ) -> Result<Option<CommandReply>, ExchangeError<FrrError>> {
         let Some(nul) = buf.iter().position(|&b| b == 0) else {
             return Ok(None);
         };
@@ -437,7 +385,7 @@ impl VtySocket {
 
     fn connect_error(&self, failure: &ConnectFailure) -> FrrError {
         let socket = self.path.clone();
-        match failure.kind {
+        match failure.0.kind() {
             io::ErrorKind::NotFound => FrrError::VtySocketMissing { socket },
             io::ErrorKind::ConnectionRefused => FrrError::DaemonNotRunning {
                 daemon: "bgpd".to_owned(),
@@ -453,7 +401,7 @@ impl VtySocket {
             }
             _ => FrrError::VtyConnect {
                 socket,
-                reason: failure.message.clone(),
+                reason: failure.0.to_string(),
             },
         }
     }
@@ -492,7 +440,7 @@ mod tests {
     fn parse(bytes: &[u8]) -> Result<Option<(u8, String)>, String> {
         match socket().complete_reply(bytes, &|| "x".to_owned()) {
             Ok(reply) => Ok(reply.map(|r| (r.status, r.output))),
-            Err(err) => Err(FrrError::from(err).to_string()),
+            Err(err) => Err(err.into_inner().to_string()),
         }
     }
 

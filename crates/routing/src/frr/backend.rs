@@ -1,0 +1,527 @@
+//! [`FrrBackend`]: the [`RoutingBackend`] for FRR `network` statements and neighbors, over the vty socket
+//! or vtysh (see the [module docs](super) for the commands and the read-back).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback, ReadbackError};
+use super::types::{self, Asn, VrfName};
+use super::vty_socket::VtySocket;
+use super::vtysh::{self, Vtysh};
+use super::{FrrConfig, FrrError, FrrTransport};
+use crate::{
+    BackendHealth, FrrNeighbor, FrrNetwork, RouteMapName, RouteState, RouteTarget, RoutingBackend,
+    RoutingError, TargetStatus, Timed,
+};
+
+/// The connection to bgpd: one of the two [`FrrTransport`]s, ready to run commands.
+#[derive(Debug)]
+enum Connection {
+    VtySocket(VtySocket),
+    Vtysh(Vtysh),
+}
+
+impl Connection {
+    /// Runs `lines` (one vtysh `-c` each, or one vty command each) and returns the output.
+    async fn run(
+        &self,
+        lines: &[String],
+        deadline: Instant,
+        timeout: Duration,
+        config: bool,
+    ) -> Result<String, FrrError> {
+        match self {
+            Connection::VtySocket(socket) => socket.run(lines, deadline, timeout, config).await,
+            Connection::Vtysh(vtysh) => vtysh.run(lines, deadline, timeout, config).await,
+        }
+    }
+
+    /// The commands as they appear in errors.
+    fn render(&self, lines: &[String]) -> String {
+        match self {
+            Connection::VtySocket(socket) => socket.render(lines),
+            Connection::Vtysh(vtysh) => vtysh.render(lines),
+        }
+    }
+
+    /// The command that prints bgpd's part of the running config: vtysh merges every daemon's unless told
+    /// which; bgpd's own vty only has its part.
+    fn bgpd_running_config(&self) -> String {
+        match self {
+            Connection::VtySocket(_) => "show running-config".to_owned(),
+            Connection::Vtysh(_) => "show running-config bgpd".to_owned(),
+        }
+    }
+}
+
+/// The FRR routing backend: announces and withdraws through bgpd's vty (socket or vtysh) and reads back
+/// its JSON.
+#[derive(Debug)]
+pub struct FrrBackend {
+    connection: Connection,
+    configured_asn: Option<Asn>,
+    vrf: Option<VrfName>,
+    timeout: Duration,
+    /// The ASN once discovered or checked against FRR.
+    known_asn: Mutex<Option<Asn>>,
+}
+
+/// The address family keyword for a prefix.
+fn afi(prefix: &IpNet) -> &'static str {
+    match prefix {
+        IpNet::V4(_) => "ipv4",
+        IpNet::V6(_) => "ipv6",
+    }
+}
+
+impl FrrBackend {
+    /// Validates `config` (ASN, VRF name, extra vtysh arguments, timeout). Connects to nothing and spawns
+    /// nothing, so nsbeacon can start before FRR.
+    pub fn new(config: FrrConfig) -> Result<FrrBackend, FrrError> {
+        let configured_asn = config.asn.map(Asn::new).transpose()?;
+        let vrf = config.vrf.as_deref().map(VrfName::new).transpose()?;
+        if config.timeout.is_zero() {
+            return Err(FrrError::ZeroTimeout);
+        }
+        let connection = match config.transport {
+            FrrTransport::VtySocket { socket } => Connection::VtySocket(VtySocket::new(socket)),
+            FrrTransport::Vtysh { vtysh, extra_args } => {
+                vtysh::validate_extra_args(&extra_args)?;
+                Connection::Vtysh(Vtysh::new(vtysh, extra_args))
+            }
+        };
+        Ok(FrrBackend {
+            connection,
+            configured_asn,
+            vrf,
+            timeout: config.timeout,
+            known_asn: Mutex::new(None),
+        })
+    }
+
+    /// The VRF this backend configures, `None` for the default VRF.
+    pub fn vrf(&self) -> Option<&VrfName> {
+        self.vrf.as_ref()
+    }
+
+    /// `vrf V ` for show commands, empty for the default VRF.
+    fn show_vrf(&self) -> String {
+        self.vrf
+            .as_ref()
+            .map_or_else(String::new, |v| format!("vrf {v} "))
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    async fn run(
+        &self,
+        lines: &[String],
+        deadline: Instant,
+        config: bool,
+    ) -> Result<String, FrrError> {
+        self.connection
+            .run(lines, deadline, self.timeout, config)
+            .await
+    }
+
+    /// The local ASN of the BGP instance: discovered from FRR, or the configured one once FRR confirmed
+    /// it. Cached after the first success.
+    pub async fn asn(&self) -> Result<Asn, FrrError> {
+        self.asn_by(self.deadline()).await
+    }
+
+    async fn asn_by(&self, deadline: Instant) -> Result<Asn, FrrError> {
+        if let Some(asn) = *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(asn);
+        }
+        let running = self.discover_asn(deadline).await?;
+        if let Some(configured) = self.configured_asn
+            && configured != running
+        {
+            return Err(FrrError::AsnMismatch {
+                running: running.to_string(),
+                command: self.connection.render(&[self.summary_command()]),
+            });
+        }
+        *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
+        Ok(running)
+    }
+
+    fn summary_command(&self) -> String {
+        format!("show bgp {}summary json", self.show_vrf())
+    }
+
+    async fn discover_asn(&self, deadline: Instant) -> Result<Asn, FrrError> {
+        let lines = [self.summary_command()];
+        let out = self.run(&lines, deadline, false).await?;
+        let bad = |reason: ReadbackError, out: &str| FrrError::BadOutput {
+            command: self.connection.render(&lines),
+            reason: reason.to_string(),
+            output: vtysh::quote_output(out),
+        };
+        if let Some(asn) = readback::summary_asn(&out).map_err(|r| bad(r, &out))? {
+            return Asn::new(asn);
+        }
+        let lines = ["show running-config".to_owned()];
+        let config = self.run(&lines, deadline, false).await?;
+        match readback::running_config_asn(&config, self.vrf.as_ref().map(VrfName::as_str)) {
+            Some(asn) => Asn::new(asn),
+            None => Err(FrrError::NoBgpInstance {
+                vrf: self.vrf.as_ref().map(ToString::to_string),
+            }),
+        }
+    }
+
+    /// Forgets the cached ASN after an error that suggests FRR changed under us (restart, reconfig).
+    fn forget_asn_on(&self, err: &FrrError) {
+        if matches!(
+            err,
+            FrrError::AsnMismatch { .. }
+                | FrrError::NoBgpInstance { .. }
+                | FrrError::DaemonNotRunning { .. }
+        ) {
+            *self.known_asn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// The `configure terminal` / `router bgp` prefix of every configuration call.
+    fn config_preamble(&self, asn: Asn) -> Vec<String> {
+        let router = match &self.vrf {
+            None => format!("router bgp {asn}"),
+            Some(vrf) => format!("router bgp {asn} vrf {vrf}"),
+        };
+        vec!["configure terminal".to_owned(), router]
+    }
+
+    /// Makes the variant `network` (prefix + route-map) announced or withdrawn. Idempotent.
+    ///
+    /// Announcing runs `network P [route-map M]` unless P is already configured with exactly M; when P is
+    /// configured with another route-map this switches it in place (an update at the peer, no
+    /// withdrawal). Withdrawing runs `no network P` only while P is configured with exactly M; when
+    /// another variant of P is active (or none), this variant is already withdrawn and nothing is sent.
+    pub async fn set_network(
+        &self,
+        network: &FrrNetwork,
+        state: RouteState,
+    ) -> Result<Timed<()>, FrrError> {
+        types::validate_prefix(&network.prefix)?;
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let result = self.set_network_by(network, state, deadline).await;
+        if let Err(err) = &result {
+            self.forget_asn_on(err);
+        }
+        result.map(|()| Timed {
+            value: (),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn set_network_by(
+        &self,
+        network: &FrrNetwork,
+        state: RouteState,
+        deadline: Instant,
+    ) -> Result<(), FrrError> {
+        let asn = self.asn_by(deadline).await?;
+        let prefix = network.prefix;
+        let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+        let configured = self.configured_network(&prefix, deadline).await?;
+        let this_variant = matches!(&configured, ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted);
+        let command = match state {
+            RouteState::Announced if this_variant => return Ok(()),
+            RouteState::Announced => format!("network {network}"),
+            // `no network P route-map M` (rather than `no network P`) lets FRR refuse the removal if the
+            // route-map changed since the read above; for the plain variant FRR has no such check.
+            RouteState::Withdrawn if this_variant => format!("no network {network}"),
+            RouteState::Withdrawn => return Ok(()),
+        };
+        let mut lines = self.config_preamble(asn);
+        lines.push(format!("address-family {} unicast", afi(&prefix)));
+        lines.push(command);
+        match self.run(&lines, deadline, true).await {
+            Ok(_) => Ok(()),
+            Err(
+                FrrError::NetworkNotConfigured { .. } | FrrError::NetworkRouteMapMismatch { .. },
+            ) if state == RouteState::Withdrawn => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether `network prefix` is configured in this instance's address family, and with which route-map.
+    async fn configured_network(
+        &self,
+        prefix: &IpNet,
+        deadline: Instant,
+    ) -> Result<ConfiguredNetwork, FrrError> {
+        let config = self
+            .run(&[self.connection.bgpd_running_config()], deadline, false)
+            .await?;
+        if let Some(configured) =
+            readback::configured_network(&config, self.vrf.as_ref().map(VrfName::as_str), prefix)
+        {
+            return Ok(configured);
+        }
+        // No `router bgp` block for this instance. vtysh exits 0 with bgpd's part missing when bgpd is
+        // not running, so ask bgpd for something only it answers: its failure (not running, hung) is the error to report.
+        self.run(&[self.summary_command()], deadline, false).await?;
+        Err(FrrError::NoBgpInstance {
+            vrf: self.vrf.as_ref().map(ToString::to_string),
+        })
+    }
+
+    /// Reads whether the variant `network` is announced: P is configured with exactly its route-map and
+    /// the path of the `network` statement is valid in the BGP table.
+    pub async fn read_network(
+        &self,
+        network: &FrrNetwork,
+    ) -> Result<Timed<TargetStatus>, FrrError> {
+        types::validate_prefix(&network.prefix)?;
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let (configured, table) = tokio::join!(
+            self.configured_network(&network.prefix, deadline),
+            self.read_network_path(network.prefix, deadline),
+        );
+        let (configured, (table_status, _)) = (configured?, table?);
+        let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+        let describe = |map: Option<&str>| {
+            map.map_or_else(
+                || "without a route-map".to_owned(),
+                |m| format!("with route-map {m}"),
+            )
+        };
+        let status = match configured {
+            ConfiguredNetwork::Absent => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!("no `network {}` is configured", network.prefix),
+            },
+            ConfiguredNetwork::Present { route_map } if route_map.as_deref() != wanted => {
+                TargetStatus {
+                    state: RouteState::Withdrawn,
+                    detail: format!(
+                        "`network {}` is configured {}, not {} (another variant is active)",
+                        network.prefix,
+                        describe(route_map.as_deref()),
+                        describe(wanted)
+                    ),
+                }
+            }
+            ConfiguredNetwork::Present { .. } => match (table_status.state, wanted) {
+                (RouteState::Announced, Some(map)) => TargetStatus {
+                    state: RouteState::Announced,
+                    detail: format!("{} (route-map {map})", table_status.detail),
+                },
+                (RouteState::Withdrawn, Some(map)) => TargetStatus {
+                    state: RouteState::Withdrawn,
+                    detail: format!(
+                        "`network {network}` is configured but {}: does route-map {map} exist in FRR and \
+                         permit the prefix? (a missing or denying route-map keeps it out of the BGP table)",
+                        table_status.detail
+                    ),
+                },
+                (_, None) => table_status,
+            },
+        };
+        Ok(Timed {
+            value: status,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The status of the `network` path in the BGP table and whether one exists at all (valid or not).
+    async fn read_network_path(
+        &self,
+        prefix: IpNet,
+        deadline: Instant,
+    ) -> Result<(TargetStatus, bool), FrrError> {
+        let lines = [format!(
+            "show bgp {}{} unicast {prefix} json",
+            self.show_vrf(),
+            afi(&prefix)
+        )];
+        let out = self.run(&lines, deadline, false).await?;
+        match readback::network_status(&prefix, &out) {
+            Ok(NetworkReadback::Status { status, configured }) => Ok((status, configured)),
+            Ok(NetworkReadback::UnknownVrf) => Err(FrrError::NoBgpInstance {
+                vrf: self.vrf.as_ref().map(ToString::to_string),
+            }),
+            Err(reason) => Err(FrrError::BadOutput {
+                command: self.connection.render(&lines),
+                reason: reason.to_string(),
+                output: vtysh::quote_output(&out),
+            }),
+        }
+    }
+
+    /// Shuts a neighbor down (withdrawn) or brings it back (announced). Idempotent.
+    pub async fn set_neighbor(
+        &self,
+        neighbor: &FrrNeighbor,
+        state: RouteState,
+    ) -> Result<Timed<()>, FrrError> {
+        types::validate_neighbor(neighbor)?;
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let result = async {
+            let asn = self.asn_by(deadline).await?;
+            let mut lines = self.config_preamble(asn);
+            lines.push(match state {
+                RouteState::Announced => format!("no neighbor {neighbor} shutdown"),
+                RouteState::Withdrawn => format!("neighbor {neighbor} shutdown"),
+            });
+            self.run(&lines, deadline, true).await.map(drop)
+        }
+        .await;
+        if let Err(err) = &result {
+            self.forget_asn_on(err);
+        }
+        result.map(|()| Timed {
+            value: (),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Reads a neighbor's admin state (`neighbor X shutdown` or not); the session state is in the detail.
+    pub async fn read_neighbor(
+        &self,
+        neighbor: &FrrNeighbor,
+    ) -> Result<Timed<TargetStatus>, FrrError> {
+        types::validate_neighbor(neighbor)?;
+        let started = std::time::Instant::now();
+        let lines = [format!(
+            "show bgp {}neighbors {neighbor} json",
+            self.show_vrf()
+        )];
+        let out = self.run(&lines, self.deadline(), false).await?;
+        let status = match readback::neighbor_status(&neighbor.to_string(), &out) {
+            Ok(NeighborReadback::Status(status)) => status,
+            Ok(NeighborReadback::NoSuchNeighbor) => {
+                return Err(FrrError::UnknownNeighbor {
+                    command: self.connection.render(&lines),
+                });
+            }
+            Ok(NeighborReadback::NoInstance) => {
+                return Err(FrrError::NoBgpInstance {
+                    vrf: self.vrf.as_ref().map(ToString::to_string),
+                });
+            }
+            Err(reason) => {
+                return Err(FrrError::BadOutput {
+                    command: self.connection.render(&lines),
+                    reason: reason.to_string(),
+                    output: vtysh::quote_output(&out),
+                });
+            }
+        };
+        Ok(Timed {
+            value: status,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Version and BGP sessions in one call, as an error if FRR does not answer properly.
+    async fn try_health(&self) -> Result<BackendHealth, FrrError> {
+        let lines = ["show version".to_owned(), self.summary_command()];
+        let out = self.run(&lines, self.deadline(), false).await?;
+        let bad = |reason: ReadbackError| FrrError::BadOutput {
+            command: self.connection.render(&lines),
+            reason: reason.to_string(),
+            output: vtysh::quote_output(&out),
+        };
+        let json_start = out
+            .find("\n{")
+            .map(|i| i + 1)
+            .ok_or_else(|| bad(ReadbackError::NoJsonAfterBanner))?;
+        let (banner, json) = out.split_at(json_start);
+        let (sessions_up, sessions_total) = readback::summary_sessions(json).map_err(bad)?;
+        Ok(BackendHealth {
+            reachable: true,
+            daemon_version: readback::version(banner),
+            sessions_up,
+            sessions_total,
+            error: None,
+        })
+    }
+}
+
+impl RoutingBackend for FrrBackend {
+    async fn set(
+        &self,
+        target: &RouteTarget,
+        state: RouteState,
+    ) -> Result<Timed<()>, RoutingError> {
+        match target {
+            RouteTarget::FrrNetwork(network) => Ok(self.set_network(network, state).await?),
+            RouteTarget::FrrNeighbor(neighbor) => Ok(self.set_neighbor(neighbor, state).await?),
+            other => Err(RoutingError::UnsupportedTarget {
+                target: other.to_string(),
+                backend: "frr",
+            }),
+        }
+    }
+
+    async fn read(&self, target: &RouteTarget) -> Result<Timed<TargetStatus>, RoutingError> {
+        match target {
+            RouteTarget::FrrNetwork(network) => Ok(self.read_network(network).await?),
+            RouteTarget::FrrNeighbor(neighbor) => Ok(self.read_neighbor(neighbor).await?),
+            other => Err(RoutingError::UnsupportedTarget {
+                target: other.to_string(),
+                backend: "frr",
+            }),
+        }
+    }
+
+    async fn health(&self) -> BackendHealth {
+        match self.try_health().await {
+            Ok(health) => health,
+            Err(err) => BackendHealth {
+                reachable: false,
+                error: Some(err.to_string()),
+                ..BackendHealth::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation() {
+        assert!(FrrBackend::new(FrrConfig::default()).is_ok());
+        let bad = [
+            FrrConfig {
+                asn: Some(0),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                vrf: Some("blue green".into()),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                transport: FrrTransport::Vtysh {
+                    vtysh: "vtysh".into(),
+                    extra_args: vec!["-c".into(), "write memory".into()],
+                },
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                timeout: Duration::ZERO,
+                ..FrrConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(
+                FrrBackend::new(config.clone()).is_err(),
+                "{config:?} accepted"
+            );
+        }
+    }
+}
