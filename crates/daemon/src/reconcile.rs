@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError};
+use nsbeacon_routing::{
+    BackendHealth, Backoff, RouteState, RouteTarget, RoutingBackend, RoutingError,
+};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -33,10 +35,10 @@ use crate::metrics::Metrics;
 use crate::routes::{DesiredTable, MergedTarget, TargetId, merge};
 use crate::status::{BackendReport, RoutingReport, TargetReport};
 
-/// First retry delay after a backend failure.
-const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-/// Longest delay between retries while the backend stays unreachable.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Retry delays while the backend does not answer: 100 ms after the first failed pass, doubling, at most
+/// 5 s. A nudge (the BGP daemon is back, or changed) starts the sequence again, so the retry after a
+/// nudged pass that still fails comes 100 ms later, not at the 5 s the outage had reached.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 /// First re-check of a target the daemon accepted but does not report yet; it doubles up to the reconcile
 /// interval. bgpd validates a new `network` after its 50 ms work-queue hold, so a read-back right after
 /// the command (about a millisecond over the vty socket) usually finds it pending, and the next one 100 ms
@@ -211,7 +213,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
             let mut tick = tokio::time::interval(self.settings.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
-            let mut backoff = BACKOFF_INITIAL;
+            let mut failed_passes: u32 = 0;
             let mut read_all = true;
             loop {
                 let table = self.desired_rx.borrow_and_update().clone();
@@ -231,10 +233,11 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 // drift on every other target is still caught on time.
                 if failed && !self.health.reachable {
                     // A new desired state is tried at once, backoff or not.
+                    failed_passes = failed_passes.saturating_add(1);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.settings.nudge.notified() => {}
+                        _ = tokio::time::sleep(RETRY.after_failures(failed_passes)) => {}
+                        _ = self.settings.nudge.notified() => failed_passes = 0,
                         changed = self.desired_rx.changed() => {
                             if changed.is_err() {
                                 shutdown.cancelled().await;
@@ -242,12 +245,11 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                             }
                         }
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     // After a failure nothing we believe about the daemon is trustworthy: read everything.
                     read_all = true;
                     continue;
                 }
-                backoff = BACKOFF_INITIAL;
+                failed_passes = 0;
                 let recheck = self.pending_recheck();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -276,9 +278,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
     fn pending_recheck(&self) -> Option<Duration> {
         let passes = self.targets.values().map(|r| r.pending_passes).max()?;
         (passes > 0).then(|| {
-            PENDING_RECHECK_INITIAL
-                .saturating_mul(1 << (passes - 1).min(16))
-                .min(self.settings.interval)
+            Backoff::new(PENDING_RECHECK_INITIAL, self.settings.interval).after_failures(passes)
         })
     }
 

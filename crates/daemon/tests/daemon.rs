@@ -849,3 +849,39 @@ fn a_restart_after_a_keep_exit_never_drops_a_healthy_route_and_a_dead_dns_withdr
     node.expect_service("dns", "up");
     node.expect_protocol("anycast_dns", "up", "announced once DNS is verified");
 }
+
+#[test]
+fn after_bird_crashes_the_route_is_back_within_a_second_every_time() {
+    let mut node = Node::new();
+    node.write_config("", "");
+    node.start();
+    node.expect_service("dns", "up");
+    node.expect_protocol("anycast_dns", "up", "healthy");
+    let mut worst = Duration::ZERO;
+    for trial in 0..20u64 {
+        node.bird.kill();
+        // Half the trials also remove the socket file, as an init script or a package upgrade does.
+        if trial % 2 == 0 {
+            let _ = std::fs::remove_file(node.bird.socket());
+        }
+        // Away for 0.1 to 2.5 s: long enough for nsbeacon's backoff to grow well past the first step.
+        std::thread::sleep(Duration::from_millis(100 + (trial * 127) % 2400));
+        node.bird.start_again();
+        let back = std::time::Instant::now();
+        assert!(
+            node.bird
+                .wait_protocol_state("anycast_dns", "up", Duration::from_secs(10)),
+            "trial {trial}: the route did not come back\n{}",
+            node.log()
+        );
+        worst = worst.max(back.elapsed());
+    }
+    eprintln!("worst re-assert after a BIRD restart: {worst:?}");
+    // BIRD starts the protocol disabled (its config says so); nsbeacon must re-enable it promptly, not
+    // after a backoff window left over from the outage.
+    assert!(
+        worst < Duration::from_secs(1),
+        "worst re-assert {worst:?}\n{}",
+        node.log()
+    );
+}
