@@ -81,6 +81,8 @@ pub struct MetricsError(#[from] prometheus::Error);
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Names of every registered family, including label vectors with no series yet.
+    families: Vec<String>,
     /// Always 1; `version` = crate version. Lets dashboards see which version runs where.
     pub build_info: IntGaugeVec,
     /// Latency of each probe exchange, per transport (`udp`, `tcp`, `sweep` for serial sweeps).
@@ -147,13 +149,16 @@ impl Metrics {
     /// Creates and registers every metric; sets `nsbeacon_build_info`.
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new();
+        let families = std::cell::RefCell::new(Vec::new());
         let int_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
             let m = IntGaugeVec::new(opts(name, help), labels(name))?;
+            families.borrow_mut().push(name.to_owned());
             registry.register(Box::new(m.clone()))?;
             Ok(m)
         };
         let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
             let m = IntCounterVec::new(opts(name, help), labels(name))?;
+            families.borrow_mut().push(name.to_owned());
             registry.register(Box::new(m.clone()))?;
             Ok(m)
         };
@@ -163,11 +168,13 @@ impl Metrics {
                     HistogramOpts::new(name, help).buckets(buckets.to_vec()),
                     labels(name),
                 )?;
+                families.borrow_mut().push(name.to_owned());
                 registry.register(Box::new(m.clone()))?;
                 Ok(m)
             };
         let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
             let m = GaugeVec::new(opts(name, help), labels(name))?;
+            families.borrow_mut().push(name.to_owned());
             registry.register(Box::new(m.clone()))?;
             Ok(m)
         };
@@ -259,6 +266,7 @@ impl Metrics {
                 "Configuration reloads (SIGHUP) by result (success, failure).",
             )?,
             registry,
+            families: families.take(),
         };
         metrics
             .build_info
@@ -268,6 +276,12 @@ impl Metrics {
             metrics.config_reloads_total.with_label_values(&[result]);
         }
         Ok(metrics)
+    }
+
+    /// The name of every metric family nsbeacon registers, whether or not it has a series yet (a label
+    /// vector has none until its first label values are used, so a scrape alone does not list it).
+    pub fn family_names(&self) -> &[String] {
+        &self.families
     }
 
     /// The registry, for callers that want to gather directly.

@@ -153,7 +153,10 @@ impl fmt::Display for FailReason {
                 f,
                 "local serial {local} is {lag} behind reference serial {reference}"
             ),
-            FailReason::Malformed(detail) => write!(f, "malformed reply: {detail}"),
+            FailReason::Malformed(detail) => write!(
+                f,
+                "the server's reply is not a valid DNS message ({detail})"
+            ),
             FailReason::Truncated => f.write_str("UDP reply truncated (TC=1)"),
             FailReason::IdMismatch { expected, found } => {
                 write!(
@@ -286,5 +289,20 @@ impl SerialVerdict {
             SerialVerdict::LocalFailed(_) => "local_failed",
             SerialVerdict::ReferenceUnreachable(_) => "reference_unreachable",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailReason;
+
+    #[test]
+    fn a_malformed_reply_reads_as_a_sentence_and_keeps_the_parser_detail() {
+        let reason = FailReason::Malformed("label points to data not prior to idx".to_owned());
+        assert_eq!(
+            reason.to_string(),
+            "the server's reply is not a valid DNS message (label points to data not prior to idx)"
+        );
+        assert_eq!(reason.kind(), "malformed");
     }
 }
