@@ -39,8 +39,16 @@ macro_rules! err {
 
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: i32 = 2;
-/// Exit code for runtime failures.
+/// Exit code for runtime failures (`probe`: a check failed hard; `status`: the daemon is unreachable).
 pub const EXIT_FAILURE: i32 = 1;
+/// `status`: the daemon answers, but its BGP daemon does not (or the first reconcile has not run), so
+/// what it says about routes is not current.
+pub const EXIT_BACKEND_UNREACHABLE: i32 = 3;
+/// `probe`: no check failed hard, but at least one gave a soft signal (the service would be degraded).
+pub const EXIT_SOFT: i32 = 4;
+
+/// Longest reason shown inside the `status` table; longer ones are cut there and printed in full below.
+const REASON_COLUMN_MAX: usize = 60;
 
 /// nsbeacon: announce this node's anycast DNS route only while the local DNS server answers correctly.
 #[derive(Debug, Parser)]
@@ -69,6 +77,8 @@ pub enum Command {
         live: bool,
     },
     /// Ask the running daemon for its state and print it as a table.
+    ///
+    /// Exit 0; 1 if the daemon cannot be reached; 3 if its BGP daemon is unreachable or it is not ready.
     Status {
         /// Print the daemon's JSON document instead of the table.
         #[arg(long)]
@@ -78,6 +88,8 @@ pub enum Command {
         addr: Option<SocketAddr>,
     },
     /// Run every check once (or only SERVICE's) and print everything seen, like dig would.
+    ///
+    /// Exit 0 when every check passes, 1 when one fails hard, 4 when none fails hard but one is soft.
     Probe {
         /// Only this service.
         service: Option<String>,
@@ -353,27 +365,31 @@ fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    if json {
-        out!("{body}");
-        return 0;
-    }
-    match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(doc) => {
-            out_raw!("{}", render_status(&doc, now_unix()));
-            0
-        }
+    let doc = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(doc) => doc,
         Err(e) => {
             err!("nsbeacon: {addr}/status did not return JSON: {e}");
-            EXIT_FAILURE
+            return EXIT_FAILURE;
         }
+    };
+    if json {
+        out!("{body}");
+    } else {
+        out_raw!("{}", render_status(&doc, crate::clock::unix_now()));
     }
+    status_exit_code(&doc)
 }
 
-fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// 0 when the daemon's view of routing is current; [`EXIT_BACKEND_UNREACHABLE`] when its BGP daemon does
+/// not answer or the first reconcile pass has not run, so scripts and monitoring can tell.
+pub fn status_exit_code(doc: &serde_json::Value) -> i32 {
+    let reachable = doc["backend"]["reachable"].as_bool().unwrap_or(false);
+    let ready = doc["ready"].as_bool().unwrap_or(false);
+    if reachable && ready {
+        0
+    } else {
+        EXIT_BACKEND_UNREACHABLE
+    }
 }
 
 fn ago(now: f64, then: f64) -> String {
@@ -390,25 +406,35 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
     let mut out = String::new();
     let backend = &doc["backend"];
-    let _ = writeln!(
-        out,
-        "backend {} ({}): {}, BGP sessions {}/{} up{}",
-        s(&backend["kind"]),
-        backend["daemon_version"]
-            .as_str()
-            .unwrap_or("version unknown"),
-        if backend["reachable"].as_bool().unwrap_or(false) {
-            "reachable"
-        } else {
-            "UNREACHABLE"
-        },
-        backend["sessions_up"],
-        backend["sessions_total"],
-        backend["error"]
-            .as_str()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
-    );
+    let reachable = backend["reachable"].as_bool().unwrap_or(false);
+    if reachable {
+        let _ = writeln!(
+            out,
+            "backend {} ({}): reachable, BGP sessions {}/{} up",
+            s(&backend["kind"]),
+            backend["daemon_version"]
+                .as_str()
+                .unwrap_or("version unknown"),
+            backend["sessions_up"],
+            backend["sessions_total"],
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "backend {}: UNREACHABLE ({}); BGP sessions and announced routes unknown, shown as last read",
+            s(&backend["kind"]),
+            backend["error"].as_str().unwrap_or("no answer yet"),
+        );
+    }
+    if !doc["ready"].as_bool().unwrap_or(false) {
+        let _ = writeln!(out, "not ready: the first reconcile pass has not finished");
+    }
+    if let Some(error) = doc["daemon"]["last_reload_error"].as_str() {
+        let _ = writeln!(
+            out,
+            "last reload FAILED (the previous configuration stays in force): {error}"
+        );
+    }
     if let Some(drains) = doc["daemon"]["drains"].as_object()
         && !drains.is_empty()
     {
@@ -425,22 +451,36 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
         "ANNOUNCED".to_owned(),
         "SINCE".to_owned(),
     ]];
+    let mut long_reasons = Vec::new();
     for service in doc["services"].as_array().into_iter().flatten() {
-        let announced: Vec<String> = service["targets"]
+        let targets: Vec<&serde_json::Value> = service["targets"]
             .as_array()
             .into_iter()
             .flatten()
+            .collect();
+        let announced: Vec<String> = targets
+            .iter()
             .filter(|t| t["actual"].as_str() == Some("announced"))
             .map(|t| s(&t["target"]))
             .collect();
+        let unknown = targets.iter().any(|t| t["actual"].is_null());
+        let reason = s(&service["reason"]);
+        let shown = if reason.chars().count() > REASON_COLUMN_MAX {
+            long_reasons.push(format!("{}: {reason}", s(&service["name"])));
+            let cut: String = reason.chars().take(REASON_COLUMN_MAX - 1).collect();
+            format!("{cut}…")
+        } else {
+            reason
+        };
         rows.push([
             s(&service["name"]),
             s(&service["state"]),
-            s(&service["reason"]),
-            if announced.is_empty() {
-                "-".to_owned()
-            } else {
-                announced.join(",")
+            shown,
+            match (announced.is_empty(), unknown) {
+                (false, false) => announced.join(","),
+                (false, true) => format!("{} (others unknown)", announced.join(",")),
+                (true, true) => "unknown".to_owned(),
+                (true, false) => "none".to_owned(),
             },
             service["since_unix"]
                 .as_f64()
@@ -461,6 +501,12 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
             }
         }
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if !long_reasons.is_empty() {
+        let _ = writeln!(out, "reasons in full:");
+        for reason in long_reasons {
+            let _ = writeln!(out, "  {reason}");
+        }
     }
     out
 }
@@ -604,7 +650,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let mut all_pass = true;
+    let (mut any_soft, mut any_hard) = (false, false);
     for service in config
         .services
         .iter()
@@ -657,13 +703,21 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
                 signal_str(&signal),
                 signal_text(&signal)
             );
-            if !matches!(signal, crate::health::CheckSignal::Pass) {
-                all_pass = false;
+            match signal {
+                crate::health::CheckSignal::Pass => {}
+                crate::health::CheckSignal::Soft(_) => any_soft = true,
+                crate::health::CheckSignal::Hard(_) => any_hard = true,
             }
             out_raw!("{out}");
         }
     }
-    if all_pass { 0 } else { EXIT_FAILURE }
+    if any_hard {
+        EXIT_FAILURE
+    } else if any_soft {
+        EXIT_SOFT
+    } else {
+        0
+    }
 }
 
 fn known_service(config: &Config, path: &Path, service: Option<&str>) -> Result<(), i32> {
@@ -798,6 +852,7 @@ mod tests {
             "backend": {"kind": "bird", "daemon_version": "BIRD 2.0.12", "reachable": true,
                         "sessions_up": 1, "sessions_total": 1, "error": null},
             "daemon": {"drains": {}},
+            "ready": true,
             "services": [
                 {"name": "dns", "state": "up", "reason": "all checks pass", "since_unix": 1000.0,
                  "targets": [{"target": "anycast_dns", "actual": "announced"},
@@ -816,7 +871,54 @@ mod tests {
         assert!(lines[2].contains("anycast_dns"));
         assert!(!lines[2].contains("anycast_degraded"));
         assert!(lines[2].ends_with("2m 10s ago"));
-        assert!(lines[3].contains(" - "));
+        assert!(lines[3].contains(" none "));
         assert!(lines[3].ends_with("30s ago"));
+        assert_eq!(status_exit_code(&doc), 0);
+    }
+
+    #[test]
+    fn status_says_what_it_cannot_know_shows_a_failed_reload_and_cuts_long_reasons() {
+        let long = format!(
+            "check soa: {}",
+            "the server's reply is not a valid DNS message ".repeat(3)
+        );
+        let doc = serde_json::json!({
+            "backend": {"kind": "bird", "daemon_version": null, "reachable": false,
+                        "sessions_up": 0, "sessions_total": 0,
+                        "error": "connect /run/bird/bird.ctl: connection refused"},
+            "daemon": {"drains": {}, "last_reload_error": "line 3: unknown key `intervall`"},
+            "ready": true,
+            "services": [
+                {"name": "dns", "state": "down", "reason": long, "since_unix": 1000.0,
+                 "targets": [{"target": "anycast_dns", "actual": null}]}
+            ]
+        });
+        let table = render_status(&doc, 1130.0);
+        assert!(
+            table.contains(
+                "backend bird: UNREACHABLE (connect /run/bird/bird.ctl: connection refused)"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains("0/0"), "{table}");
+        assert!(
+            table
+                .contains("last reload FAILED (the previous configuration stays in force): line 3"),
+            "{table}"
+        );
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("dns "))
+            .expect("dns row");
+        assert!(row.contains(" unknown "), "{row}");
+        assert!(row.contains('…'), "{row}");
+        assert!(row.chars().count() < 120, "the table stays narrow: {row}");
+        assert!(table.contains("reasons in full:"), "{table}");
+        assert!(table.contains(&long), "{table}");
+        assert_eq!(status_exit_code(&doc), EXIT_BACKEND_UNREACHABLE);
+
+        let not_ready = serde_json::json!({"backend": {"reachable": true}, "ready": false});
+        assert_eq!(status_exit_code(&not_ready), EXIT_BACKEND_UNREACHABLE);
+        assert!(render_status(&not_ready, 0.0).contains("not ready"));
     }
 }

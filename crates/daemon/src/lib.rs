@@ -11,8 +11,10 @@
 //! nsbeacon undrain [SERVICE]                          cancel that drain
 //! ```
 //!
-//! Exit codes: 0 success, 1 runtime failure (`probe`: a check did not pass; `status`: daemon unreachable),
-//! 2 configuration error.
+//! Exit codes: 0 success; 1 runtime failure (`run`: a shutdown withdrawal failed; `probe`: a check failed
+//! hard; `status`: the daemon is unreachable); 2 configuration error (`check-config --live`: a route
+//! target missing in the BGP daemon); 3 `status`: the daemon answers but its BGP daemon does not, or it is
+//! not ready yet; 4 `probe`: no hard failure, but a soft signal (the service would be degraded).
 //!
 //! Drains are written to the drain store in `state_dir` (and, for scripts, `drain_file`: while it exists
 //! every service is drained). The daemon re-reads both every 250 ms, so `drain`/`undrain` work whether or

@@ -728,6 +728,16 @@ fn a_failed_shutdown_withdrawal_is_an_error_and_a_non_zero_exit() {
     node.expect_protocol("anycast_dns", "up", "healthy");
     // BIRD goes away: the withdrawal at shutdown cannot reach it.
     node.bird.kill();
+    // Meanwhile `nsbeacon status` says the BGP daemon is unreachable and exits 3.
+    assert!(
+        wait_until(WAIT, || node.status()["backend"]["reachable"] == false),
+        "the daemon never noticed BIRD is gone\n{}",
+        node.log()
+    );
+    let out = node.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("UNREACHABLE"), "{}", text(&out));
+    assert!(!text(&out).contains("0/0"), "{}", text(&out));
     let status = node
         .guard()
         .stop(Duration::from_secs(15))
