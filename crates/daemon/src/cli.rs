@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use nsbeacon_prober::{ProbeStatus, Transport};
+use nsbeacon_prober::ProbeStatus;
 
 use crate::config::{self, CheckKind, Config};
 use crate::drain::DrainStore;
@@ -511,14 +511,6 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
     out
 }
 
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Both => "both",
-    }
-}
-
 /// The DNS mnemonic of an rcode (`NOERROR`, `REFUSED`, ...), as dig prints it.
 pub fn rcode_mnemonic(rcode: nsbeacon_prober::proto::op::ResponseCode) -> String {
     match u16::from(rcode) {
@@ -550,7 +542,7 @@ fn print_run(run: &CheckRun, out: &mut String) {
                 let _ = writeln!(
                     out,
                     "    {}: {} in {}, rcode {}, {} answer(s){}",
-                    transport_name(t.transport),
+                    t.transport.as_str(),
                     t.status,
                     ms(t.latency),
                     t.rcode

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport, Transport};
+use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport};
 use nsbeacon_routing::{RouteState, RouteTarget};
 use rand::Rng;
 use serde::Serialize;
@@ -239,14 +239,6 @@ pub struct ServiceReport {
     pub transitions: u64,
 }
 
-fn transport_str(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Both => "both",
-    }
-}
-
 /// What a check talks to, for humans.
 pub fn check_target(check: &CheckConfig) -> String {
     match &check.kind {
@@ -255,7 +247,7 @@ pub fn check_target(check: &CheckConfig) -> String {
             spec.target,
             spec.query.name,
             spec.query.record_type,
-            transport_str(spec.transport)
+            spec.transport.as_str()
         ),
         CheckKind::Serial(s) => format!(
             "{} zone(s) at {} vs reference {}",
@@ -305,7 +297,7 @@ fn record_run(
                 (status, _) => status.to_string(),
             });
             for t in &outcome.transports {
-                let transport = transport_str(t.transport);
+                let transport = t.transport.as_str();
                 report
                     .latency_ms
                     .insert(transport.to_owned(), t.latency.as_secs_f64() * 1000.0);

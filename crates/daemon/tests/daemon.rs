@@ -526,6 +526,15 @@ fn metrics_status_healthz_and_the_cli_report_the_real_state() {
     }
     let out = node.cli(&["probe", "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Only a soft signal (every answer is slower than 1 µs): exit 4, not the hard failure's 1.
+    let slow = format!(
+        "{}slow_after = \"1us\"\n",
+        service_block("slow", "anycast_second", None, node.knot.addr())
+    );
+    node.write_config("", &slow);
+    let out = node.cli(&["probe", "slow"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("verdict: soft"), "{}", text(&out));
     node.knot.stop();
     let out = node.cli(&["probe"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

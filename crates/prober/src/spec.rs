@@ -140,13 +140,20 @@ impl Transport {
     }
 }
 
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Transport {
+    /// `udp`, `tcp` or `both`: the word the config, metrics labels and `probe` output use.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Both => "both",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
