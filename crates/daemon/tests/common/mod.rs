@@ -285,6 +285,22 @@ format = "{log_format}"
         }
     }
 
+    /// Asserts that `protocol` has not changed state since BIRD's `Since` stamp `before`. BIRD may stamp
+    /// a protocol twice within a few milliseconds as it comes up (protocol, then channel), so a stamp at
+    /// most 100 ms later counts as the same event; a real flip is stamped when it happens, much later.
+    pub fn assert_no_flip(&self, protocol: &str, before: &str, why: &str) {
+        let after = self.since(protocol);
+        let same = match (stamp_ms(before), stamp_ms(&after)) {
+            (Some(a), Some(b)) => b >= a && b - a < 100.0,
+            _ => after == before,
+        };
+        assert!(
+            same,
+            "{why}: BIRD stamped {protocol} {before} before and {after} now\n--- nsbeacon log ---\n{}",
+            self.log()
+        );
+    }
+
     /// The `Since` column of BIRD's `show protocols "NAME"` (changes whenever the protocol flips).
     pub fn since(&self, protocol: &str) -> String {
         let reply = self.bird.command(&format!("show protocols \"{protocol}\""));
@@ -302,4 +318,13 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Milliseconds since midnight of a BIRD `HH:MM:SS.mmm` stamp.
+fn stamp_ms(stamp: &str) -> Option<f64> {
+    let mut parts = stamp.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(((h * 60.0 + m) * 60.0 + s) * 1000.0)
 }
