@@ -34,10 +34,12 @@
 //!
 //! # Modules
 //!
-//! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`drain`] (persistent
-//! drains), [`file`] (the bounded reader every file read goes through). Runtime: [`service`] (probe and
-//! service tasks), [`reconcile`] (the only code calling the BGP daemon), [`backend`], [`http`],
-//! [`metrics`], [`drainwatch`], [`daemon`] (wiring, signals, systemd) and [`cli`].
+//! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`routes`] (the route
+//! vocabulary: desired table, target ids, merging), [`drain`] (persistent drains), [`warm`] (the
+//! warm-restart record), [`file`] (the bounded reader every file read goes through). Runtime: [`service`]
+//! (probe and service tasks), [`reconcile`] (the only code calling the BGP daemon), [`backend`],
+//! [`status`] (the typed status model), [`http`], [`metrics`], [`drainwatch`], [`birdlog`], [`clock`],
+//! [`daemon`] (wiring, signals, systemd) and [`cli`]. ARCHITECTURE.md at the root draws the tasks.
 
 pub mod backend;
 pub mod birdlog;
