@@ -211,15 +211,7 @@ fn check_targets_live(config: &Config) -> i32 {
         Err(code) => return code,
     };
     let bound = config.backend.timeout().saturating_mul(2);
-    let mut targets: Vec<(nsbeacon_routing::RouteTarget, Vec<&str>)> = Vec::new();
-    for service in &config.services {
-        for target in service.announce.iter().chain(service.degrade.iter()) {
-            match targets.iter_mut().find(|(t, _)| t == target) {
-                Some((_, services)) => services.push(&service.name),
-                None => targets.push((target.clone(), vec![&service.name])),
-            }
-        }
-    }
+    let targets = config.route_targets();
     let mut missing = 0;
     let mut unreachable = 0;
     for (target, services) in &targets {

@@ -320,13 +320,8 @@ async fn warm_restart_targets(config: &Config, backend: &Backend) -> Vec<RouteTa
         return Vec::new();
     };
     let mut kept = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let targets = config
-        .services
-        .iter()
-        .flat_map(|s| s.announce.iter().chain(s.degrade.iter()));
-    for target in targets {
-        if !seen.insert(target.clone()) || !record.announced.contains(&TargetId::of(target)) {
+    for (target, _) in config.route_targets() {
+        if !record.announced.contains(&TargetId::of(target)) {
             continue;
         }
         let bound = config.backend.timeout().saturating_mul(2);

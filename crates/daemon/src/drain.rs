@@ -7,9 +7,7 @@
 //! for scripts and configuration management.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -253,37 +251,16 @@ impl DrainStore {
         self.path.parent().unwrap_or_else(|| Path::new("."))
     }
 
-    /// Writes the store atomically: temp file in the same directory, fsync, rename, fsync the directory.
+    /// Writes the store atomically (see [`crate::file::write_atomic`]).
     fn save(&self) -> Result<(), DrainError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = self.dir();
-        let tmp = dir.join(format!(
-            ".{DRAIN_STORE_FILE}.tmp-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
         let mut text = serde_json::to_string_pretty(&self.file).map_err(|e| DrainError::Write {
             path: self.path.clone(),
             source: std::io::Error::other(e),
         })?;
         text.push('\n');
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Ok(d) = std::fs::File::open(dir) {
-                // Persist the rename; not every filesystem supports fsync on a directory.
-                let _ = d.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            DrainError::Write {
-                path: self.path.clone(),
-                source,
-            }
+        crate::file::write_atomic(&self.path, text.as_bytes()).map_err(|source| DrainError::Write {
+            path: self.path.clone(),
+            source,
         })
     }
 }

@@ -116,6 +116,39 @@ impl FileError {
     }
 }
 
+/// Replaces the file at `path` with `bytes` atomically: a temporary file in the same directory, fsync,
+/// rename over `path`, fsync of the directory (where the file system supports it). A reader sees the old
+/// or the new content, never a mix, and a crash leaves one of the two.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            // Persist the rename; not every file system supports fsync on a directory.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// Reads at most `limit` bytes of the regular file at `path` as UTF-8 text. `what` names the file's
 /// purpose in the too-large error ("a zones file").
 pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, FileError> {

@@ -69,10 +69,6 @@ fn target_labels(target: &RouteTarget) -> (&'static str, String) {
     (id.kind.as_str(), id.target)
 }
 
-fn state_str(state: RouteState) -> &'static str {
-    state.as_str()
-}
-
 #[derive(Debug)]
 struct TargetRecord {
     desired: RouteState,
@@ -417,8 +413,8 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     && record.confirmed
                 {
                     warn!(
-                        desired = state_str(desired),
-                        actual = record.actual.map(state_str),
+                        desired = desired.as_str(),
+                        actual = record.actual.map(RouteState::as_str),
                         detail = %record.detail,
                         "drift: the BGP daemon changed this target behind nsbeacon's back; re-asserting"
                     );
@@ -437,8 +433,8 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                 if actual != Some(desired) {
                     let message = format!(
                         "the daemon accepted `{}` but reports the target {} so far",
-                        state_str(desired),
-                        actual.map(state_str).unwrap_or("unknown")
+                        desired.as_str(),
+                        actual.map(RouteState::as_str).unwrap_or("unknown")
                     );
                     if let Some(record) = self.targets.get_mut(target) {
                         record.pending_passes = record.pending_passes.saturating_add(1);
@@ -452,7 +448,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
                     }
                     return Err(ConvergeError::Pending);
                 }
-                info!(state = state_str(desired), "route target changed");
+                info!(state = desired.as_str(), "route target changed");
             }
             if let Some(record) = self.targets.get_mut(target) {
                 record.confirmed = true;
@@ -479,7 +475,7 @@ impl<B: RoutingBackend + 'static> Reconciler<B> {
             .observe(elapsed.as_secs_f64());
         match result {
             Ok(_) => {
-                debug!(state = state_str(state), ?elapsed, "set");
+                debug!(state = state.as_str(), ?elapsed, "set");
                 Ok(())
             }
             Err(e) => Err(self.record_error(target, "set", &e)),
@@ -741,7 +737,7 @@ mod tests {
             self.calls.lock().expect("lock").push(format!(
                 "set {} {}",
                 target_labels(target).1,
-                state_str(state)
+                state.as_str()
             ));
             if self.down.load(Ordering::SeqCst)
                 || self.fail_sets.load(Ordering::SeqCst)
@@ -780,7 +776,7 @@ mod tests {
             Ok(Timed {
                 value: TargetStatus {
                     state,
-                    detail: state_str(state).to_owned(),
+                    detail: state.as_str().to_owned(),
                 },
                 elapsed: Duration::from_micros(100),
             })

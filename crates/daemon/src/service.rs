@@ -466,11 +466,9 @@ impl ServiceRuntime {
         let (commands, commands_rx) = mpsc::channel(4);
         let now = Instant::now();
         let mut health = ServiceHealth::new(&config, now);
-        if health
-            .warm_start(warm_announced, now + warm_hold(&config), now)
-            .is_some()
-        {
-            info!(service = %config.name, hold = ?warm_hold(&config), "warm restart: keeping this service's announced routes while its first probes run");
+        let hold = warm_hold(&config);
+        if health.warm_start(warm_announced, now + hold, now).is_some() {
+            info!(service = %config.name, ?hold, "warm restart: keeping this service's announced routes while its first probes run");
         }
         let mut task = ServiceTask {
             report: ServiceReport {

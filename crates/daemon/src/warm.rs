@@ -8,7 +8,6 @@
 //! ([`crate::health::ServiceHealth::warm_start`]). A crash writes no record, so a start after a crash
 //! withdraws everything until DNS is verified, as before.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,7 +42,7 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(WARM_RESTART_FILE)
 }
 
-/// Writes the record atomically (temporary file, fsync, rename).
+/// Writes the record atomically (see [`crate::file::write_atomic`]).
 pub fn save(state_dir: &Path, announced: Vec<TargetId>) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
     let record = WarmRestartRecord {
@@ -52,17 +51,7 @@ pub fn save(state_dir: &Path, announced: Vec<TargetId>) -> std::io::Result<()> {
         announced,
     };
     let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-    let tmp = state_dir.join(format!(".{WARM_RESTART_FILE}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path(state_dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::file::write_atomic(&path(state_dir), &json)
 }
 
 /// Removes a record, e.g. when the process exits without `keep` (a withdrawal leaves nothing to keep).

@@ -773,19 +773,8 @@ fn watch_protocol(
         let mut polls = 0;
         let mut not_up = Vec::new();
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let reply = nsbeacon_testkit::bird::bird_command(
-                &socket,
-                &format!("show protocols \"{protocol}\""),
-            )
-            .unwrap_or_default();
+            let state = nsbeacon_testkit::bird::protocol_state(&socket, protocol);
             polls += 1;
-            let state = reply.lines().find_map(|line| {
-                let text = line
-                    .strip_prefix("1002-")
-                    .or_else(|| line.strip_prefix("1002 "))?;
-                let mut columns = text.split_whitespace();
-                (columns.next()? == protocol).then(|| columns.nth(2).map(str::to_owned))?
-            });
             if state.as_deref() != Some("up") {
                 not_up.push(state.unwrap_or_else(|| "unknown".to_owned()));
             }

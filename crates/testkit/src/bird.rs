@@ -206,16 +206,7 @@ impl BirdDaemon {
 
     /// The State column (`up`, `down`, `start`, ...) of `show protocols "NAME"`, if BIRD lists it.
     pub fn protocol_state(&self, name: &str) -> Option<String> {
-        let reply = self
-            .try_command(&format!("show protocols \"{name}\""))
-            .ok()?;
-        reply.lines().find_map(|line| {
-            let text = line
-                .strip_prefix("1002-")
-                .or_else(|| line.strip_prefix("1002 "))?;
-            let mut columns = text.split_whitespace();
-            (columns.next()? == name).then(|| columns.nth(2).map(str::to_owned))?
-        })
+        protocol_state(&self.socket(), name)
     }
 
     /// Waits until protocol `name` is in `state` (e.g. a BGP session `up`). Returns whether it got there.
@@ -224,6 +215,19 @@ impl BirdDaemon {
             self.protocol_state(name).as_deref() == Some(state)
         })
     }
+}
+
+/// The State column of `show protocols "NAME"` asked on `socket` (fresh connection), if BIRD lists it.
+/// A free function so that a watcher thread can poll without owning the [`BirdDaemon`].
+pub fn protocol_state(socket: &Path, name: &str) -> Option<String> {
+    let reply = bird_command(socket, &format!("show protocols \"{name}\"")).ok()?;
+    reply.lines().find_map(|line| {
+        let text = line
+            .strip_prefix("1002-")
+            .or_else(|| line.strip_prefix("1002 "))?;
+        let mut columns = text.split_whitespace();
+        (columns.next()? == name).then(|| columns.nth(2).map(str::to_owned))?
+    })
 }
 
 /// Whether `socket` accepts a connection and sends BIRD's `0001` greeting.

@@ -166,6 +166,20 @@ impl Config {
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
     }
+
+    /// Every route target once (announce and degrade, in config order), with the services listing it.
+    pub fn route_targets(&self) -> Vec<(&RouteTarget, Vec<&str>)> {
+        let mut targets: Vec<(&RouteTarget, Vec<&str>)> = Vec::new();
+        for service in &self.services {
+            for target in service.announce.iter().chain(service.degrade.iter()) {
+                match targets.iter_mut().find(|(t, _)| *t == target) {
+                    Some((_, services)) => services.push(&service.name),
+                    None => targets.push((target, vec![&service.name])),
+                }
+            }
+        }
+        targets
+    }
 }
 
 /// Which BGP daemon to drive, and how to reach it.
