@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use nsbeacon_prober::ProbeStatus;
+use nsbeacon_routing::RouteState;
 
 use crate::config::{self, CheckKind, Config};
 use crate::drain::DrainStore;
-use crate::service::{CheckRun, check_target, classify, run_check, signal_str, signal_text};
+use crate::probe::{CheckRun, check_target, classify, run_check};
+use crate::status::{ServiceStatus, StatusDocument};
 
 /// `println!` that never panics: a closed pipe (`nsbeacon status | head -1`) is not worth a crash.
 macro_rules! out {
@@ -258,10 +260,75 @@ const HTTP_GET_DEADLINE: Duration = Duration::from_secs(10);
 /// Largest reply [`http_get`] accepts (a `/status` of thousands of zones is well below this).
 const HTTP_GET_MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// Why [`http_get`] got no reply. The messages say what to check, for the CLI to print as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpGetError {
+    /// Nothing answered at the address.
+    #[error(
+        "cannot reach nsbeacon at {addr}: {source} (is it running? is [http] listen the same?)"
+    )]
+    Connect {
+        /// The address asked.
+        addr: SocketAddr,
+        /// Why the connection failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket's timeouts could not be set.
+    #[error("socket setup: {0}")]
+    Socket(#[source] std::io::Error),
+    /// The request could not be sent.
+    #[error("sending the request to {addr}: {source}")]
+    Send {
+        /// The address asked.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reply was still coming in at the deadline.
+    #[error("{addr} did not finish its reply within {}", humantime::format_duration(*deadline))]
+    Deadline {
+        /// The address asked.
+        addr: SocketAddr,
+        /// The deadline for the whole request.
+        deadline: Duration,
+    },
+    /// Reading the reply failed.
+    #[error("reading the reply from {addr}: {source}")]
+    Read {
+        /// The address asked.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reply was larger than any nsbeacon sends.
+    #[error("{addr} sent more than {max_bytes} bytes; is [http] listen the nsbeacon endpoint?")]
+    TooLarge {
+        /// The address asked.
+        addr: SocketAddr,
+        /// The cap.
+        max_bytes: usize,
+    },
+    /// The peer closed before the end of the reply's headers.
+    #[error("{addr} sent no complete HTTP reply")]
+    Incomplete {
+        /// The address asked.
+        addr: SocketAddr,
+    },
+    /// The reply did not start with an HTTP status line.
+    #[error("{addr} sent a malformed status line")]
+    StatusLine {
+        /// The address asked.
+        addr: SocketAddr,
+    },
+}
+
 /// GET `path` from the daemon at `addr` (plain HTTP/1.0 on loopback). Bounded: 5 s to connect, at most
 /// [`HTTP_GET_DEADLINE`] in all and [`HTTP_GET_MAX_BYTES`] of reply, so pointing `status` at something that
 /// is not nsbeacon cannot hang the CLI.
-pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), HttpGetError> {
     http_get_bounded(addr, path, HTTP_GET_DEADLINE, HTTP_GET_MAX_BYTES)
 }
 
@@ -270,37 +337,31 @@ fn http_get_bounded(
     path: &str,
     deadline: Duration,
     max_bytes: usize,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), HttpGetError> {
     let started = std::time::Instant::now();
     let timeout = Duration::from_secs(5);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
-        format!("cannot reach nsbeacon at {addr}: {e} (is it running? is [http] listen the same?)")
-    })?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| HttpGetError::Connect { addr, source })?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("socket setup: {e}"))?;
+        .map_err(HttpGetError::Socket)?;
     // One write: `write!` on a socket sends each formatted piece separately, and a server that answers
     // after the first piece and closes would turn the rest into a broken pipe.
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| format!("sending the request to {addr}: {e}"))?;
+        .map_err(|source| HttpGetError::Send { addr, source })?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
         let left = deadline
             .checked_sub(started.elapsed())
             .filter(|left| !left.is_zero())
-            .ok_or_else(|| {
-                format!(
-                    "{addr} did not finish its reply within {}",
-                    humantime::format_duration(deadline)
-                )
-            })?;
+            .ok_or(HttpGetError::Deadline { addr, deadline })?;
         stream
             .set_read_timeout(Some(left.min(timeout)))
-            .map_err(|e| format!("socket setup: {e}"))?;
+            .map_err(HttpGetError::Socket)?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
             // A read timeout or a signal: the deadline check above decides whether to go on.
@@ -314,28 +375,81 @@ fn http_get_bounded(
             {
                 continue;
             }
-            Err(e) => return Err(format!("reading the reply from {addr}: {e}")),
+            Err(source) => return Err(HttpGetError::Read { addr, source }),
         };
         if n == 0 {
             break;
         }
         raw.extend_from_slice(&chunk[..n]);
         if raw.len() > max_bytes {
-            return Err(format!(
-                "{addr} sent more than {max_bytes} bytes; is [http] listen the nsbeacon endpoint?"
-            ));
+            return Err(HttpGetError::TooLarge { addr, max_bytes });
         }
     }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{addr} sent no complete HTTP reply"))?;
+        .ok_or(HttpGetError::Incomplete { addr })?;
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("{addr} sent a malformed status line"))?;
+        .ok_or(HttpGetError::StatusLine { addr })?;
     Ok((code, body.to_owned()))
+}
+
+/// Why `nsbeacon status` has no document to show (all exit [`EXIT_FAILURE`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No HTTP reply.
+    #[error(transparent)]
+    Get(#[from] HttpGetError),
+    /// A reply, but not 200.
+    #[error("{addr}/status answered HTTP {code}: {body}")]
+    Http {
+        /// The address asked.
+        addr: SocketAddr,
+        /// The HTTP status code.
+        code: u16,
+        /// The reply's body, usually the reason.
+        body: String,
+    },
+    /// A 200 reply that is not JSON: something other than nsbeacon listens there.
+    #[error("{addr}/status did not return JSON: {source}")]
+    NotJson {
+        /// The address asked.
+        addr: SocketAddr,
+        /// Where the JSON broke.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// JSON, but not the status document this CLI knows (a daemon of another version, or another
+    /// program).
+    #[error(
+        "{addr}/status is not a status document this nsbeacon can read: {source} (is the daemon another nsbeacon version?)"
+    )]
+    NotStatus {
+        /// The address asked.
+        addr: SocketAddr,
+        /// The field that did not fit.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Asks the daemon at `addr` for `/status`: the typed document, and the body as sent (for `--json`,
+/// which prints the daemon's own words rather than this CLI's re-encoding of them).
+pub fn fetch_status(addr: SocketAddr) -> Result<(StatusDocument, String), StatusError> {
+    let (code, body) = http_get(addr, "/status")?;
+    if code != 200 {
+        return Err(StatusError::Http { addr, code, body });
+    }
+    match serde_json::from_str::<StatusDocument>(&body) {
+        Ok(doc) => Ok((doc, body)),
+        Err(source) if source.classify() == serde_json::error::Category::Data => {
+            Err(StatusError::NotStatus { addr, source })
+        }
+        Err(source) => Err(StatusError::NotJson { addr, source }),
+    }
 }
 
 fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
@@ -346,21 +460,10 @@ fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
             Err(code) => return code,
         },
     };
-    let body = match http_get(addr, "/status") {
-        Ok((200, body)) => body,
-        Ok((code, body)) => {
-            err!("nsbeacon: {addr}/status answered HTTP {code}: {body}");
-            return EXIT_FAILURE;
-        }
+    let (doc, body) = match fetch_status(addr) {
+        Ok(fetched) => fetched,
         Err(e) => {
             err!("nsbeacon: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    let doc = match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(doc) => doc,
-        Err(e) => {
-            err!("nsbeacon: {addr}/status did not return JSON: {e}");
             return EXIT_FAILURE;
         }
     };
@@ -374,10 +477,8 @@ fn status(path: &Path, json: bool, addr: Option<SocketAddr>) -> i32 {
 
 /// 0 when the daemon's view of routing is current; [`EXIT_BACKEND_UNREACHABLE`] when its BGP daemon does
 /// not answer or the first reconcile pass has not run, so scripts and monitoring can tell.
-pub fn status_exit_code(doc: &serde_json::Value) -> i32 {
-    let reachable = doc["backend"]["reachable"].as_bool().unwrap_or(false);
-    let ready = doc["ready"].as_bool().unwrap_or(false);
-    if reachable && ready {
+pub fn status_exit_code(doc: &StatusDocument) -> i32 {
+    if doc.backend.reachable && doc.ready {
         0
     } else {
         EXIT_BACKEND_UNREACHABLE
@@ -393,49 +494,10 @@ fn ago(now: f64, then: f64) -> String {
     )
 }
 
-/// Renders the `/status` document as an aligned table (pure: testable without a daemon).
-pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-    let mut out = String::new();
-    let backend = &doc["backend"];
-    let reachable = backend["reachable"].as_bool().unwrap_or(false);
-    if reachable {
-        let _ = writeln!(
-            out,
-            "backend {} ({}): reachable, BGP sessions {}/{} up",
-            s(&backend["kind"]),
-            backend["daemon_version"]
-                .as_str()
-                .unwrap_or("version unknown"),
-            backend["sessions_up"],
-            backend["sessions_total"],
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "backend {}: UNREACHABLE ({}); BGP sessions and announced routes unknown, shown as last read",
-            s(&backend["kind"]),
-            backend["error"].as_str().unwrap_or("no answer yet"),
-        );
-    }
-    if !doc["ready"].as_bool().unwrap_or(false) {
-        let _ = writeln!(out, "not ready: the first reconcile pass has not finished");
-    }
-    if let Some(error) = doc["daemon"]["last_reload_error"].as_str() {
-        let _ = writeln!(
-            out,
-            "last reload FAILED (the previous configuration stays in force): {error}"
-        );
-    }
-    if let Some(drains) = doc["daemon"]["drains"].as_object()
-        && !drains.is_empty()
-    {
-        let list: Vec<String> = drains
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
-            .collect();
-        let _ = writeln!(out, "drains: {}", list.join("; "));
-    }
+/// Renders the `/status` document as an aligned table. Pure, and `now` is passed in, so the table
+/// (including its "2m 10s ago") is testable without a daemon or a clock.
+pub fn render_status(doc: &StatusDocument, now: f64) -> String {
+    let mut out = render_header(doc);
     let mut rows = vec![[
         "SERVICE".to_owned(),
         "STATE".to_owned(),
@@ -444,40 +506,20 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
         "SINCE".to_owned(),
     ]];
     let mut long_reasons = Vec::new();
-    for service in doc["services"].as_array().into_iter().flatten() {
-        let targets: Vec<&serde_json::Value> = service["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .collect();
-        let announced: Vec<String> = targets
-            .iter()
-            .filter(|t| t["actual"].as_str() == Some("announced"))
-            .map(|t| s(&t["target"]))
-            .collect();
-        let unknown = targets.iter().any(|t| t["actual"].is_null());
-        let reason = s(&service["reason"]);
-        let shown = if reason.chars().count() > REASON_COLUMN_MAX {
-            long_reasons.push(format!("{}: {reason}", s(&service["name"])));
-            let cut: String = reason.chars().take(REASON_COLUMN_MAX - 1).collect();
+    for service in &doc.services {
+        let reason = if service.reason.chars().count() > REASON_COLUMN_MAX {
+            long_reasons.push(format!("{}: {}", service.name, service.reason));
+            let cut: String = service.reason.chars().take(REASON_COLUMN_MAX - 1).collect();
             format!("{cut}…")
         } else {
-            reason
+            service.reason.clone()
         };
         rows.push([
-            s(&service["name"]),
-            s(&service["state"]),
-            shown,
-            match (announced.is_empty(), unknown) {
-                (false, false) => announced.join(","),
-                (false, true) => format!("{} (others unknown)", announced.join(",")),
-                (true, true) => "unknown".to_owned(),
-                (true, false) => "none".to_owned(),
-            },
-            service["since_unix"]
-                .as_f64()
-                .map(|t| ago(now, t))
-                .unwrap_or_default(),
+            service.name.clone(),
+            service.state.as_str().to_owned(),
+            reason,
+            announced_column(service),
+            ago(now, service.since_unix),
         ]);
     }
     let widths: Vec<usize> = (0..5)
@@ -501,6 +543,69 @@ pub fn render_status(doc: &serde_json::Value, now: f64) -> String {
         }
     }
     out
+}
+
+/// The lines above the table: the backend, readiness, a failed reload, drains.
+fn render_header(doc: &StatusDocument) -> String {
+    let mut out = String::new();
+    let backend = &doc.backend;
+    if backend.reachable {
+        let _ = writeln!(
+            out,
+            "backend {} ({}): reachable, BGP sessions {}/{} up",
+            backend.kind,
+            backend
+                .daemon_version
+                .as_deref()
+                .unwrap_or("version unknown"),
+            backend.sessions_up,
+            backend.sessions_total,
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "backend {}: UNREACHABLE ({}); BGP sessions and announced routes unknown, shown as last read",
+            backend.kind,
+            backend.error.as_deref().unwrap_or("no answer yet"),
+        );
+    }
+    if !doc.ready {
+        let _ = writeln!(out, "not ready: the first reconcile pass has not finished");
+    }
+    if let Some(error) = &doc.daemon.last_reload_error {
+        let _ = writeln!(
+            out,
+            "last reload FAILED (the previous configuration stays in force): {error}"
+        );
+    }
+    if !doc.daemon.drains.is_empty() {
+        let list: Vec<String> = doc
+            .daemon
+            .drains
+            .iter()
+            .map(|(service, reason)| format!("{service}: {reason}"))
+            .collect();
+        let _ = writeln!(out, "drains: {}", list.join("; "));
+    }
+    out
+}
+
+/// The ANNOUNCED cell: the targets the BGP daemon last reported announced, and whether some are unknown
+/// (never read, or the daemon is unreachable), so "none" is only said when it is known.
+fn announced_column(service: &ServiceStatus) -> String {
+    let announced: Vec<&str> = service
+        .targets
+        .iter()
+        .filter(|t| t.actual == Some(RouteState::Announced))
+        .map(|t| t.id.target.as_str())
+        .collect();
+    let unknown = service.targets.iter().any(|t| t.actual.is_none());
+    match (announced.is_empty(), unknown) {
+        (false, false) => announced.join(","),
+        (false, true) => format!("{} (others unknown)", announced.join(",")),
+        (true, true) => "unknown".to_owned(),
+        (true, false) => "none".to_owned(),
+    }
 }
 
 /// The DNS mnemonic of an rcode (`NOERROR`, `REFUSED`, ...), as dig prints it.
@@ -684,8 +789,8 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             let _ = writeln!(
                 out,
                 "    verdict: {} ({})",
-                signal_str(&signal),
-                signal_text(&signal)
+                signal.as_str(),
+                signal.detail()
             );
             match signal {
                 crate::health::CheckSignal::Pass => {}
@@ -779,7 +884,15 @@ fn undrain(path: &Path, service: Option<&str>) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::config::OnShutdown;
+    use crate::health::ServiceState;
+    use crate::routes::{TargetId, TargetKind};
+    use crate::status::{
+        BackendReport, DaemonInfo, DampingStatus, ServiceTargetStatus, TargetRole,
+    };
 
     /// A loopback peer that answers every connection with `reply`, then trickles one byte every 20 ms
     /// (if `trickle`) until the client goes away.
@@ -812,13 +925,14 @@ mod tests {
     fn http_get_reads_a_reply_and_bounds_slow_or_huge_ones() {
         let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n{}".to_vec(), false);
         assert_eq!(
-            http_get_bounded(addr, "/status", Duration::from_secs(5), 1024),
-            Ok((200, "{}".to_owned()))
+            http_get_bounded(addr, "/status", Duration::from_secs(5), 1024).expect("a reply"),
+            (200, "{}".to_owned())
         );
 
         let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n".to_vec(), true);
         let err = http_get_bounded(addr, "/status", Duration::from_millis(300), 1 << 20)
-            .expect_err("a trickling peer must not hold the CLI");
+            .expect_err("a trickling peer must not hold the CLI")
+            .to_string();
         assert!(
             err.contains("did not finish its reply within 300ms"),
             "{err}"
@@ -826,25 +940,107 @@ mod tests {
 
         let addr = peer(vec![b'x'; 4096], false);
         let err = http_get_bounded(addr, "/status", Duration::from_secs(5), 1024)
-            .expect_err("oversized reply");
+            .expect_err("oversized reply")
+            .to_string();
         assert!(err.contains("more than 1024 bytes"), "{err}");
+    }
+
+    fn document(
+        backend: BackendReport,
+        ready: bool,
+        services: Vec<ServiceStatus>,
+    ) -> StatusDocument {
+        StatusDocument {
+            daemon: DaemonInfo {
+                version: "0.0.0".to_owned(),
+                pid: 1,
+                config_path: "/etc/nsbeacon/nsbeacon.toml".to_owned(),
+                started_unix: 0.0,
+                config_loaded_unix: 0.0,
+                reloads_ok: 0,
+                reloads_failed: 0,
+                last_reload_error: None,
+                on_shutdown: OnShutdown::Withdraw,
+                drains: BTreeMap::new(),
+            },
+            ready,
+            backend,
+            services,
+            targets: Vec::new(),
+            last_reconcile_unix: None,
+        }
+    }
+
+    fn service(
+        name: &str,
+        state: ServiceState,
+        reason: &str,
+        since_unix: f64,
+        targets: &[(&str, Option<RouteState>)],
+    ) -> ServiceStatus {
+        ServiceStatus {
+            name: name.to_owned(),
+            state,
+            reason: reason.to_owned(),
+            since_unix,
+            drained: false,
+            damping: DampingStatus {
+                penalty: 0.0,
+                suppressed: false,
+            },
+            transitions: 0,
+            checks: Vec::new(),
+            targets: targets
+                .iter()
+                .map(|(target, actual)| ServiceTargetStatus {
+                    id: TargetId {
+                        kind: TargetKind::BirdProtocol,
+                        target: (*target).to_owned(),
+                    },
+                    role: TargetRole::Announce,
+                    desired: RouteState::Announced,
+                    reconciled: Some(RouteState::Announced),
+                    actual: *actual,
+                    detail: String::new(),
+                    last_error: None,
+                })
+                .collect(),
+        }
     }
 
     #[test]
     fn status_table_is_aligned_and_lists_announced_targets() {
-        let doc = serde_json::json!({
-            "backend": {"kind": "bird", "daemon_version": "BIRD 2.0.12", "reachable": true,
-                        "sessions_up": 1, "sessions_total": 1, "error": null},
-            "daemon": {"drains": {}},
-            "ready": true,
-            "services": [
-                {"name": "dns", "state": "up", "reason": "all checks pass", "since_unix": 1000.0,
-                 "targets": [{"target": "anycast_dns", "actual": "announced"},
-                             {"target": "anycast_degraded", "actual": "withdrawn"}]},
-                {"name": "secondary-long-name", "state": "down", "reason": "check soa: timeout",
-                 "since_unix": 1100.0, "targets": [{"target": "x", "actual": "withdrawn"}]}
-            ]
-        });
+        let backend = BackendReport {
+            kind: "bird".to_owned(),
+            reachable: true,
+            daemon_version: Some("BIRD 2.0.12".to_owned()),
+            sessions_up: 1,
+            sessions_total: 1,
+            ..BackendReport::default()
+        };
+        let doc = document(
+            backend,
+            true,
+            vec![
+                service(
+                    "dns",
+                    ServiceState::Up,
+                    "all checks pass",
+                    1000.0,
+                    &[
+                        ("anycast_dns", Some(RouteState::Announced)),
+                        ("anycast_degraded", Some(RouteState::Withdrawn)),
+                    ],
+                ),
+                service(
+                    "secondary-long-name",
+                    ServiceState::Down,
+                    "check soa: timeout",
+                    1100.0,
+                    &[("x", Some(RouteState::Withdrawn))],
+                ),
+            ],
+        );
         let table = render_status(&doc, 1130.0);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("backend bird (BIRD 2.0.12): reachable, BGP sessions 1/1 up"));
@@ -866,17 +1062,24 @@ mod tests {
             "check soa: {}",
             "the server's reply is not a valid DNS message ".repeat(3)
         );
-        let doc = serde_json::json!({
-            "backend": {"kind": "bird", "daemon_version": null, "reachable": false,
-                        "sessions_up": 0, "sessions_total": 0,
-                        "error": "connect /run/bird/bird.ctl: connection refused"},
-            "daemon": {"drains": {}, "last_reload_error": "line 3: unknown key `intervall`"},
-            "ready": true,
-            "services": [
-                {"name": "dns", "state": "down", "reason": long, "since_unix": 1000.0,
-                 "targets": [{"target": "anycast_dns", "actual": null}]}
-            ]
-        });
+        let backend = BackendReport {
+            kind: "bird".to_owned(),
+            reachable: false,
+            error: Some("connect /run/bird/bird.ctl: connection refused".to_owned()),
+            ..BackendReport::default()
+        };
+        let mut doc = document(
+            backend,
+            true,
+            vec![service(
+                "dns",
+                ServiceState::Down,
+                &long,
+                1000.0,
+                &[("anycast_dns", None)],
+            )],
+        );
+        doc.daemon.last_reload_error = Some("line 3: unknown key `intervall`".to_owned());
         let table = render_status(&doc, 1130.0);
         assert!(
             table.contains(
@@ -901,8 +1104,75 @@ mod tests {
         assert!(table.contains(&long), "{table}");
         assert_eq!(status_exit_code(&doc), EXIT_BACKEND_UNREACHABLE);
 
-        let not_ready = serde_json::json!({"backend": {"reachable": true}, "ready": false});
+        let reachable = BackendReport {
+            reachable: true,
+            ..BackendReport::default()
+        };
+        let not_ready = document(reachable, false, Vec::new());
         assert_eq!(status_exit_code(&not_ready), EXIT_BACKEND_UNREACHABLE);
         assert!(render_status(&not_ready, 0.0).contains("not ready"));
+    }
+
+    #[test]
+    fn status_table_lists_drains_and_partly_known_targets_from_a_document_read_back() {
+        let backend = BackendReport {
+            kind: "frr".to_owned(),
+            reachable: true,
+            sessions_up: 2,
+            sessions_total: 3,
+            ..BackendReport::default()
+        };
+        let mut doc = document(
+            backend,
+            true,
+            vec![service(
+                "dns",
+                ServiceState::Drained,
+                "drained: maintenance",
+                1000.0,
+                &[
+                    ("anycast_dns", Some(RouteState::Announced)),
+                    ("anycast_degraded", None),
+                ],
+            )],
+        );
+        doc.daemon
+            .drains
+            .insert("dns".to_owned(), "maintenance".to_owned());
+        // What the CLI renders is what it read back from the wire.
+        let wire = serde_json::to_string(&doc).expect("serializes");
+        let doc: StatusDocument = serde_json::from_str(&wire).expect("deserializes");
+        let table = render_status(&doc, 1005.0);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "backend frr (version unknown): reachable, BGP sessions 2/3 up"
+        );
+        assert_eq!(lines[1], "drains: dns: maintenance");
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with("dns "))
+            .expect("dns row");
+        assert!(row.contains(" drained "), "{row}");
+        assert!(row.contains("anycast_dns (others unknown)"), "{row}");
+        assert!(row.ends_with("5s ago"), "{row}");
+        assert_eq!(status_exit_code(&doc), 0);
+    }
+
+    #[test]
+    fn a_reply_that_is_json_but_not_a_status_document_is_named_as_such() {
+        let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n{\"ready\": true}".to_vec(), false);
+        let err = fetch_status(addr).expect_err("not a status document");
+        assert!(matches!(err, StatusError::NotStatus { .. }), "{err:?}");
+        let addr = peer(b"HTTP/1.0 200 OK\r\n\r\n<html>".to_vec(), false);
+        let err = fetch_status(addr).expect_err("not JSON");
+        assert!(err.to_string().contains("did not return JSON"), "{err}");
+        let addr = peer(b"HTTP/1.0 503 Unavailable\r\n\r\nstarting".to_vec(), false);
+        let err = fetch_status(addr).expect_err("not 200");
+        assert!(
+            err.to_string()
+                .ends_with("/status answered HTTP 503: starting"),
+            "{err}"
+        );
     }
 }

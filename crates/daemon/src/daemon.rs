@@ -31,12 +31,12 @@ use crate::clock::unix_now;
 use crate::config::{self, BackendConfig, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
 use crate::health::ServiceState;
-use crate::http::{self, BindError, DaemonInfo, HttpState};
+use crate::http::{self, BindError, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
 use crate::reconcile::{Reconciler, ReconcilerSettings, ShutdownWithdrawalFailed};
 use crate::routes::{DesiredTable, TargetId};
 use crate::service::{ServiceRuntime, Shared};
-use crate::status::RoutingReport;
+use crate::status::{DaemonInfo, RoutingReport};
 use crate::warm;
 use nsbeacon_routing::{RouteState, RouteTarget, RoutingBackend};
 
@@ -66,13 +66,6 @@ pub enum DaemonError {
     /// The reconciler task died before it could withdraw.
     #[error("the reconciler failed during shutdown ({0}); route targets may still be announced")]
     ShutdownAborted(String),
-}
-
-fn on_shutdown_str(o: OnShutdown) -> &'static str {
-    match o {
-        OnShutdown::Withdraw => "withdraw",
-        OnShutdown::Keep => "keep",
-    }
 }
 
 /// Upper bound on the shutdown withdrawal: each target gets one backend timeout, plus slack.
@@ -131,7 +124,7 @@ pub async fn run(
     let (drain_paths_tx, drain_paths_rx) = watch::channel(drain_paths);
     let (drains_tx, drains_rx) = watch::channel(drainwatch::read(&drain_paths_rx.borrow()));
     let info = Arc::new(RwLock::new(DaemonInfo {
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
         config_path: config_path.display().to_string(),
         started_unix: unix_now(),
@@ -139,7 +132,7 @@ pub async fn run(
         reloads_ok: 0,
         reloads_failed: 0,
         last_reload_error: None,
-        on_shutdown: on_shutdown_str(config.on_shutdown),
+        on_shutdown: config.on_shutdown,
         drains: drainwatch::describe(&drains_rx.borrow()),
     }));
     let (missing_tx, missing_rx) = watch::channel(std::collections::HashSet::new());
@@ -266,7 +259,7 @@ pub async fn run(
                             i.reloads_ok += 1;
                             i.config_loaded_unix = unix_now();
                             i.last_reload_error = None;
-                            i.on_shutdown = on_shutdown_str(new.on_shutdown);
+                            i.on_shutdown = new.on_shutdown;
                         }
                         current = new;
                     }

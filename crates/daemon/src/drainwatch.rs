@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::drain::{DrainRequest, DrainStore};
-use crate::http::DaemonInfo;
 use crate::service::DrainView;
+use crate::status::DaemonInfo;
 
 /// How often the drain store and drain file are re-read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);

@@ -17,44 +17,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use nsbeacon_routing::RouteState;
-
 use crate::metrics::Metrics;
-use crate::routes::TargetId;
-use crate::service::{CheckReport, ServiceReport};
-use crate::status::{BackendReport, RoutingReport, TargetReport};
-
-/// Facts about the process, for `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DaemonInfo {
-    /// nsbeacon version.
-    pub version: &'static str,
-    /// Process id (for `kill -HUP`).
-    pub pid: u32,
-    /// The config file in use.
-    pub config_path: String,
-    /// When the daemon started (seconds since the Unix epoch).
-    pub started_unix: f64,
-    /// When the config in force was loaded.
-    pub config_loaded_unix: f64,
-    /// Successful reloads.
-    pub reloads_ok: u64,
-    /// Rejected reloads (the old config stays in force).
-    pub reloads_failed: u64,
-    /// The last reload error, if the last reload failed.
-    pub last_reload_error: Option<String>,
-    /// `withdraw` or `keep`.
-    pub on_shutdown: &'static str,
-    /// Drains in force: service (or `*` for all) -> reason.
-    pub drains: BTreeMap<String, String>,
-}
+use crate::status::{DaemonInfo, RoutingReport, ServiceReport, StatusDocument};
 
 /// What the HTTP handlers read.
 #[derive(Clone, Debug)]
@@ -69,133 +39,24 @@ pub struct HttpState {
     pub info: Arc<RwLock<DaemonInfo>>,
 }
 
-/// A target of a service joined with what the daemon really does.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ServiceTargetStatus {
-    /// Kind and name.
-    #[serde(flatten)]
-    pub id: TargetId,
-    /// `announce` or `degrade`.
-    pub role: &'static str,
-    /// What this service wants.
-    pub desired: RouteState,
-    /// What the reconciler wants after merging services (withdrawn wins).
-    pub reconciled: Option<RouteState>,
-    /// What the BGP daemon reported at the last read-back.
-    pub actual: Option<RouteState>,
-    /// The BGP daemon's words.
-    pub detail: String,
-    /// Last backend error for the target.
-    pub last_error: Option<String>,
-}
-
-/// One service in `/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ServiceStatus {
-    /// Service name.
-    pub name: String,
-    /// State.
-    pub state: &'static str,
-    /// Why.
-    pub reason: String,
-    /// Since when (seconds since the Unix epoch).
-    pub since_unix: f64,
-    /// Drained by an operator.
-    pub drained: bool,
-    /// Flap damping.
-    pub damping: DampingStatus,
-    /// State changes since start.
-    pub transitions: u64,
-    /// Checks.
-    pub checks: Vec<CheckReport>,
-    /// Targets, desired vs actual.
-    pub targets: Vec<ServiceTargetStatus>,
-}
-
-/// Damping of one service.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DampingStatus {
-    /// Current penalty.
-    pub penalty: f64,
-    /// Whether the service is held withdrawn.
-    pub suppressed: bool,
-}
-
-/// The `/status` document.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct StatusDocument {
-    /// Process facts.
-    pub daemon: DaemonInfo,
-    /// Whether the first reconcile pass has run.
-    pub ready: bool,
-    /// Routing backend health.
-    pub backend: BackendReport,
-    /// Every service.
-    pub services: Vec<ServiceStatus>,
-    /// Every target the reconciler manages.
-    pub targets: Vec<TargetReport>,
-    /// When the reconciler last finished a pass.
-    pub last_reconcile_unix: Option<f64>,
-}
-
-/// Builds the `/status` document from the shared state.
+/// Builds the `/status` document from what the stages last published (see
+/// [`StatusDocument::assemble`] for the join). Each lock is held only to copy out of it, and a poisoned
+/// lock still serves its last data: a panicked writer must not take `/status` down with it.
 pub fn status_document(state: &HttpState) -> StatusDocument {
     let routing = state.routing.borrow().clone();
     let daemon = state
         .info
         .read()
-        .map(|i| i.clone())
-        .unwrap_or_else(|p| p.into_inner().clone());
-    let services = state
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let services: Vec<ServiceReport> = state
         .services
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .values()
         .cloned()
-        .collect::<Vec<_>>();
-    let services = services
-        .into_iter()
-        .map(|s| {
-            let targets = s
-                .targets
-                .iter()
-                .map(|t| {
-                    let known = routing.target(&t.id);
-                    ServiceTargetStatus {
-                        id: t.id.clone(),
-                        role: t.role,
-                        desired: t.desired,
-                        reconciled: known.map(|r| r.desired),
-                        actual: known.and_then(|r| r.actual),
-                        detail: known.map(|r| r.detail.clone()).unwrap_or_default(),
-                        last_error: known.and_then(|r| r.last_error.clone()),
-                    }
-                })
-                .collect();
-            ServiceStatus {
-                name: s.name,
-                state: s.state,
-                reason: s.reason,
-                since_unix: s.since_unix,
-                drained: s.drained,
-                damping: DampingStatus {
-                    penalty: s.damping_penalty,
-                    suppressed: s.suppressed,
-                },
-                transitions: s.transitions,
-                checks: s.checks,
-                targets,
-            }
-        })
         .collect();
-    StatusDocument {
-        daemon,
-        ready: routing.first_pass_done,
-        backend: routing.backend,
-        services,
-        targets: routing.targets,
-        last_reconcile_unix: routing.last_reconcile_unix,
-    }
+    StatusDocument::assemble(daemon, services, routing)
 }
 
 async fn metrics_handler(State(state): State<HttpState>) -> Response {

@@ -53,6 +53,7 @@ pub mod file;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod probe;
 pub mod reconcile;
 pub mod routes;
 pub mod service;

@@ -294,8 +294,10 @@ impl Default for LogConfig {
     }
 }
 
-/// What happens to this node's routes when nsbeacon is asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What happens to this node's routes when nsbeacon is asked to stop. `/status` spells it as the config
+/// does (`withdraw`, `keep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnShutdown {
     /// Withdraw every target before exiting (default): without nsbeacon nobody watches the DNS server, so
     /// the node must not keep attracting traffic.

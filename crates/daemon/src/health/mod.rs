@@ -89,8 +89,9 @@ impl fmt::Display for CheckSignal {
     }
 }
 
-/// A service's state, as exported and logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A service's state, as exported and logged; `/status` spells it as [`ServiceState::as_str`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ServiceState {
     /// Not every required check has decided yet; nothing is announced.
     Starting,
