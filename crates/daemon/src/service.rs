@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use nsbeacon_routing::RouteTarget;
+use nsbeacon_routing::{RouteState, RouteTarget};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::config::ServiceConfig;
 use crate::drain::DrainRequest;
 use crate::health::{CheckSignal, ServiceHealth, ServiceState, Transition};
 use crate::metrics::Metrics;
-use crate::probe::{self, CheckResult, record};
+use crate::probe::{CheckResult, ProbeTasks, record};
 use crate::routes::{DesiredTable, TargetId};
 use crate::status::{ServiceReport, ServiceTarget, TargetRole};
 
@@ -77,13 +77,12 @@ pub struct ServiceRuntime {
     pub config: ServiceConfig,
     /// Stops the service task (and, through child tokens, every probe task).
     cancel: CancellationToken,
-    /// Stops the current probe tasks only (replaced on reconfigure).
-    probes_cancel: CancellationToken,
+    /// The current generation of probe tasks (replaced on reconfigure).
+    probes: ProbeTasks,
     generation: u64,
     results: mpsc::Sender<CheckResult>,
     commands: mpsc::Sender<ServiceCommand>,
     service_task: JoinHandle<()>,
-    probe_tasks: Vec<JoinHandle<()>>,
     span: tracing::Span,
 }
 
@@ -137,48 +136,33 @@ impl ServiceRuntime {
             task.run(rx, commands_rx, cancel.clone())
                 .instrument(span.clone()),
         );
-        let mut runtime = ServiceRuntime {
-            probes_cancel: cancel.child_token(),
+        let probes = ProbeTasks::spawn(
+            0,
+            &config.checks,
+            config.jitter,
+            &results,
+            cancel.child_token(),
+            &span,
+        );
+        let runtime = ServiceRuntime {
+            probes,
             config,
             cancel,
             generation: 0,
             results,
             commands,
             service_task,
-            probe_tasks: Vec::new(),
             span,
         };
-        runtime.spawn_probes();
         info!(service = %runtime.config.name, checks = runtime.config.checks.len(), "service started");
         runtime
-    }
-
-    fn spawn_probes(&mut self) {
-        for (index, check) in self.config.checks.iter().enumerate() {
-            let check_span = info_span!(parent: &self.span, "check", check = %check.name);
-            self.probe_tasks.push(tokio::spawn(
-                probe::probe_loop(
-                    self.generation,
-                    index,
-                    check.clone(),
-                    self.config.jitter,
-                    self.results.clone(),
-                    self.probes_cancel.clone(),
-                )
-                .instrument(check_span),
-            ));
-        }
     }
 
     /// Applies a changed config (SIGHUP) without restarting the service: its health keeps what it knows
     /// (see [`ServiceHealth::reconfigure`]), the probe tasks are replaced by ones running the new checks.
     pub async fn reconfigure(&mut self, config: ServiceConfig) {
-        self.probes_cancel.cancel();
-        for task in self.probe_tasks.drain(..) {
-            let _ = task.await;
-        }
+        self.probes.stop().await;
         self.generation += 1;
-        self.probes_cancel = self.cancel.child_token();
         self.config = config.clone();
         let command = ServiceCommand::Reconfigure {
             config,
@@ -187,16 +171,21 @@ impl ServiceRuntime {
         if self.commands.send(command).await.is_err() {
             warn!(service = %self.config.name, "the service task is gone; reconfigure ignored");
         }
-        self.spawn_probes();
+        self.probes = ProbeTasks::spawn(
+            self.generation,
+            &self.config.checks,
+            self.config.jitter,
+            &self.results,
+            self.cancel.child_token(),
+            &self.span,
+        );
     }
 
     /// Stops probing and deciding for this service and waits for its tasks to end. Its desired entry and
     /// report stay until the caller removes or replaces them.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.cancel.cancel();
-        for task in self.probe_tasks {
-            let _ = task.await;
-        }
+        self.probes.stop().await;
         let _ = self.service_task.await;
     }
 }
@@ -338,16 +327,33 @@ impl ServiceTask {
 
     /// Publishes desired steps, the status report and the metrics of the current state.
     fn publish(&mut self) {
-        let name = &self.config.name;
         let steps = self.health.desired().steps;
+        self.publish_desired(&steps);
+        self.export_metrics();
+        self.update_report(&steps);
+        self.shared
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(self.config.name.clone(), self.report.clone());
+    }
+
+    /// Writes the service's steps into the desired table, waking the reconciler only on a change.
+    fn publish_desired(&self, steps: &[(RouteTarget, RouteState)]) {
+        let name = &self.config.name;
         self.shared.desired.send_if_modified(|table| {
-            if table.get(name) == Some(&steps) {
+            if table.get(name).is_some_and(|old| old.as_slice() == steps) {
                 false
             } else {
-                table.insert(name.clone(), steps.clone());
+                table.insert(name.clone(), steps.to_vec());
                 true
             }
         });
+    }
+
+    /// The service's state, damping, drain and per-check up gauges.
+    fn export_metrics(&self) {
+        let name = &self.config.name;
         let state = self.health.state();
         let metrics = &self.shared.metrics;
         let all: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
@@ -364,21 +370,27 @@ impl ServiceTask {
             .service_drained
             .with_label_values(&[name])
             .set(i64::from(state == ServiceState::Drained));
-        for (index, check_state) in self.health.check_states().iter().enumerate() {
-            if let (Some(report), Some(check)) = (
-                self.report.checks.get_mut(index),
-                self.config.checks.get(index),
-            ) {
-                let up = check_state.up;
-                if check_state.decided {
-                    report.up = Some(up);
-                }
-                metrics
-                    .check_up
-                    .with_label_values(&[name, &check.name])
-                    .set(i64::from(up));
+        for (check_state, check) in self.health.check_states().iter().zip(&self.config.checks) {
+            metrics
+                .check_up
+                .with_label_values(&[name, &check.name])
+                .set(i64::from(check_state.up));
+        }
+    }
+
+    /// Brings the service's `/status` report up to date with its health and `steps`.
+    fn update_report(&mut self, steps: &[(RouteTarget, RouteState)]) {
+        for (check_state, report) in self
+            .health
+            .check_states()
+            .iter()
+            .zip(self.report.checks.iter_mut())
+        {
+            if check_state.decided {
+                report.up = Some(check_state.up);
             }
         }
+        let state = self.health.state();
         self.report.state = state;
         self.report.reason = self.health.reason().to_owned();
         self.report.drained = state == ServiceState::Drained;
@@ -397,10 +409,5 @@ impl ServiceTask {
                 desired: *desired,
             })
             .collect();
-        self.shared
-            .services
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.clone(), self.report.clone());
     }
 }

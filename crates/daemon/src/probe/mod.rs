@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use nsbeacon_prober::{ProbeOutcome, SerialSweep, SpecError, SweepReport};
 use rand::Rng;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{Instrument, debug, info_span};
 
 use crate::config::{CheckConfig, CheckKind};
 use crate::health::{self, CheckSignal};
@@ -123,6 +124,58 @@ pub fn check_target(check: &CheckConfig) -> String {
             s.local,
             s.reference
         ),
+    }
+}
+
+/// One generation of a service's probe tasks, one per check. A reload replaces the whole generation
+/// rather than patching tasks, and the `generation` stamped on every [`CheckResult`] lets the service
+/// task drop a result that was already on its way from the old one.
+#[derive(Debug)]
+pub struct ProbeTasks {
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ProbeTasks {
+    /// Starts one [`probe_loop`] per check, sending to `results`, each in a `check` span under
+    /// `parent` (the service's span). They run until [`ProbeTasks::stop`] or until `cancel` (a child of
+    /// the service's token, so stopping the service stops them too).
+    pub fn spawn(
+        generation: u64,
+        checks: &[CheckConfig],
+        jitter: Duration,
+        results: &mpsc::Sender<CheckResult>,
+        cancel: CancellationToken,
+        parent: &tracing::Span,
+    ) -> ProbeTasks {
+        let tasks = checks
+            .iter()
+            .enumerate()
+            .map(|(index, check)| {
+                let span = info_span!(parent: parent, "check", check = %check.name);
+                tokio::spawn(
+                    probe_loop(
+                        generation,
+                        index,
+                        check.clone(),
+                        jitter,
+                        results.clone(),
+                        cancel.clone(),
+                    )
+                    .instrument(span),
+                )
+            })
+            .collect();
+        ProbeTasks { cancel, tasks }
+    }
+
+    /// Cancels the tasks and waits until they are gone, so no run of this generation is still going
+    /// when the caller starts the next one (two generations would probe the server twice as often).
+    pub async fn stop(&mut self) {
+        self.cancel.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
     }
 }
 
