@@ -36,10 +36,11 @@
 //!
 //! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`routes`] (the route
 //! vocabulary: desired table, target ids, merging), [`drain`] (persistent drains), [`warm`] (the
-//! warm-restart record), [`file`] (the bounded reader every file read goes through). Runtime: [`service`]
-//! (probe and service tasks), [`reconcile`] (the only code calling the BGP daemon), [`backend`],
-//! [`status`] (the typed status model), [`http`], [`metrics`], [`drainwatch`], [`birdlog`], [`clock`],
-//! [`daemon`] (wiring, signals, systemd) and [`cli`]. ARCHITECTURE.md at the root draws the tasks.
+//! warm-restart record), [`file`] (the bounded reader every file read goes through). Runtime, in data-path
+//! order: [`probe`] (probe tasks, recording runs), [`service`] (service tasks), [`reconcile`] (the only
+//! code calling the BGP daemon), [`backend`], [`status`] (the typed status model), [`http`], [`metrics`],
+//! [`drainwatch`], [`birdlog`], [`clock`], [`daemon`] (wiring, signals, systemd) and [`cli`].
+//! ARCHITECTURE.md at the root draws the tasks.
 
 pub mod backend;
 pub mod birdlog;
