@@ -558,4 +558,28 @@ mod tests {
         assert!(value["last_reconcile_unix"].is_null());
         assert_eq!(value["ready"], false);
     }
+
+    #[test]
+    fn status_spellings_agree_with_the_metric_and_log_spellings() {
+        let json = |v: serde_json::Value| v.as_str().map(str::to_owned);
+        for state in ServiceState::ALL {
+            let wire = serde_json::to_value(state).expect("serializes");
+            assert_eq!(json(wire).as_deref(), Some(state.as_str()));
+        }
+        for signal in [
+            CheckSignal::Pass,
+            CheckSignal::Soft("slow".to_owned()),
+            CheckSignal::Hard("timeout".to_owned()),
+        ] {
+            let wire = serde_json::to_value(SignalKind::of(&signal)).expect("serializes");
+            assert_eq!(json(wire).as_deref(), Some(signal.as_str()));
+        }
+        for (shutdown, spelled) in [
+            (OnShutdown::Withdraw, "withdraw"),
+            (OnShutdown::Keep, "keep"),
+        ] {
+            let wire = serde_json::to_value(shutdown).expect("serializes");
+            assert_eq!(json(wire).as_deref(), Some(spelled));
+        }
+    }
 }
