@@ -125,6 +125,15 @@ impl EtcdCluster {
         }
     }
 
+    /// Sends `sig` to member `index` (e.g. `Signal::SIGSTOP` for an etcd that hangs without closing its
+    /// connections, `Signal::SIGCONT` to resume it). Returns false if it is not running.
+    pub fn signal_member(&self, index: usize, sig: crate::process::Signal) -> bool {
+        self.members[index]
+            .guard
+            .as_ref()
+            .is_some_and(|guard| guard.signal(sig))
+    }
+
     /// Kills every member with SIGKILL.
     pub fn kill_all(&mut self) {
         for index in 0..self.members.len() {
