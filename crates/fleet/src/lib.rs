@@ -40,9 +40,9 @@
 //! exactly as it was read, so its decision was made on the state it commits on: the committed withdrawals
 //! behave as if the nodes had decided one after another, each seeing the others' withdrawn records. When N
 //! nodes fail at the same instant, all read the same view, the first transaction commits, it changes the
-//! range, and every other transaction's compare fails; those re-decide on the new view. So no more than
-//! `registered - needed - ...` can pass: with 5 announcing nodes and `min_announcing = 3`, exactly 2 are
-//! allowed and 3 held. The compares on the counted records cover what the range compare cannot see (a
+//! range, and every other transaction's compare fails; those re-decide on the new view. So withdrawals pass only while the others
+//! still number `needed`: with 5 announcing nodes and `min_announcing = 3`, exactly 2 are allowed and 3
+//! held (`tests/etcd.rs` races them). The compares on the counted records cover what the range compare cannot see (a
 //! deletion leaves no key to compare): without them, a record expiring between the read and the commit
 //! would be counted though gone. Only `needed` records are compared: if those still announce, the
 //! withdrawal leaves `needed` announcing whatever the others do, and a deletion elsewhere only lowers the
