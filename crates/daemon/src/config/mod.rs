@@ -140,6 +140,29 @@ pub const MAX_RISE_FALL: u32 = 1000;
 /// Largest accepted serial sweep concurrency.
 pub const MAX_SERIAL_CONCURRENCY: usize = 10_000;
 
+/// Default `[fleet] prefix`: every fleet's keys live under `/nsbeacon/<name>/` in etcd.
+pub const DEFAULT_FLEET_PREFIX: &str = "/nsbeacon";
+
+/// Default `[fleet] lease_ttl`: a node that dies leaves the fleet view (and stops counting as announcing)
+/// after 10 s. Shorter reacts faster but costs more keep-alives and risks expiry on a slow etcd.
+pub const DEFAULT_FLEET_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Default `[fleet] timeout`: the bound on one etcd call outside the guard (connect, lease, record writes).
+pub const DEFAULT_FLEET_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Default `[fleet] guard_timeout`: a withdrawal waits at most this long for etcd, then follows
+/// `on_unavailable`. etcd on a LAN decides in a few milliseconds.
+pub const DEFAULT_FLEET_GUARD_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Default per-service `min_announcing` with `[fleet]`: one other node must still announce, so health
+/// checks alone can never withdraw the last announcing node of a fleet. `min_announcing = 0` turns the
+/// guard off for a service.
+pub const DEFAULT_MIN_ANNOUNCING: MinAnnouncing = MinAnnouncing::Count(1);
+
+/// Largest `min_announcing` count: the guard compares that many records in one etcd transaction, and
+/// etcd's `--max-txn-ops` is 128 by default.
+pub const MAX_MIN_ANNOUNCING: u32 = 120;
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -159,6 +182,8 @@ pub struct Config {
     pub on_shutdown: OnShutdown,
     /// How often desired and actual route states are compared. Default [`DEFAULT_RECONCILE_INTERVAL`].
     pub reconcile_interval: Duration,
+    /// The fleet guard on etcd (`[fleet]`); `None` without the section: every node decides alone.
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Config {
@@ -294,6 +319,86 @@ impl Default for LogConfig {
     }
 }
 
+/// `[fleet]`: coordination with the other nodes of the anycast fleet through etcd v3, so that a failure all
+/// nodes share cannot withdraw them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// etcd client URLs, all `http://` or all `https://` (then with `tls.ca_file`).
+    pub endpoints: Vec<String>,
+    /// The fleet's name: the nodes that count each other. A key segment (`[A-Za-z0-9_.-]`).
+    pub name: String,
+    /// This node's name in the fleet. Default: the host name.
+    pub node: String,
+    /// The etcd key prefix. Default [`DEFAULT_FLEET_PREFIX`].
+    pub prefix: String,
+    /// Lease TTL (whole seconds). Default [`DEFAULT_FLEET_LEASE_TTL`].
+    pub lease_ttl: Duration,
+    /// Bound on one etcd call. Default [`DEFAULT_FLEET_TIMEOUT`].
+    pub timeout: Duration,
+    /// Bound on one guard decision. Default [`DEFAULT_FLEET_GUARD_TIMEOUT`].
+    pub guard_timeout: Duration,
+    /// What a withdrawal does when etcd cannot answer in time. Default [`OnUnavailable::Local`].
+    pub on_unavailable: OnUnavailable,
+    /// Whether the guard also holds withdrawals caused by failures only this node can have (connection
+    /// refused: its DNS server is not running). Default false: those withdraw as without a fleet.
+    pub guard_all_failures: bool,
+    /// TLS to etcd (`[fleet.tls]`).
+    pub tls: Option<FleetTlsConfig>,
+    /// etcd authentication (`user` with `password_file`).
+    pub auth: Option<FleetAuthConfig>,
+}
+
+impl FleetConfig {
+    /// The `min_announcing` that applies to `service`: its own, or [`DEFAULT_MIN_ANNOUNCING`].
+    pub fn min_announcing(&self, service: &ServiceConfig) -> MinAnnouncing {
+        service.min_announcing.unwrap_or(DEFAULT_MIN_ANNOUNCING)
+    }
+}
+
+/// `[fleet.tls]`: PEM files, checked readable when the config is loaded (and read again when used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetTlsConfig {
+    /// The CA that signed etcd's server certificate (required for `https://` endpoints).
+    pub ca_file: Option<PathBuf>,
+    /// This node's client certificate (etcd `--client-cert-auth`); together with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// etcd's user/password authentication. The password lives in a file, never in the TOML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetAuthConfig {
+    /// The etcd user.
+    pub user: String,
+    /// The file holding the password (its first line), checked readable at load.
+    pub password_file: PathBuf,
+}
+
+/// What a withdrawal does when etcd cannot answer within `guard_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnavailable {
+    /// Decide locally, as without a fleet (default): etcd being down never keeps a broken node announced,
+    /// and never withdraws a healthy one either.
+    #[default]
+    Local,
+    /// Keep the current routes until etcd answers again.
+    Hold,
+}
+
+/// How many other nodes must still announce a service after this node withdraws it (`min_announcing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MinAnnouncing {
+    /// A number of other nodes (`min_announcing = 2`).
+    Count(u32),
+    /// A fraction of the nodes registered for the service, rounded up (`"50%"` or `0.5`), in parts per
+    /// million so the rounding is exact.
+    Fraction {
+        /// The fraction x 1,000,000, below 1,000,000.
+        ppm: u32,
+    },
+}
+
 /// What happens to this node's routes when nsbeacon is asked to stop. `/status` spells it as the config
 /// does (`withdraw`, `keep`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -415,6 +520,9 @@ pub struct ServiceConfig {
     /// If set, a drain first announces the degrade targets for this long, then withdraws. Requires degrade
     /// targets. Default: none (a drain withdraws at once).
     pub graceful_drain: Option<Duration>,
+    /// `min_announcing` as written; only allowed with `[fleet]`. `None` means the default,
+    /// [`DEFAULT_MIN_ANNOUNCING`] (see [`FleetConfig::min_announcing`]).
+    pub min_announcing: Option<MinAnnouncing>,
 }
 
 impl ServiceConfig {

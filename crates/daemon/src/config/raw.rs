@@ -16,6 +16,36 @@ pub(crate) struct RawConfig {
     pub drain_file: Option<String>,
     pub on_shutdown: Option<String>,
     pub reconcile_interval: Option<String>,
+    pub fleet: Option<RawFleet>,
+}
+
+/// `[fleet]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFleet {
+    pub endpoints: Option<Vec<String>>,
+    pub name: Option<String>,
+    pub node: Option<String>,
+    pub prefix: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub timeout: Option<String>,
+    pub guard_timeout: Option<String>,
+    pub on_unavailable: Option<String>,
+    pub guard_all_failures: Option<bool>,
+    pub tls: Option<RawFleetTls>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
+    /// Accepted only to refuse it with a pointer to `password_file`: a secret does not belong in the TOML.
+    pub password: Option<toml::Value>,
+}
+
+/// `[fleet.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFleetTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 /// `[backend]`: one flat table; which keys are allowed depends on `kind`, checked in validation.
@@ -67,6 +97,7 @@ pub(crate) struct RawService {
     pub jitter: Option<String>,
     pub damping: Option<RawDamping>,
     pub graceful_drain: Option<String>,
+    pub min_announcing: Option<toml::Value>,
 }
 
 /// `[service.damping]`.

@@ -1985,3 +1985,274 @@ fn prefix_limit_keys_are_checked() {
         "only applies to kind = \"frr\"",
     );
 }
+
+/// A valid BIRD config with `service_extra` in the service and `fleet` appended as the `[fleet]` body.
+fn bird_fleet(service_extra: &str, fleet: &str) -> String {
+    format!("{}\n[fleet]\n{fleet}\n", bird_with(service_extra, ""))
+}
+
+const FLEET_MIN: &str =
+    "endpoints = [\"http://127.0.0.1:2379\"]\nname = \"prod\"\nnode = \"ams-1\"";
+
+#[test]
+fn without_a_fleet_section_there_is_no_fleet() {
+    assert_eq!(ok(&bird_with("", "")).fleet, None);
+}
+
+#[test]
+fn fleet_section_gets_documented_defaults() {
+    let config = ok(&bird_fleet("", FLEET_MIN));
+    let fleet = config.fleet.as_ref().expect("[fleet]");
+    assert_eq!(
+        *fleet,
+        FleetConfig {
+            endpoints: vec!["http://127.0.0.1:2379".to_owned()],
+            name: "prod".to_owned(),
+            node: "ams-1".to_owned(),
+            prefix: DEFAULT_FLEET_PREFIX.to_owned(),
+            lease_ttl: DEFAULT_FLEET_LEASE_TTL,
+            timeout: DEFAULT_FLEET_TIMEOUT,
+            guard_timeout: Duration::from_millis(200),
+            on_unavailable: OnUnavailable::Local,
+            guard_all_failures: false,
+            tls: None,
+            auth: None,
+        }
+    );
+    assert_eq!(config.services[0].min_announcing, None);
+    assert_eq!(
+        fleet.min_announcing(&config.services[0]),
+        MinAnnouncing::Count(1),
+        "by default one other node must still announce"
+    );
+}
+
+#[test]
+fn fleet_node_defaults_to_the_host_name() {
+    let text = bird_fleet(
+        "",
+        "endpoints = [\"http://127.0.0.1:2379\"]\nname = \"prod\"",
+    );
+    let host = nix::unistd::gethostname()
+        .expect("host name")
+        .into_string()
+        .expect("UTF-8 host name");
+    assert_eq!(ok(&text).fleet.expect("[fleet]").node, host);
+}
+
+#[test]
+fn fleet_with_every_option_tls_and_a_password_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    for name in ["ca.pem", "node.pem", "node.key"] {
+        std::fs::write(dir.path().join(name), pem).expect("write pem");
+    }
+    std::fs::write(dir.path().join("password"), "s3cret\n").expect("write password");
+    let d = dir.path().display();
+    let text = bird_fleet(
+        "min_announcing = \"50%\"",
+        &format!(
+            r#"endpoints = ["https://10.0.0.1:2379", "https://etcd-2.example.net:2379/", "https://[2001:db8::1]:2379"]
+name = "prod-dns"
+node = "ams-1.example.net"
+prefix = "/anycast/nsbeacon/"
+lease_ttl = "15s"
+timeout = "500ms"
+guard_timeout = "100ms"
+on_unavailable = "hold"
+guard_all_failures = true
+user = "nsbeacon"
+password_file = "{d}/password"
+
+[fleet.tls]
+ca_file = "{d}/ca.pem"
+cert_file = "{d}/node.pem"
+key_file = "{d}/node.key"
+"#
+        ),
+    );
+    let config = ok(&text);
+    let fleet = config.fleet.as_ref().expect("[fleet]");
+    assert_eq!(fleet.endpoints.len(), 3);
+    assert_eq!(fleet.prefix, "/anycast/nsbeacon");
+    assert_eq!(fleet.lease_ttl, Duration::from_secs(15));
+    assert_eq!(fleet.timeout, Duration::from_millis(500));
+    assert_eq!(fleet.guard_timeout, Duration::from_millis(100));
+    assert_eq!(fleet.on_unavailable, OnUnavailable::Hold);
+    assert!(fleet.guard_all_failures);
+    assert_eq!(
+        fleet.tls,
+        Some(FleetTlsConfig {
+            ca_file: Some(dir.path().join("ca.pem")),
+            cert_file: Some(dir.path().join("node.pem")),
+            key_file: Some(dir.path().join("node.key")),
+        })
+    );
+    assert_eq!(
+        fleet.auth,
+        Some(FleetAuthConfig {
+            user: "nsbeacon".to_owned(),
+            password_file: dir.path().join("password"),
+        })
+    );
+    assert_eq!(
+        fleet.min_announcing(&config.services[0]),
+        MinAnnouncing::Fraction { ppm: 500_000 }
+    );
+}
+
+#[test]
+fn min_announcing_is_a_count_or_a_fraction_below_one() {
+    for (written, expected) in [
+        ("0", MinAnnouncing::Count(0)),
+        ("3", MinAnnouncing::Count(3)),
+        ("0.25", MinAnnouncing::Fraction { ppm: 250_000 }),
+        ("\"60%\"", MinAnnouncing::Fraction { ppm: 600_000 }),
+        ("\"33.3 %\"", MinAnnouncing::Fraction { ppm: 333_000 }),
+    ] {
+        let config = ok(&bird_fleet(
+            &format!("min_announcing = {written}"),
+            FLEET_MIN,
+        ));
+        assert_eq!(
+            config.services[0].min_announcing,
+            Some(expected),
+            "{written}"
+        );
+    }
+    for (written, needle) in [
+        ("-1", "out of range"),
+        ("121", "out of range"),
+        ("1.0", "not a fraction below 1"),
+        ("-0.5", "not a fraction below 1"),
+        ("\"100%\"", "not a percentage below 100%"),
+        ("\"half\"", "not a percentage"),
+        ("true", "not a count or a fraction"),
+    ] {
+        let found = issues(&bird_fleet(
+            &format!("min_announcing = {written}"),
+            FLEET_MIN,
+        ));
+        assert_issue(&found, "service[0].min_announcing", needle);
+        assert_eq!(
+            found[0].line,
+            Some(8),
+            "{written}: the line of min_announcing"
+        );
+    }
+}
+
+#[test]
+fn min_announcing_without_a_fleet_names_the_line_and_the_fix() {
+    let found = issues(&bird_with("min_announcing = 2", ""));
+    assert_issue(
+        &found,
+        "service[0].min_announcing",
+        "no effect without a [fleet] section",
+    );
+    assert_eq!(found[0].line, Some(8));
+    assert!(found[0].hint.contains("add [fleet]"), "{}", found[0].hint);
+}
+
+#[test]
+fn fleet_errors_are_all_reported_with_their_key() {
+    let found = issues(&bird_fleet(
+        "",
+        r#"endpoints = ["http://127.0.0.1:2379", "127.0.0.1:2379", "http://host"]
+node = "ams 1"
+prefix = "nsbeacon"
+lease_ttl = "2500ms"
+timeout = "2s"
+guard_timeout = "0s"
+on_unavailable = "withdraw"
+password = "hunter2"
+"#,
+    ));
+    assert_issue(&found, "fleet.endpoints[1]", "not an etcd client URL");
+    assert_issue(&found, "fleet.endpoints[2]", "not an etcd client URL");
+    assert_issue(&found, "fleet.name", "missing");
+    assert_issue(&found, "fleet.node", "not a valid node name");
+    assert_issue(&found, "fleet.prefix", "not an etcd key prefix");
+    assert_issue(&found, "fleet.lease_ttl", "not a whole number of seconds");
+    assert_issue(&found, "fleet.guard_timeout", "out of range");
+    assert_issue(&found, "fleet.on_unavailable", "not a policy");
+    assert_issue(
+        &found,
+        "fleet.password",
+        "does not belong in the config file",
+    );
+    let endpoint = found
+        .iter()
+        .find(|i| i.path == "fleet.endpoints[1]")
+        .expect("issue");
+    assert_eq!(endpoint.line, Some(17), "{endpoint}");
+    let password = found
+        .iter()
+        .find(|i| i.path == "fleet.password")
+        .expect("issue");
+    assert!(password.hint.contains("password_file"), "{password}");
+    assert_eq!(password.line, Some(24), "{password}");
+
+    let found = issues(&bird_fleet(
+        "",
+        &format!("{FLEET_MIN}\nlease_ttl = \"3s\"\ntimeout = \"2s\""),
+    ));
+    assert_issue(&found, "fleet.timeout", "more than a third of lease_ttl 3s");
+}
+
+#[test]
+fn fleet_tls_and_auth_must_be_complete_and_readable() {
+    let https = "endpoints = [\"https://10.0.0.1:2379\"]\nname = \"prod\"\nnode = \"a\"";
+    let found = issues(&bird_fleet("", https));
+    assert_issue(&found, "fleet.tls", "need the CA");
+
+    let mixed = "endpoints = [\"https://10.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nname = \"prod\"\nnode = \"a\"";
+    assert_issue(
+        &issues(&bird_fleet("", mixed)),
+        "fleet.endpoints",
+        "mixes http:// and https://",
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("ca.pem"), "not pem").expect("write");
+    std::fs::write(dir.path().join("empty"), "").expect("write");
+    let found = issues(&bird_fleet(
+        "",
+        &format!(
+            "{https}\nuser = \"nsbeacon\"\npassword_file = \"{d}/empty\"\n[fleet.tls]\nca_file = \"{d}/ca.pem\"\n\
+             cert_file = \"{d}/missing.pem\""
+        ),
+    ));
+    assert_issue(&found, "fleet.tls.ca_file", "not a PEM file");
+    assert_issue(&found, "fleet.tls.cert_file", "cannot read it");
+    assert_issue(&found, "fleet.tls.key_file", "missing");
+    assert_issue(&found, "fleet.password_file", "is empty");
+
+    let found = issues(&bird_fleet(
+        "",
+        &format!("{FLEET_MIN}\nuser = \"nsbeacon\"\n[fleet.tls]\nca_file = \"relative.pem\""),
+    ));
+    assert_issue(&found, "fleet.password_file", "missing");
+    assert_issue(&found, "fleet.tls", "would not be used");
+    assert_issue(&found, "fleet.tls.ca_file", "not an absolute path");
+
+    let found = issues(&bird_fleet(
+        "",
+        &format!("{FLEET_MIN}\npassword_file = \"{d}/empty\""),
+    ));
+    assert_issue(&found, "fleet.user", "missing");
+}
+
+#[test]
+fn unknown_fleet_keys_stop_the_parser_with_their_position() {
+    let err = parse(
+        &bird_fleet("", &format!("{FLEET_MIN}\nendpoint = \"x\"")),
+        "x.toml",
+    )
+    .expect_err("unknown key");
+    assert!(
+        matches!(err, ConfigError::Syntax { line: Some(20), .. }),
+        "{err}"
+    );
+}

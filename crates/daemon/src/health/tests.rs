@@ -55,6 +55,7 @@ fn service() -> ServiceConfig {
             ..DampingConfig::default()
         },
         graceful_drain: None,
+        min_announcing: None,
     }
 }
 

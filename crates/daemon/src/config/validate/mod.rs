@@ -5,11 +5,12 @@
 //!
 //! By concept: [`backend`] (`[backend]`), [`service`] (`[[service]]` and its damping), [`targets`] (route
 //! target syntax and ownership), [`check`] (what both check types share), [`query`] and [`serial`] (each
-//! type's keys), [`settings`] (`[http]`, `[log]` and the top-level keys), [`values`] (durations, names,
+//! type's keys), [`fleet`] (`[fleet]` and `min_announcing`), [`settings`] (`[http]`, `[log]` and the top-level keys), [`values`] (durations, names,
 //! addresses used everywhere).
 
 mod backend;
 mod check;
+mod fleet;
 mod query;
 mod serial;
 mod service;
@@ -53,6 +54,10 @@ pub(crate) fn validate(raw: raw::RawConfig, base: Option<&Path>) -> Result<Confi
     let http = v.http(raw.http.as_ref());
     let log = v.log(raw.log.as_ref());
     let top = v.top_level(&raw);
+    let fleet = v.fleet(raw.fleet.as_ref());
+    if raw.fleet.is_none() {
+        v.min_announcing_without_fleet(&raw.services);
+    }
     match backend {
         Some(backend) if v.issues.is_empty() => Ok(Config {
             backend,
@@ -63,6 +68,7 @@ pub(crate) fn validate(raw: raw::RawConfig, base: Option<&Path>) -> Result<Confi
             drain_file: top.drain_file,
             on_shutdown: top.on_shutdown,
             reconcile_interval: top.reconcile_interval,
+            fleet,
         }),
         _ => Err(ConfigError::Invalid(v.issues)),
     }

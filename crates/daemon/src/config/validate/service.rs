@@ -103,6 +103,10 @@ impl Validator<'_> {
         let (announce, degrade) = self.service_targets(path, raw, kind);
         let damping = self.damping(&format!("{path}.damping"), raw.damping.as_ref());
         let graceful_drain = self.graceful_drain(path, raw);
+        let min_announcing = self.min_announcing(
+            &format!("{path}.min_announcing"),
+            raw.min_announcing.as_ref(),
+        );
 
         Some(ServiceConfig {
             name: name?,
@@ -116,6 +120,7 @@ impl Validator<'_> {
             jitter: jitter?,
             damping: damping?,
             graceful_drain: graceful_drain?,
+            min_announcing: min_announcing?,
         })
     }
 
