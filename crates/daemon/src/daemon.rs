@@ -30,10 +30,10 @@ use crate::birdlog;
 use crate::clock::unix_now;
 use crate::config::{self, BackendConfig, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
+use crate::executor::{ExecutorSettings, RouteExecutor, ShutdownWithdrawalFailed};
 use crate::health::ServiceState;
 use crate::http::{self, BindError, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
-use crate::reconcile::{Reconciler, ReconcilerSettings, ShutdownWithdrawalFailed};
 use crate::routes::{DesiredTable, TargetId};
 use crate::service::{ServiceRuntime, Shared};
 use crate::status::{DaemonInfo, RoutingReport};
@@ -164,14 +164,15 @@ pub async fn run(
             stop_tasks.clone(),
         ));
     }
-    let (reconciler, handles) = Reconciler::new(
+    let (reconciler, handles) = RouteExecutor::new(
         backend.clone(),
-        ReconcilerSettings {
+        ExecutorSettings {
             backend_kind,
             interval: config.reconcile_interval,
             withdraw_on_shutdown: withdraw_on_shutdown.clone(),
             nudge,
             missing: missing_tx,
+            event_log: ExecutorSettings::event_log_from_env(),
         },
         desired_rx,
         metrics.clone(),

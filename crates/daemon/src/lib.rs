@@ -37,8 +37,8 @@
 //! Policy: [`config`] (TOML to typed config), [`health`] (the pure state machine), [`routes`] (the route
 //! vocabulary: desired table, target ids, merging), [`drain`] (persistent drains), [`warm`] (the
 //! warm-restart record), [`file`] (the bounded reader every file read goes through). Runtime, in data-path
-//! order: [`probe`] (probe tasks, recording runs), [`service`] (service tasks), [`reconcile`] (the only
-//! code calling the BGP daemon), [`backend`], [`status`] (the typed status model), [`http`], [`metrics`],
+//! order: [`probe`] (probe tasks, recording runs), [`service`] (service tasks), [`executor`] (the only
+//! code calling the BGP daemon, running the pure route book in [`routes::book`]), [`backend`], [`status`] (the typed status model), [`http`], [`metrics`],
 //! [`drainwatch`], [`birdlog`], [`clock`], [`daemon`] (wiring, signals, systemd) and [`cli`].
 //! ARCHITECTURE.md at the root draws the tasks.
 
@@ -50,12 +50,12 @@ pub mod config;
 pub mod daemon;
 pub mod drain;
 pub mod drainwatch;
+pub mod executor;
 pub mod file;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod probe;
-pub mod reconcile;
 pub mod routes;
 pub mod service;
 pub mod status;

@@ -48,7 +48,7 @@ pub struct Timed<T> {
 }
 
 /// What the backend reports for one target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetStatus {
     /// Announced or withdrawn, as the daemon really has it.
     pub state: RouteState,
@@ -57,7 +57,7 @@ pub struct TargetStatus {
 }
 
 /// The backend's own health, for `/status` and metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BackendHealth {
     /// Whether the daemon answered.
     pub reachable: bool,

@@ -6,7 +6,11 @@ use std::str::FromStr;
 use crate::name::validated_name;
 
 /// One thing the reconciler can announce or withdraw.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// In JSON (the reconciler's event log) a target is `{"bird_protocol": "anycast_dns"}`,
+/// `{"frr_network": "203.0.113.53/32"}` or `{"frr_neighbor": "192.0.2.1"}`, validated again when read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RouteTarget {
     /// A BIRD protocol (usually a `static` protocol holding the anycast prefixes): enable/disable.
     BirdProtocol(BirdProtocolName),
@@ -506,5 +510,55 @@ mod tests {
         );
         let err = serde_json::from_str::<BirdProtocolName>("\"anycast*\"").expect_err("pattern");
         assert!(err.to_string().contains("pattern character"), "{err}");
+    }
+}
+
+/// Serde through `Display` and `FromStr`: a target's text form is its JSON form, and reading it back
+/// validates it again, so an event log cannot smuggle in a name the config would have rejected.
+macro_rules! serde_via_text {
+    ($($ty:ty),*) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_via_text!(FrrNetwork, FrrNeighbor);
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip_through_json_and_are_validated_when_read() {
+        let targets = [
+            RouteTarget::BirdProtocol(BirdProtocolName::new("anycast_dns").expect("valid")),
+            RouteTarget::FrrNetwork(
+                "203.0.113.53/32 route-map NSB-DEGRADED"
+                    .parse()
+                    .expect("valid"),
+            ),
+            RouteTarget::FrrNeighbor("192.0.2.1".parse().expect("valid")),
+        ];
+        let json = serde_json::to_string(&targets).expect("serializes");
+        assert_eq!(
+            json,
+            r#"[{"bird_protocol":"anycast_dns"},{"frr_network":"203.0.113.53/32 route-map NSB-DEGRADED"},{"frr_neighbor":"192.0.2.1"}]"#
+        );
+        let back: Vec<RouteTarget> = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, targets);
+        assert!(serde_json::from_str::<RouteTarget>(r#"{"bird_protocol":"a*"}"#).is_err());
+        assert!(
+            serde_json::from_str::<RouteTarget>(r#"{"frr_network":"203.0.113.53/24"}"#).is_err()
+        );
     }
 }

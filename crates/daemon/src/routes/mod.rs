@@ -5,6 +5,8 @@
 //! wins); the reconciler makes the BGP daemon match it. The names here are the route vocabulary every
 //! later stage shares (status, metrics, CLI), so that none of them spells a target or a state on its own.
 
+pub mod book;
+
 use std::collections::{BTreeMap, HashMap};
 
 use nsbeacon_routing::{RouteState, RouteTarget};
