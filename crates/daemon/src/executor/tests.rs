@@ -3,12 +3,13 @@
 //! listens to nudges, new tables and shutdown, and records the event log. The decisions themselves are
 //! tested deterministically in `routes/book/tests.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use nsbeacon_routing::{BirdProtocolName, RoutingError, Timed};
+use nsbeacon_routing::{RoutingError, Timed};
 
 use super::*;
+use crate::routes::fixtures::{proto, table};
 use RouteState::{Announced, Withdrawn};
 
 /// An in-memory BGP daemon: records every call, can reject every set.
@@ -81,17 +82,6 @@ impl RoutingBackend for FakeBackend {
             ..BackendHealth::default()
         }
     }
-}
-
-fn proto(name: &str) -> RouteTarget {
-    RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid protocol name"))
-}
-
-fn table(steps: &[(&str, RouteState)]) -> DesiredTable {
-    BTreeMap::from([(
-        "dns".to_owned(),
-        steps.iter().map(|(n, s)| (proto(n), *s)).collect(),
-    )])
 }
 
 struct Harness {

@@ -728,16 +728,8 @@ impl RouteBook {
         } else {
             return None;
         };
-        let desired = record.desired;
-        let io = stage_io(&target, stage, desired);
-        if let Phase::Pass(pass) = &mut self.phase {
-            pass.current = Some(Current {
-                scope,
-                target,
-                stage,
-                desired,
-            });
-        }
+        let io = stage_io(&target, stage, record.desired);
+        self.set_stage(scope, target, stage);
         Some(Next::Io(io))
     }
 

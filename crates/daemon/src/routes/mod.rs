@@ -96,14 +96,30 @@ pub fn merge(table: &DesiredTable) -> HashMap<RouteTarget, MergedTarget> {
     merged
 }
 
+/// Targets and tables for the tests of this stage and the next.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
     use nsbeacon_routing::BirdProtocolName;
 
-    fn bird(name: &str) -> RouteTarget {
-        RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid name"))
+    /// The BIRD protocol `name`.
+    pub(crate) fn proto(name: &str) -> RouteTarget {
+        RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid protocol name"))
     }
+
+    /// A table with one service, `dns`, listing these protocols in this order.
+    pub(crate) fn table(steps: &[(&str, RouteState)]) -> DesiredTable {
+        BTreeMap::from([(
+            "dns".to_owned(),
+            steps.iter().map(|(n, s)| (proto(n), *s)).collect(),
+        )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::proto as bird;
+    use super::*;
 
     #[test]
     fn withdrawn_wins_and_services_are_listed_once() {

@@ -1,12 +1,13 @@
 //! Deterministic tests of the route book: an in-memory BGP daemon answers every [`Io`] at once, and the
 //! tests move the clock by hand. Nothing sleeps; every count is exact.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use nsbeacon_routing::{BackendHealth, BirdProtocolName, RouteState, RouteTarget, TargetStatus};
+use nsbeacon_routing::{BackendHealth, RouteState, RouteTarget, TargetStatus};
 
 use super::*;
+use crate::routes::fixtures::{proto, table};
 use RouteState::{Announced, Withdrawn};
 
 /// The in-memory BGP daemon the book talks to.
@@ -103,17 +104,6 @@ fn no_such(target: &RouteTarget) -> OpError {
 
 fn name(target: &RouteTarget) -> String {
     TargetId::of(target).target
-}
-
-fn proto(name: &str) -> RouteTarget {
-    RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid protocol name"))
-}
-
-fn table(steps: &[(&str, RouteState)]) -> DesiredTable {
-    BTreeMap::from([(
-        "dns".to_owned(),
-        steps.iter().map(|(n, s)| (proto(n), *s)).collect(),
-    )])
 }
 
 fn ms(n: u64) -> Duration {
@@ -627,8 +617,8 @@ fn shutdown_with_keep_touches_nothing() {
     assert_eq!(sim.daemon.state[&proto("main")], Announced);
 }
 
-#[test]
-fn events_during_a_pass_wait_for_its_end() {
+/// A book that wants `main` announced, its first pass waiting on the read of `main`.
+fn reading_main() -> Sim {
     let mut sim = Sim::new(Duration::from_secs(60), Daemon::default());
     let first = sim.book.handle(
         Event::Started {
@@ -637,6 +627,12 @@ fn events_during_a_pass_wait_for_its_end() {
         sim.now,
     );
     assert_eq!(first.next, Next::Io(Io::Read(proto("main"))));
+    sim
+}
+
+#[test]
+fn events_during_a_pass_wait_for_its_end() {
+    let mut sim = reading_main();
     // A new table, a nudge and a shutdown arrive while the read is outstanding: the book keeps asking
     // for the same read, and a result for another target is ignored.
     for event in [
@@ -679,14 +675,7 @@ fn events_during_a_pass_wait_for_its_end() {
 
 #[test]
 fn a_table_that_changes_during_a_pass_is_applied_right_after_it() {
-    let mut sim = Sim::new(Duration::from_secs(60), Daemon::default());
-    let first = sim.book.handle(
-        Event::Started {
-            table: table(&[("main", Announced)]),
-        },
-        sim.now,
-    );
-    assert_eq!(first.next, Next::Io(Io::Read(proto("main"))));
+    let mut sim = reading_main();
     sim.book.handle(
         Event::DesiredChanged {
             table: table(&[("main", Withdrawn)]),
