@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::drain::{DrainRequest, DrainStore};
+use crate::drain::{DrainError, DrainRequest, DrainStore};
 use crate::service::DrainView;
 use crate::status::DaemonInfo;
 
@@ -50,8 +50,8 @@ pub fn read(paths: &DrainPaths) -> DrainView {
 }
 
 /// Reads the drains in force, or says why the store could not be read.
-pub fn read_checked(paths: &DrainPaths) -> Result<DrainView, String> {
-    let store = DrainStore::open(&paths.state_dir).map_err(|e| e.to_string())?;
+pub fn read_checked(paths: &DrainPaths) -> Result<DrainView, DrainError> {
+    let store = DrainStore::open(&paths.state_dir)?;
     let mut view = DrainView {
         all: store.all(),
         services: store.entries().into_iter().collect(),
