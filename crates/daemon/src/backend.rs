@@ -6,7 +6,8 @@
 use nsbeacon_routing::bird::{BirdBackend, BirdConfig};
 use nsbeacon_routing::frr::{FrrBackend, FrrConfig};
 use nsbeacon_routing::{
-    BackendHealth, RouteState, RouteTarget, RoutingBackend, RoutingError, TargetStatus, Timed,
+    BackendHealth, PeerExport, RouteState, RouteTarget, RoutingBackend, RoutingError, TargetStatus,
+    Timed,
 };
 
 use crate::config::BackendConfig;
@@ -97,5 +98,16 @@ impl RoutingBackend for Backend {
             Backend::Bird(b) => b.health().await,
             Backend::Frr(b) => b.health().await,
         }
+    }
+
+    async fn exports(&self, target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        match self {
+            Backend::Bird(b) => b.exports(target).await,
+            Backend::Frr(b) => b.exports(target).await,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.kind()
     }
 }

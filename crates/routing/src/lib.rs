@@ -71,6 +71,29 @@ pub struct BackendHealth {
     pub error: Option<String>,
 }
 
+/// A BGP peer's session, as the BGP daemon reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerSession {
+    /// The peer's name as the daemon knows it: a BIRD protocol name, an FRR neighbor address or interface.
+    pub peer: String,
+    /// Whether the BGP session is established (only then can a route reach the peer).
+    pub established: bool,
+    /// The daemon's own word for the session state (`Established`, `Active`, `Connect`, `down`, ...).
+    pub state: String,
+    /// The BFD session state towards the peer (`up`, `down`, `init`, ...), where the daemon runs BFD for it.
+    pub bfd: Option<String>,
+}
+
+/// Whether the BGP daemon exports one target's route to one peer: the proof that an announcement left the
+/// node, not just that the daemon holds the route.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerExport {
+    /// The peer and its session.
+    pub session: PeerSession,
+    /// Whether the target's route (every prefix of it) is in what the daemon exports to this peer.
+    pub exported: bool,
+}
+
 /// The one interface between nsbeacon's reconciler and a BGP daemon.
 ///
 /// Every operation is idempotent (announcing an announced target succeeds) and bounded by the backend's
@@ -91,6 +114,22 @@ pub trait RoutingBackend: Send + Sync {
 
     /// The daemon's health: reachable, version, BGP sessions.
     fn health(&self) -> impl Future<Output = BackendHealth> + Send;
+
+    /// For every BGP peer the daemon has, its session and whether `target`'s route is exported to it
+    /// (BIRD: `show route export <peer>`; FRR: `show bgp ... neighbors <peer> advertised-routes json`).
+    /// Read-only, bounded by the backend's timeout like the other operations. A backend that cannot tell
+    /// answers [`RoutingError::ExportsUnsupported`], which callers show as "unknown", never as "0 peers".
+    fn exports(
+        &self,
+        target: &RouteTarget,
+    ) -> impl Future<Output = Result<Timed<Vec<PeerExport>>, RoutingError>> + Send {
+        let backend = self.name();
+        let _ = target;
+        std::future::ready(Err(RoutingError::ExportsUnsupported { backend }))
+    }
+
+    /// The backend's name in messages (`bird`, `frr`).
+    fn name(&self) -> &'static str;
 }
 
 /// Errors from a routing backend, with enough context to act on.
@@ -102,6 +141,12 @@ pub enum RoutingError {
     UnsupportedTarget {
         /// The target.
         target: String,
+        /// The backend's name.
+        backend: &'static str,
+    },
+    /// The backend cannot say what it exports to its peers.
+    #[error("the {backend} backend cannot read what it exports to its BGP peers")]
+    ExportsUnsupported {
         /// The backend's name.
         backend: &'static str,
     },

@@ -33,6 +33,10 @@ impl FakeBackend {
 }
 
 impl RoutingBackend for FakeBackend {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
     async fn set(
         &self,
         target: &RouteTarget,

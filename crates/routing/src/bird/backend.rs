@@ -396,6 +396,10 @@ fn target_status(row: &ProtocolRow) -> TargetStatus {
 }
 
 impl RoutingBackend for BirdBackend {
+    fn name(&self) -> &'static str {
+        "bird"
+    }
+
     async fn set(
         &self,
         target: &RouteTarget,

@@ -451,6 +451,10 @@ impl FrrBackend {
 }
 
 impl RoutingBackend for FrrBackend {
+    fn name(&self) -> &'static str {
+        "frr"
+    }
+
     async fn set(
         &self,
         target: &RouteTarget,
