@@ -111,6 +111,15 @@ pub enum Command {
         /// Only this service (default: the drain of all services).
         service: Option<String>,
     },
+    /// Print every node's record of the fleet from etcd (`[fleet]`): state, reason, since, announced
+    /// targets, and per service how many nodes announce against `min_announcing`.
+    ///
+    /// Exit 0; 1 if etcd cannot be read; 2 if the config has no `[fleet]` section.
+    Fleet {
+        /// Print the records as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -123,6 +132,7 @@ pub fn main() -> i32 {
         Command::Probe { service } => probe(&cli.config, service.as_deref()),
         Command::Drain { service, reason } => drain(&cli.config, service.as_deref(), reason),
         Command::Undrain { service } => undrain(&cli.config, service.as_deref()),
+        Command::Fleet { json } => fleet(&cli.config, json),
     }
 }
 
@@ -178,6 +188,76 @@ fn run(path: &Path) -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// `nsbeacon fleet`: reads the fleet's records straight from etcd (so it works on a node whose nsbeacon is
+/// stopped), bounded by `[fleet] timeout`.
+fn fleet(path: &Path, json: bool) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(fleet_config) = &config.fleet else {
+        err!(
+            "nsbeacon: {} has no [fleet] section: this node is not part of a fleet (see the README, \"Fleet guard\")",
+            path.display()
+        );
+        return EXIT_CONFIG;
+    };
+    let settings = match crate::fleet::settings(fleet_config) {
+        Ok(s) => s,
+        Err(e) => {
+            err!("nsbeacon: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let bound = fleet_config.timeout.saturating_mul(3);
+    let read = rt.block_on(async {
+        tokio::time::timeout(bound, async {
+            let client = nsbeacon_fleet::FleetClient::connect(settings).await?;
+            client.view().await
+        })
+        .await
+    });
+    let view = match read {
+        Ok(Ok(view)) => view,
+        Ok(Err(e)) => {
+            err!("nsbeacon: cannot read the fleet from etcd: {e}");
+            return EXIT_FAILURE;
+        }
+        Err(_) => {
+            err!(
+                "nsbeacon: cannot read the fleet from etcd: no answer within {}",
+                humantime::format_duration(bound)
+            );
+            return EXIT_FAILURE;
+        }
+    };
+    let mut records: Vec<nsbeacon_fleet::Record> = view
+        .services()
+        .into_iter()
+        .flat_map(|service| view.service(service).cloned().collect::<Vec<_>>())
+        .collect();
+    records.sort_by(|a, b| (&a.service, &a.node).cmp(&(&b.service, &b.node)));
+    if json {
+        match serde_json::to_string_pretty(&records) {
+            Ok(text) => out!("{text}"),
+            Err(e) => {
+                err!("nsbeacon: cannot encode the records: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    } else {
+        out_raw!(
+            "{}",
+            crate::fleet::render_fleet(&config, &records, crate::clock::unix_now_secs())
+        );
+    }
+    0
 }
 
 fn check_config(path: &Path, live: bool) -> i32 {
@@ -795,7 +875,9 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             match signal {
                 crate::health::CheckSignal::Pass => {}
                 crate::health::CheckSignal::Soft(_) => any_soft = true,
-                crate::health::CheckSignal::Hard(_) => any_hard = true,
+                crate::health::CheckSignal::Hard(_) | crate::health::CheckSignal::Refused(_) => {
+                    any_hard = true
+                }
             }
             out_raw!("{out}");
         }

@@ -31,6 +31,7 @@ use crate::clock::unix_now;
 use crate::config::{self, BackendConfig, CheckKind, Config, OnShutdown, ServiceConfig};
 use crate::drainwatch;
 use crate::executor::{ExecutorSettings, RouteExecutor, ShutdownWithdrawalFailed};
+use crate::fleet::{Fleet, FleetSetupError};
 use crate::health::ServiceState;
 use crate::http::{self, BindError, HttpState};
 use crate::metrics::{CheckSeries, Metrics, MetricsError, PER_ZONE_SERIES_LIMIT};
@@ -63,6 +64,9 @@ pub enum DaemonError {
         "the shutdown withdrawal did not finish within {0:?} (the BGP daemon did not answer); route targets may still be announced"
     )]
     ShutdownTimeout(Duration),
+    /// The fleet guard could not be set up (`[fleet]`).
+    #[error(transparent)]
+    Fleet(#[from] FleetSetupError),
     /// The reconciler task died before it could withdraw.
     #[error("the reconciler failed during shutdown ({0}); route targets may still be announced")]
     ShutdownAborted(String),
@@ -137,12 +141,19 @@ pub async fn run(
     }));
     let (missing_tx, missing_rx) = watch::channel(std::collections::HashSet::new());
     let missing_tx = Arc::new(missing_tx);
+    let fleet = config
+        .fleet
+        .as_ref()
+        .map(Fleet::start)
+        .transpose()?
+        .map(Arc::new);
     let shared = Shared {
         metrics: metrics.clone(),
         desired: desired_tx,
         services: Arc::new(RwLock::new(BTreeMap::new())),
         drains: drains_rx.clone(),
         missing_targets: missing_rx,
+        fleet: fleet.clone(),
     };
 
     let stop_tasks = CancellationToken::new();
@@ -186,6 +197,7 @@ pub async fn run(
         services: shared.services.clone(),
         routing: handles.report.clone(),
         info: info.clone(),
+        fleet: fleet.as_ref().map(|f| f.report()),
     };
     let http_task = match http::serve(config.http.listen, http_state, stop_http.clone()).await {
         Ok(task) => task,
@@ -207,6 +219,9 @@ pub async fn run(
     }
     let stop_reconciler = CancellationToken::new();
     let reconciler_task = tokio::spawn(reconciler.run(stop_reconciler.clone()));
+    let mut fleet_view = fleet
+        .as_ref()
+        .map(|f| FleetViewTask::start(f, &config, &metrics));
 
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -240,6 +255,15 @@ pub async fn run(
                 match loaded {
                     Ok(new) => {
                         apply_reload(&current, &new, &mut services, &shared).await;
+                        if let Some(f) = &fleet {
+                            if new.fleet.as_ref() != Some(f.config()) {
+                                warn!(setting = "[fleet]", "this setting changed but only takes effect after a restart (per-service min_announcing applies at once)");
+                            }
+                            if let Some(view) = fleet_view.take() {
+                                view.stop().await;
+                            }
+                            fleet_view = Some(FleetViewTask::start(f, &new, &metrics));
+                        }
                         if new.log.level != current.log.level {
                             match &log_level {
                                 Some(set) => match set(&new.log.level) {
@@ -284,6 +308,14 @@ pub async fn run(
     for (_, service) in std::mem::take(&mut services) {
         service.stop().await;
     }
+    if let Some(view) = fleet_view.take() {
+        view.stop().await;
+    }
+    drop(shared);
+    if let Some(fleet) = fleet {
+        // Before the withdrawal: the other nodes must stop counting this one as announcing first.
+        leave_fleet(fleet, &current).await;
+    }
     stop_reconciler.cancel();
     let bound = shutdown_bound(&current);
     let outcome = match tokio::time::timeout(bound, reconciler_task).await {
@@ -303,6 +335,60 @@ pub async fn run(
         Err(_) => error!("nsbeacon stopped; route targets may still be announced"),
     }
     outcome
+}
+
+/// The fleet view task of one config's services (restarted on reload, when the services may change).
+struct FleetViewTask {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FleetViewTask {
+    fn start(fleet: &Fleet, config: &Config, metrics: &Metrics) -> FleetViewTask {
+        let stop = CancellationToken::new();
+        let services = config
+            .services
+            .iter()
+            .map(|s| {
+                let min = config
+                    .fleet
+                    .as_ref()
+                    .map_or(config::DEFAULT_MIN_ANNOUNCING, |f| f.min_announcing(s));
+                (s.name.clone(), crate::fleet::min_announcing(min))
+            })
+            .collect();
+        let task = fleet.view_task(services, metrics.clone(), stop.clone());
+        FleetViewTask { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Leaves the fleet at shutdown, bounded: the lease is revoked so this node's records vanish at once.
+async fn leave_fleet(fleet: Arc<Fleet>, config: &Config) {
+    let bound = config
+        .fleet
+        .as_ref()
+        .map_or(Duration::from_secs(1), |f| f.timeout)
+        + Duration::from_millis(500);
+    match Arc::try_unwrap(fleet) {
+        Ok(fleet) => {
+            if tokio::time::timeout(bound, fleet.leave()).await.is_err() {
+                warn!(
+                    ?bound,
+                    "leaving the fleet timed out; this node's records expire after the lease TTL"
+                );
+            }
+        }
+        Err(_) => {
+            warn!(
+                "the fleet member is still in use; this node's records expire after the lease TTL"
+            )
+        }
+    }
 }
 
 /// The targets a warm restart may keep: those in the record a clean `keep` exit left (see [`warm`]) that

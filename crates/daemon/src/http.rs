@@ -23,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::fleet::FleetReport;
 use crate::metrics::Metrics;
 use crate::status::{DaemonInfo, RoutingReport, ServiceReport, StatusDocument};
 
@@ -37,6 +38,8 @@ pub struct HttpState {
     pub routing: watch::Receiver<RoutingReport>,
     /// Process facts.
     pub info: Arc<RwLock<DaemonInfo>>,
+    /// The fleet view (`/fleet`), with `[fleet]`.
+    pub fleet: Option<Arc<RwLock<FleetReport>>>,
 }
 
 /// Builds the `/status` document from what the stages last published (see
@@ -74,6 +77,24 @@ async fn status_handler(State(state): State<HttpState>) -> Response {
     axum::Json(status_document(&state)).into_response()
 }
 
+/// `/fleet`: every node's record as this node last read etcd; 404 without `[fleet]`.
+async fn fleet_handler(State(state): State<HttpState>) -> Response {
+    match &state.fleet {
+        Some(report) => {
+            let report = report
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            axum::Json(report).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            "the fleet guard is off: this node's config has no [fleet] section\n",
+        )
+            .into_response(),
+    }
+}
+
 async fn healthz_handler(State(state): State<HttpState>) -> Response {
     if state.routing.borrow().first_pass_done {
         (StatusCode::OK, "ok\n").into_response()
@@ -92,6 +113,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/status", get(status_handler))
         .route("/healthz", get(healthz_handler))
+        .route("/fleet", get(fleet_handler))
         .with_state(state)
 }
 

@@ -52,6 +52,7 @@ pub mod drain;
 pub mod drainwatch;
 pub mod executor;
 pub mod file;
+pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod metrics;

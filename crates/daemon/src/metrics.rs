@@ -29,6 +29,12 @@ const BACKEND_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
+/// Buckets for the fleet guard's etcd transaction: a local 3-member etcd commits in about a millisecond;
+/// the guard gives up at `guard_timeout` (200 ms by default).
+const FLEET_GUARD_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5,
+];
+
 /// The labels of every metric family, for documentation and the scrape test.
 pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_build_info", &["version"]),
@@ -67,6 +73,14 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_damping_suppressed", &["service"]),
     ("nsbeacon_service_drained", &["service"]),
     ("nsbeacon_config_reloads_total", &["result"]),
+    ("nsbeacon_fleet_backend_up", &[]),
+    ("nsbeacon_fleet_nodes", &["service", "state"]),
+    ("nsbeacon_fleet_min_announcing", &["service"]),
+    ("nsbeacon_fleet_guard_holds_total", &["service"]),
+    (
+        "nsbeacon_fleet_guard_duration_seconds",
+        &["service", "outcome"],
+    ),
 ];
 
 /// Errors building the metrics registry. Only a programming error (duplicate or invalid metric name) can
@@ -125,6 +139,19 @@ pub struct Metrics {
     pub service_drained: IntGaugeVec,
     /// Config reloads (SIGHUP), `result` = `success` or `failure`.
     pub config_reloads_total: IntCounterVec,
+    /// 1 while this node's fleet member holds an etcd lease and its last etcd call succeeded, else 0
+    /// (only with `[fleet]`).
+    pub fleet_backend_up: IntGaugeVec,
+    /// Nodes of the fleet per service and state, as this node last read etcd (every node of the fleet
+    /// exports the same view).
+    pub fleet_nodes: IntGaugeVec,
+    /// How many nodes must announce the service for the fleet guard to allow one more withdrawal (the
+    /// `min_announcing` of the service, resolved against the nodes registered now).
+    pub fleet_min_announcing: IntGaugeVec,
+    /// Times the fleet guard held this node's service announced instead of withdrawing it.
+    pub fleet_guard_holds_total: IntCounterVec,
+    /// Duration of the fleet guard's decision (`outcome` = `allowed`, `held`, `unavailable`).
+    pub fleet_guard_duration_seconds: HistogramVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -264,6 +291,27 @@ impl Metrics {
             config_reloads_total: counter(
                 "nsbeacon_config_reloads_total",
                 "Configuration reloads (SIGHUP) by result (success, failure).",
+            )?,
+            fleet_backend_up: int_gauge(
+                "nsbeacon_fleet_backend_up",
+                "1 while this node holds its etcd lease and etcd answers, else 0 (only with [fleet]).",
+            )?,
+            fleet_nodes: int_gauge(
+                "nsbeacon_fleet_nodes",
+                "Nodes of the fleet per service and state (starting, up, degraded, held, down, drained), as read from etcd.",
+            )?,
+            fleet_min_announcing: int_gauge(
+                "nsbeacon_fleet_min_announcing",
+                "Nodes that must keep announcing the service: the fleet guard holds a withdrawal that would leave fewer.",
+            )?,
+            fleet_guard_holds_total: counter(
+                "nsbeacon_fleet_guard_holds_total",
+                "Times the fleet guard held this node's service announced instead of withdrawing it.",
+            )?,
+            fleet_guard_duration_seconds: histogram(
+                "nsbeacon_fleet_guard_duration_seconds",
+                "Duration of the fleet guard's etcd decision in seconds, by outcome (allowed, held, unavailable).",
+                FLEET_GUARD_BUCKETS,
             )?,
             registry,
             families: families.take(),
@@ -450,6 +498,13 @@ mod tests {
             .with_label_values(&["dns", "fresh", "in_sync"])
             .set(1);
         m.serial_max_lag.with_label_values(&["dns", "fresh"]).set(0);
+        m.fleet_backend_up.with_label_values::<&str>(&[]).set(1);
+        m.fleet_nodes.with_label_values(&["dns", "held"]).set(2);
+        m.fleet_min_announcing.with_label_values(&["dns"]).set(3);
+        m.fleet_guard_holds_total.with_label_values(&["dns"]).inc();
+        m.fleet_guard_duration_seconds
+            .with_label_values(&["dns", "held"])
+            .observe(0.002);
         m.damping_penalty.with_label_values(&["dns"]).set(0.5);
         m.damping_suppressed.with_label_values(&["dns"]).set(0);
         m.service_drained.with_label_values(&["dns"]).set(0);

@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::clock::unix_now;
 use crate::config::ServiceConfig;
 use crate::drain::DrainRequest;
+use crate::fleet::{Fleet, FleetEvent, ServiceFleet};
 use crate::health::{CheckSignal, ServiceHealth, ServiceState, Transition};
 use crate::metrics::Metrics;
 use crate::probe::{CheckResult, ProbeTasks, record};
@@ -58,6 +59,8 @@ pub struct Shared {
     pub drains: watch::Receiver<DrainView>,
     /// Targets the BGP daemon says do not exist (from the reconciler): a service listing one is down.
     pub missing_targets: watch::Receiver<HashSet<RouteTarget>>,
+    /// The fleet guard (`[fleet]`); `None` without it: every node decides alone.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// What the service task is told besides check results.
@@ -103,6 +106,10 @@ impl ServiceRuntime {
         let (commands, commands_rx) = mpsc::channel(4);
         let now = Instant::now();
         let mut health = ServiceHealth::new(&config, now);
+        let fleet = shared.fleet.as_ref().map(|fleet| {
+            health.set_guard_policy(Some(crate::fleet::policy(fleet.config())), now);
+            fleet.service(&config, &shared.metrics)
+        });
         let hold = warm_hold(&config);
         if health.warm_start(warm_announced, now + hold, now).is_some() {
             info!(service = %config.name, ?hold, "warm restart: keeping this service's announced routes while its first probes run");
@@ -124,6 +131,7 @@ impl ServiceRuntime {
             config: config.clone(),
             shared: shared.clone(),
             generation: 0,
+            fleet,
         };
         let drain = shared.drains.borrow().get(&config.name);
         if drain.is_some() {
@@ -219,11 +227,33 @@ struct ServiceTask {
     report: ServiceReport,
     /// Probe generation whose results count.
     generation: u64,
+    /// The link to the fleet guard, with `[fleet]`.
+    fleet: Option<ServiceFleet>,
+}
+
+/// The fleet's next event for the service task (pends without a fleet).
+async fn fleet_event(fleet: &mut Option<ServiceFleet>) -> FleetEvent {
+    match fleet {
+        Some(fleet) => fleet.next_event().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl ServiceTask {
     async fn run(
         mut self,
+        rx: mpsc::Receiver<CheckResult>,
+        commands: mpsc::Receiver<ServiceCommand>,
+        cancel: CancellationToken,
+    ) {
+        self.serve(rx, commands, cancel).await;
+        if let Some(fleet) = self.fleet.take() {
+            fleet.stop().await;
+        }
+    }
+
+    async fn serve(
+        &mut self,
         mut rx: mpsc::Receiver<CheckResult>,
         mut commands: mpsc::Receiver<ServiceCommand>,
         cancel: CancellationToken,
@@ -266,6 +296,16 @@ impl ServiceTask {
                     let transition = self.health.set_missing_targets(&targets, Instant::now());
                     self.after_transition(transition);
                 }
+                event = fleet_event(&mut self.fleet) => {
+                    let transition = match event {
+                        FleetEvent::Answer(answer) => {
+                            debug!(?answer, "fleet guard answered");
+                            self.health.guard_answered(answer, Instant::now())
+                        }
+                        FleetEvent::Changed => self.health.guard_retry(Instant::now()),
+                    };
+                    self.after_transition(transition);
+                }
             }
             self.publish();
         }
@@ -275,6 +315,13 @@ impl ServiceTask {
         match command {
             ServiceCommand::Reconfigure { config, generation } => {
                 let transition = self.health.reconfigure(&config, Instant::now());
+                if let Some(fleet) = &mut self.fleet {
+                    fleet.set_min_announcing(
+                        config
+                            .min_announcing
+                            .unwrap_or(crate::config::DEFAULT_MIN_ANNOUNCING),
+                    );
+                }
                 // Reports follow the checks by name, like the health counters do.
                 let old = std::mem::take(&mut self.report.checks);
                 self.report.checks = record::carry_over(&config.checks, old);
@@ -322,6 +369,13 @@ impl ServiceTask {
             .service_transitions_total
             .with_label_values(&[&self.config.name, t.from.as_str(), t.to.as_str()])
             .inc();
+        if t.to == ServiceState::Held && t.from != ServiceState::Held {
+            self.shared
+                .metrics
+                .fleet_guard_holds_total
+                .with_label_values(&[&self.config.name])
+                .inc();
+        }
         self.report.since_unix = unix_now();
     }
 
@@ -329,6 +383,7 @@ impl ServiceTask {
     fn publish(&mut self) {
         let steps = self.health.desired().steps;
         self.publish_desired(&steps);
+        self.publish_fleet(&steps);
         self.export_metrics();
         self.update_report(&steps);
         self.shared
@@ -349,6 +404,23 @@ impl ServiceTask {
                 true
             }
         });
+    }
+
+    /// With `[fleet]`: the record (state and announced targets) if it changed, and health's guard question
+    /// if it has one.
+    fn publish_fleet(&mut self, steps: &[(RouteTarget, RouteState)]) {
+        let Some(fleet) = &mut self.fleet else { return };
+        if let Some(reason) = self.health.guard_question() {
+            fleet.ask(reason);
+            self.health.guard_asked();
+            return;
+        }
+        let announced: Vec<String> = steps
+            .iter()
+            .filter(|(_, state)| *state == RouteState::Announced)
+            .map(|(target, _)| TargetId::of(target).target)
+            .collect();
+        fleet.publish(self.health.state(), self.health.reason(), announced);
     }
 
     /// The service's state, damping, drain and per-check up gauges.

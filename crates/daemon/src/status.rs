@@ -116,7 +116,7 @@ impl SignalKind {
         match signal {
             CheckSignal::Pass => SignalKind::Pass,
             CheckSignal::Soft(_) => SignalKind::Soft,
-            CheckSignal::Hard(_) => SignalKind::Hard,
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) => SignalKind::Hard,
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use nsbeacon_prober::{ProbeOutcome, ProbeStatus, SerialVerdict, SweepReport, TransportResult};
+use nsbeacon_prober::{
+    FailReason, ProbeOutcome, ProbeStatus, SerialVerdict, SweepReport, TransportResult,
+};
 
 use super::CheckSignal;
 use crate::config::fmt_duration;
@@ -14,8 +16,8 @@ const ZONES_NAMED: usize = 3;
 ///
 /// - `Pass` -> [`CheckSignal::Pass`].
 /// - `Slow` (correct but over `slow_after`) -> [`CheckSignal::Soft`]: answering, so degrade, never withdraw.
-/// - `Fail` (no answer, refused, wrong rcode, not authoritative, wrong identity, answer mismatch, ...) ->
-///   [`CheckSignal::Hard`].
+/// - `Fail` (no answer, wrong rcode, not authoritative, wrong identity, answer mismatch, ...) ->
+///   [`CheckSignal::Hard`]; [`CheckSignal::Refused`] when every failed transport was refused.
 pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
     match outcome.status {
         ProbeStatus::Pass => CheckSignal::Pass,
@@ -55,9 +57,27 @@ pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
             {
                 let _ = write!(text, " (answered by {identity:?})");
             }
-            CheckSignal::Hard(text)
+            if refused_everywhere(outcome) {
+                CheckSignal::Refused(text)
+            } else {
+                CheckSignal::Hard(text)
+            }
         }
     }
+}
+
+/// Whether every transport that failed failed with a refused connection (local evidence that nothing
+/// listens; see [`CheckSignal::Refused`]).
+fn refused_everywhere(outcome: &ProbeOutcome) -> bool {
+    let mut failed = outcome
+        .transports
+        .iter()
+        .filter(|t| t.status == ProbeStatus::Fail)
+        .peekable();
+    if failed.peek().is_none() {
+        return outcome.reason == Some(FailReason::ConnectionRefused);
+    }
+    failed.all(|t| t.reason == Some(FailReason::ConnectionRefused))
 }
 
 fn fmt_latency(t: &TransportResult) -> String {

@@ -34,6 +34,7 @@
 
 mod classify;
 mod damping;
+mod guard;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,9 @@ use crate::drain::DrainRequest;
 
 pub use classify::{classify_probe, classify_sweep};
 pub use damping::Damping;
+pub use guard::{GuardAnswer, GuardPolicy};
+
+use guard::GuardState;
 
 /// What one probe result means for the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,12 @@ pub enum CheckSignal {
     Soft(String),
     /// Not serving correctly: counts towards `fall` and, once the check is down, withdraws.
     Hard(String),
+    /// A hard failure with local evidence that nothing serves DNS here: the server refused the connection
+    /// (TCP reset, ICMP port unreachable on UDP) on every transport that failed. Counts exactly like
+    /// [`CheckSignal::Hard`]; the only difference is the fleet guard's: a node whose DNS server is not
+    /// running is useless to keep announced, and no other node can share that failure, so the guard does
+    /// not hold it (unless `guard_all_failures`).
+    Refused(String),
 }
 
 impl CheckSignal {
@@ -66,7 +76,7 @@ impl CheckSignal {
         match self {
             CheckSignal::Pass => "pass",
             CheckSignal::Soft(_) => "soft",
-            CheckSignal::Hard(_) => "hard",
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) => "hard",
         }
     }
 
@@ -74,8 +84,13 @@ impl CheckSignal {
     pub fn detail(&self) -> &str {
         match self {
             CheckSignal::Pass => "ok",
-            CheckSignal::Soft(text) | CheckSignal::Hard(text) => text,
+            CheckSignal::Soft(text) | CheckSignal::Hard(text) | CheckSignal::Refused(text) => text,
         }
+    }
+
+    /// Whether the signal counts towards `fall` (hard or refused).
+    pub fn is_hard(&self) -> bool {
+        matches!(self, CheckSignal::Hard(_) | CheckSignal::Refused(_))
     }
 }
 
@@ -84,7 +99,7 @@ impl fmt::Display for CheckSignal {
         match self {
             CheckSignal::Pass => f.write_str("pass"),
             CheckSignal::Soft(text) => write!(f, "soft: {text}"),
-            CheckSignal::Hard(text) => write!(f, "hard: {text}"),
+            CheckSignal::Hard(text) | CheckSignal::Refused(text) => write!(f, "hard: {text}"),
         }
     }
 }
@@ -103,16 +118,21 @@ pub enum ServiceState {
     Down,
     /// Drained by an operator: everything withdrawn (after the graceful period, if any).
     Drained,
+    /// Failing, but the fleet guard keeps the service announced (the degrade targets, or the normal ones if
+    /// it has none), because too few other nodes would announce it after a withdrawal, or because etcd
+    /// cannot be asked and `on_unavailable = "hold"`. Retried whenever the fleet changes.
+    Held,
 }
 
 impl ServiceState {
     /// Every state, for exporting one series per state.
-    pub const ALL: [ServiceState; 5] = [
+    pub const ALL: [ServiceState; 6] = [
         ServiceState::Starting,
         ServiceState::Up,
         ServiceState::Degraded,
         ServiceState::Down,
         ServiceState::Drained,
+        ServiceState::Held,
     ];
 
     /// Lower-case name (`"starting"`, `"up"`, ...), used in metrics labels, logs and `/status`.
@@ -123,6 +143,7 @@ impl ServiceState {
             ServiceState::Degraded => "degraded",
             ServiceState::Down => "down",
             ServiceState::Drained => "drained",
+            ServiceState::Held => "held",
         }
     }
 }
@@ -226,7 +247,7 @@ impl CheckHealth {
                 self.consecutive_clean = 0;
                 self.consecutive_unclean = self.consecutive_unclean.saturating_add(1);
             }
-            CheckSignal::Hard(_) => {
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) => {
                 self.consecutive_ok = 0;
                 self.consecutive_fail = self.consecutive_fail.saturating_add(1);
                 self.consecutive_clean = 0;
@@ -279,7 +300,7 @@ impl CheckHealth {
     fn soft_reason(&self, rise: u32, fall: u32) -> String {
         match &self.last_signal {
             Some(CheckSignal::Soft(text)) => format!("check {}: {}", self.name, text),
-            Some(CheckSignal::Hard(text)) => format!(
+            Some(CheckSignal::Hard(text) | CheckSignal::Refused(text)) => format!(
                 "check {}: {} ({}/{fall} consecutive failures, not down yet)",
                 self.name, text, self.consecutive_fail
             ),
@@ -340,6 +361,9 @@ pub struct ServiceHealth {
     warm: Option<WarmStart>,
     /// This service's targets the BGP daemon says do not exist.
     missing: Vec<RouteTarget>,
+    /// The fleet guard's policy for this service; `None` without `[fleet]`.
+    guard: Option<GuardPolicy>,
+    guard_state: GuardState,
     state: ServiceState,
     reason: String,
     desired: DesiredRoutes,
@@ -368,6 +392,8 @@ impl ServiceHealth {
             graceful: None,
             warm: None,
             missing: Vec::new(),
+            guard: None,
+            guard_state: GuardState::Idle,
             state: ServiceState::Starting,
             reason: String::new(),
             desired: DesiredRoutes { steps: Vec::new() },
@@ -437,7 +463,7 @@ impl ServiceHealth {
         now: Instant,
     ) -> Option<Transition> {
         let (rise, fall) = (self.rise, self.fall);
-        if matches!(signal, CheckSignal::Hard(_)) {
+        if signal.is_hard() {
             self.warm = None;
         }
         self.checks
@@ -511,6 +537,70 @@ impl ServiceHealth {
             self.graceful = None;
         }
         self.damping.reconfigure(config.damping, now);
+        self.update(now)
+    }
+
+    /// Puts the service's withdrawals under the fleet guard (`Some`), or takes them out (`None`: every
+    /// withdrawal health decides is taken at once, as without `[fleet]`). See [`guard`] for what the guard
+    /// covers. A change of policy never changes routes by itself.
+    pub fn set_guard_policy(
+        &mut self,
+        policy: Option<GuardPolicy>,
+        now: Instant,
+    ) -> Option<Transition> {
+        if policy == self.guard {
+            return None;
+        }
+        self.guard = policy;
+        if policy.is_none() {
+            self.guard_state = GuardState::Idle;
+        }
+        self.update(now)
+    }
+
+    /// The reason of a withdrawal that waits for the fleet guard and has not been asked about yet: the
+    /// service task asks `try_withdraw` with a record carrying this reason, then calls
+    /// [`Self::guard_asked`]. `None` when nothing is to be asked.
+    pub fn guard_question(&self) -> Option<&str> {
+        match &self.guard_state {
+            GuardState::Waiting {
+                asked: false,
+                reason,
+            } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The question of [`Self::guard_question`] is out; the routes stay as they are until
+    /// [`Self::guard_answered`].
+    pub fn guard_asked(&mut self) {
+        if let GuardState::Waiting { asked, .. } = &mut self.guard_state {
+            *asked = true;
+        }
+    }
+
+    /// The fleet guard's answer to the question out. Ignored if none is out (the service recovered in the
+    /// meantime, a drain came, the policy was removed).
+    pub fn guard_answered(&mut self, answer: GuardAnswer, now: Instant) -> Option<Transition> {
+        let (Some(policy), GuardState::Waiting { asked: true, .. }) =
+            (self.guard, &self.guard_state)
+        else {
+            return None;
+        };
+        self.guard_state = GuardState::answered(answer, policy);
+        self.update(now)
+    }
+
+    /// The fleet changed (another node's record, a lease expiry, etcd reachable again): a held service asks
+    /// the guard again, keeping its routes meanwhile. A no-op unless `held`.
+    pub fn guard_retry(&mut self, now: Instant) -> Option<Transition> {
+        let GuardState::Held { why } = &self.guard_state else {
+            return None;
+        };
+        self.guard_state = GuardState::Waiting {
+            asked: false,
+            reason: why.clone(),
+        };
         self.update(now)
     }
 
@@ -596,6 +686,10 @@ impl ServiceHealth {
         }
         self.damping.advance(now, flapped && self.drain.is_none());
 
+        if self.drain.is_some() || !self.missing.is_empty() {
+            // An operator's drain and a target the BGP daemon lacks are never the guard's to hold.
+            self.guard_state = GuardState::Idle;
+        }
         if let Some(drain) = &self.drain {
             let graceful_left = self
                 .graceful
@@ -651,17 +745,26 @@ impl ServiceHealth {
             return (ServiceState::Starting, reason, self.routes(&warm.kept));
         }
 
+        let suppressed = self.damping.suppressed();
+        if !(verdict.state == ServiceState::Down
+            || suppressed && matches!(verdict.state, ServiceState::Up | ServiceState::Degraded))
+        {
+            self.guard_state = GuardState::Idle;
+        }
         match verdict.state {
-            ServiceState::Up | ServiceState::Degraded if self.damping.suppressed() => (
-                ServiceState::Down,
-                format!(
+            ServiceState::Up | ServiceState::Degraded if suppressed => {
+                let reason = format!(
                     "{}; the checks say {}: {}",
                     self.damping.describe_suppression(now),
                     verdict.state,
                     verdict.reason
-                ),
-                self.routes(&[]),
-            ),
+                );
+                self.guarded_withdrawal(reason, true)
+            }
+            ServiceState::Down => {
+                let shared = !self.local_evidence();
+                self.guarded_withdrawal(verdict.reason, shared)
+            }
             ServiceState::Up => (
                 ServiceState::Up,
                 verdict.reason,
@@ -685,6 +788,86 @@ impl ServiceHealth {
             ),
             state => (state, verdict.reason, self.routes(&[])),
         }
+    }
+
+    /// A withdrawal health decided, through the fleet guard if one applies (see [`guard`]). `shared` says
+    /// whether other nodes could be failing the same way (false for local evidence: connection refused).
+    fn guarded_withdrawal(
+        &mut self,
+        reason: String,
+        shared: bool,
+    ) -> (ServiceState, String, DesiredRoutes) {
+        let Some(policy) = self.guard else {
+            return (ServiceState::Down, reason, self.routes(&[]));
+        };
+        if !shared && !policy.all_failures {
+            self.guard_state = GuardState::Idle;
+            return (
+                ServiceState::Down,
+                format!(
+                    "{reason}; not held by the fleet guard: the DNS server refuses connections on this node \
+                     (guard_all_failures = true would hold this too)"
+                ),
+                self.routes(&[]),
+            );
+        }
+        match &self.guard_state {
+            GuardState::Withdraw { note } => (
+                ServiceState::Down,
+                format!("{reason}; {note}"),
+                self.routes(&[]),
+            ),
+            GuardState::Held { why } => (
+                ServiceState::Held,
+                format!("held by the fleet guard: {why}; the checks say: {reason}"),
+                self.held_routes(),
+            ),
+            GuardState::Idle | GuardState::Waiting { .. } => {
+                let announcing = self
+                    .desired
+                    .steps
+                    .iter()
+                    .any(|(_, state)| *state == RouteState::Announced);
+                if !announcing {
+                    // Nothing to withdraw: nothing to ask.
+                    self.guard_state = GuardState::Idle;
+                    return (ServiceState::Down, reason, self.routes(&[]));
+                }
+                let asked = matches!(self.guard_state, GuardState::Waiting { asked: true, .. });
+                self.guard_state = GuardState::Waiting {
+                    asked,
+                    reason: reason.clone(),
+                };
+                (
+                    self.state,
+                    format!(
+                        "{reason}; asking the fleet guard before withdrawing (routes kept meanwhile)"
+                    ),
+                    self.desired.clone(),
+                )
+            }
+        }
+    }
+
+    /// What a held service announces: its degrade targets, or its normal ones if it has none.
+    fn held_routes(&self) -> DesiredRoutes {
+        if self.degrade.is_empty() {
+            self.routes(&self.announce)
+        } else {
+            self.routes(&self.degrade)
+        }
+    }
+
+    /// Whether every down check's last failure was a refused connection: local evidence that this node's
+    /// DNS server is not running, which no other node shares.
+    fn local_evidence(&self) -> bool {
+        let mut down = self
+            .checks
+            .iter()
+            .filter(|c| c.decided && !c.up && !c.pending)
+            .peekable();
+        down.peek().is_some()
+            && down.all(|c| matches!(c.last_problem, Some(CheckSignal::Refused(_))))
     }
 
     /// The health verdict from the checks alone.

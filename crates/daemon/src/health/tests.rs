@@ -467,7 +467,10 @@ fn observe_ignores_an_unknown_check_index() {
 #[test]
 fn service_state_names() {
     let names: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
-    assert_eq!(names, ["starting", "up", "degraded", "down", "drained"]);
+    assert_eq!(
+        names,
+        ["starting", "up", "degraded", "down", "drained", "held"]
+    );
     assert_eq!(ServiceState::Degraded.to_string(), "degraded");
 }
 
@@ -853,8 +856,8 @@ fn classify_probe_tiers() {
         )],
         None,
     );
-    let CheckSignal::Hard(text) = classify_probe(&refused) else {
-        panic!("hard")
+    let CheckSignal::Refused(text) = classify_probe(&refused) else {
+        panic!("refused: nothing listens")
     };
     assert!(text.starts_with("udp: connection refused"), "{text}");
 
@@ -1292,6 +1295,7 @@ fn check_invariants(h: &ServiceHealth, config: &ServiceConfig) {
         ServiceState::Up => assert!(normal_up && !degrade_up),
         ServiceState::Degraded => assert!(degrade_up || config.degrade.is_empty() && normal_up),
         ServiceState::Drained => assert!(!normal_up),
+        ServiceState::Held => assert!(degrade_up || config.degrade.is_empty() && normal_up),
     }
     assert!(!h.reason().is_empty());
 }
@@ -1503,4 +1507,240 @@ fn a_missing_target_holds_the_service_down_with_the_name_until_it_exists() {
     h.set_missing_targets(&[], clock.step())
         .expect("transition");
     assert_eq!(h.state(), ServiceState::Up);
+}
+
+// ---- fleet guard overlay ----
+
+fn guarded(on_unavailable: crate::config::OnUnavailable, all_failures: bool) -> GuardPolicy {
+    GuardPolicy {
+        all_failures,
+        on_unavailable,
+    }
+}
+
+fn announced(h: &ServiceHealth) -> Vec<String> {
+    steps(h)
+        .iter()
+        .filter(|(_, s)| *s == ANNOUNCED)
+        .map(|(t, _)| crate::routes::TargetId::of(t).target)
+        .collect()
+}
+
+#[test]
+fn a_guarded_withdrawal_keeps_the_routes_until_the_guard_allows_it() {
+    let mut clock = Clock::new();
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    assert_eq!(h.guard_question(), None, "nothing to ask while up");
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    assert_eq!(h.state(), ServiceState::Up, "routes kept while asking");
+    assert_eq!(announced(&h), ["anycast"]);
+    let question = h.guard_question().expect("a question").to_owned();
+    assert!(question.contains("timeout"), "{question}");
+    h.guard_asked();
+    assert_eq!(h.guard_question(), None, "asked once");
+    // More failures while the question is out change nothing.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 2);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(h.guard_question(), None);
+    let t = h
+        .guard_answered(
+            GuardAnswer::Allowed {
+                announcing: 3,
+                needed: 2,
+            },
+            clock.step(),
+        )
+        .expect("a transition");
+    assert_eq!((t.from, t.to), (ServiceState::Up, ServiceState::Down));
+    assert!(all_withdrawn(&h));
+    assert!(h.reason().contains("allowed"), "{}", h.reason());
+    // Still failing: no new question for the same failure.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    assert_eq!(h.guard_question(), None);
+    assert_eq!(h.state(), ServiceState::Down);
+}
+
+#[test]
+fn a_held_service_announces_its_degrade_targets_and_asks_again_when_the_fleet_changes() {
+    let mut clock = Clock::new();
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    feed(&mut h, &mut clock, 0, &hard("answer mismatch"), 3);
+    h.guard_asked();
+    let t = h
+        .guard_answered(
+            GuardAnswer::Held {
+                announcing: 1,
+                needed: 2,
+            },
+            clock.step(),
+        )
+        .expect("a transition");
+    assert_eq!(t.to, ServiceState::Held);
+    assert_eq!(announced(&h), ["anycast_prepend"], "degrade targets");
+    assert_eq!(
+        steps(&h),
+        [
+            (bird("anycast_prepend"), ANNOUNCED),
+            (bird("anycast"), WITHDRAWN)
+        ],
+        "make-before-break"
+    );
+    assert!(
+        h.reason().contains("held by the fleet guard"),
+        "{}",
+        h.reason()
+    );
+    assert!(h.reason().contains("answer mismatch"), "{}", h.reason());
+    // The fleet changed: ask again, keeping the held routes meanwhile.
+    assert_eq!(h.guard_retry(clock.step()), None, "no route change");
+    assert_eq!(h.state(), ServiceState::Held);
+    assert!(h.guard_question().is_some());
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Allowed {
+            announcing: 2,
+            needed: 2,
+        },
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Down);
+    assert!(all_withdrawn(&h));
+}
+
+#[test]
+fn a_held_service_without_degrade_targets_keeps_its_normal_targets_and_recovers_to_up() {
+    let mut clock = Clock::new();
+    let mut config = service();
+    config.degrade.clear();
+    let mut h = up_service(&config, &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Held {
+            announcing: 0,
+            needed: 1,
+        },
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Held);
+    assert_eq!(announced(&h), ["anycast"]);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(h.guard_question(), None);
+    // A new failure asks anew.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    assert!(h.guard_question().is_some());
+}
+
+#[test]
+fn refused_connections_withdraw_at_once_unless_guard_all_failures() {
+    let refused = CheckSignal::Refused("udp: connection refused".to_owned());
+    for (all_failures, expect_question) in [(false, false), (true, true)] {
+        let mut clock = Clock::new();
+        let mut h = up_service(&service(), &mut clock);
+        h.set_guard_policy(
+            Some(guarded(crate::config::OnUnavailable::Local, all_failures)),
+            clock.now,
+        );
+        feed(&mut h, &mut clock, 0, &refused, 3);
+        assert_eq!(h.guard_question().is_some(), expect_question);
+        if expect_question {
+            assert_eq!(h.state(), ServiceState::Up);
+        } else {
+            assert_eq!(h.state(), ServiceState::Down);
+            assert!(all_withdrawn(&h));
+            assert!(h.reason().contains("refuses connections"), "{}", h.reason());
+        }
+    }
+}
+
+#[test]
+fn etcd_unavailable_follows_on_unavailable() {
+    for (policy, expected) in [
+        (crate::config::OnUnavailable::Local, ServiceState::Down),
+        (crate::config::OnUnavailable::Hold, ServiceState::Held),
+    ] {
+        let mut clock = Clock::new();
+        let mut h = up_service(&service(), &mut clock);
+        h.set_guard_policy(Some(guarded(policy, false)), clock.now);
+        feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+        h.guard_asked();
+        h.guard_answered(
+            GuardAnswer::Unavailable {
+                error: "etcd timed out".to_owned(),
+            },
+            clock.step(),
+        );
+        assert_eq!(h.state(), expected, "{}", h.reason());
+        assert!(h.reason().contains("etcd timed out"), "{}", h.reason());
+    }
+}
+
+#[test]
+fn drains_missing_targets_and_services_announcing_nothing_are_not_guarded() {
+    let mut clock = Clock::new();
+    let policy = Some(guarded(crate::config::OnUnavailable::Local, false));
+    // Starting (nothing announced) and failing: down at once.
+    let mut h = ServiceHealth::new(&service(), clock.now);
+    h.set_guard_policy(policy, clock.now);
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    assert_eq!(h.state(), ServiceState::Down);
+    assert_eq!(h.guard_question(), None);
+    // A drain withdraws at once.
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(policy, clock.now);
+    h.set_drain(
+        Some(DrainRequest {
+            reason: "maintenance".to_owned(),
+            since_unix: 0,
+        }),
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Drained);
+    assert!(all_withdrawn(&h));
+    assert_eq!(h.guard_question(), None);
+    // A missing target withdraws at once.
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(policy, clock.now);
+    h.set_missing_targets(&[bird("anycast")], clock.step());
+    assert_eq!(h.state(), ServiceState::Down);
+    assert_eq!(h.guard_question(), None);
+}
+
+#[test]
+fn a_late_answer_after_recovery_is_ignored() {
+    let mut clock = Clock::new();
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    h.guard_asked();
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(
+        h.guard_answered(
+            GuardAnswer::Allowed {
+                announcing: 4,
+                needed: 1
+            },
+            clock.step()
+        ),
+        None
+    );
+    assert_eq!(h.state(), ServiceState::Up);
+    assert_eq!(announced(&h), ["anycast"]);
 }
