@@ -11,6 +11,7 @@
 
 pub mod beacon;
 pub mod dns;
+pub mod fleet;
 pub mod lab;
 pub mod nsbeacon;
 pub mod render;

@@ -106,10 +106,11 @@ impl ServiceRuntime {
         let (commands, commands_rx) = mpsc::channel(4);
         let now = Instant::now();
         let mut health = ServiceHealth::new(&config, now);
-        let fleet = shared.fleet.as_ref().map(|fleet| {
-            health.set_guard_policy(Some(crate::fleet::policy(fleet.config())), now);
-            fleet.service(&config, &shared.metrics)
-        });
+        health.set_guard_policy(guard_policy(shared, &config), now);
+        let fleet = shared
+            .fleet
+            .as_ref()
+            .map(|fleet| fleet.service(&config, &shared.metrics));
         let hold = warm_hold(&config);
         if health.warm_start(warm_announced, now + hold, now).is_some() {
             info!(service = %config.name, ?hold, "warm restart: keeping this service's announced routes while its first probes run");
@@ -231,6 +232,14 @@ struct ServiceTask {
     fleet: Option<ServiceFleet>,
 }
 
+/// The fleet guard's policy for `config`: none without `[fleet]` or with `min_announcing = 0` (the guard
+/// is off for that service).
+fn guard_policy(shared: &Shared, config: &ServiceConfig) -> Option<crate::health::GuardPolicy> {
+    let fleet = shared.fleet.as_ref()?;
+    let min = fleet.config().min_announcing(config);
+    (min != crate::config::MinAnnouncing::Count(0)).then(|| crate::fleet::policy(fleet.config()))
+}
+
 /// The fleet's next event for the service task (pends without a fleet).
 async fn fleet_event(fleet: &mut Option<ServiceFleet>) -> FleetEvent {
     match fleet {
@@ -322,6 +331,9 @@ impl ServiceTask {
                             .unwrap_or(crate::config::DEFAULT_MIN_ANNOUNCING),
                     );
                 }
+                let policy = guard_policy(&self.shared, &config);
+                let guarded = self.health.set_guard_policy(policy, Instant::now());
+                self.after_transition(guarded);
                 // Reports follow the checks by name, like the health counters do.
                 let old = std::mem::take(&mut self.report.checks);
                 self.report.checks = record::carry_over(&config.checks, old);
