@@ -333,7 +333,10 @@ impl FleetLab {
 
     /// Every path the upstream has for the anycast prefix.
     pub fn upstream_paths(&self) -> Vec<UpstreamPath> {
-        match bird_command(&self.upstream.socket(), &format!("show route {ANYCAST_V4} all")) {
+        match bird_command(
+            &self.upstream.socket(),
+            &format!("show route {ANYCAST_V4} all"),
+        ) {
             Ok(reply) => parse_paths(&reply),
             Err(e) => panic!("ask the upstream BIRD: {e}"),
         }

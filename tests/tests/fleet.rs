@@ -49,16 +49,12 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
         let watch = PathWatch::start(lab.upstream_socket());
         lab.signal_knot(0, Signal::SIGSTOP);
         lab.signal_knot(1, Signal::SIGSTOP);
-        let states = lab.wait_states(
-            &format!("round {round}: 2 down and 3 held"),
-            SETTLE,
-            |s| count(s, "down") == 2 && count(s, "held") == 3,
-        );
-        let paths = lab.wait_paths(
-            &format!("round {round}: 3 degraded paths"),
-            SETTLE,
-            |p| p.len() == 3 && p.iter().all(|p| p.node_as_count == 4),
-        );
+        let states = lab.wait_states(&format!("round {round}: 2 down and 3 held"), SETTLE, |s| {
+            count(s, "down") == 2 && count(s, "held") == 3
+        });
+        let paths = lab.wait_paths(&format!("round {round}: 3 degraded paths"), SETTLE, |p| {
+            p.len() == 3 && p.iter().all(|p| p.node_as_count == 4)
+        });
         // Held for a while: still exactly 2 withdrawn (no late over-withdrawal).
         std::thread::sleep(Duration::from_millis(600));
         let later = lab.states();
@@ -71,7 +67,10 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
         lab.signal_knot(1, Signal::SIGCONT);
         up_everywhere(&lab);
         let (fewest, polls) = watch.finish();
-        assert!(polls > 20, "round {round}: the upstream was polled {polls} times");
+        assert!(
+            polls > 20,
+            "round {round}: the upstream was polled {polls} times"
+        );
         assert!(
             fewest >= 3,
             "round {round}: the upstream had only {fewest} path(s) at some instant (min_announcing 3); \
@@ -112,7 +111,10 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     let started = std::time::Instant::now();
     let mut metrics = String::new();
     let fresh = nsbeacon_testkit::wait_until(Duration::from_secs(2), || {
-        metrics = lab.http_get(2, "/metrics").map(|(_, m)| m).unwrap_or_default();
+        metrics = lab
+            .http_get(2, "/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default();
         metrics.contains("nsbeacon_fleet_nodes{service=\"dns\",state=\"up\"} 5")
     });
     assert!(
@@ -138,7 +140,11 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
             .as_array()
             .is_some_and(|r| r.len() == NODES - 1 && r.iter().all(|r| r["node"] != "node-4"))
     });
-    assert!(gone, "node-4's record outlived its lease: {}", lab.fleet_records(0));
+    assert!(
+        gone,
+        "node-4's record outlived its lease: {}",
+        lab.fleet_records(0)
+    );
     lab.signal_knot(0, Signal::SIGSTOP);
     lab.signal_knot(1, Signal::SIGSTOP);
     let live = |s: &[Option<String>]| s[..4].to_vec();
@@ -179,6 +185,27 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     lab.signal_knot(1, Signal::SIGCONT);
 }
 
+/// socat relays between node 0 and etcd; the per-connection children are in each relay's process group,
+/// so stopping the group stops every byte. Dropping kills the groups (children too, even if stopped).
+struct Relays(Vec<DaemonGuard>);
+
+impl Relays {
+    fn signal(&self, sig: Signal) {
+        for relay in &self.0 {
+            assert!(relay.signal_group(sig), "signal relay {}", relay.name());
+        }
+    }
+}
+
+impl Drop for Relays {
+    fn drop(&mut self) {
+        for relay in &self.0 {
+            relay.signal_group(Signal::SIGKILL);
+            relay.signal_group(Signal::SIGCONT);
+        }
+    }
+}
+
 #[test]
 fn etcd_trouble_never_withdraws_anything_by_itself() {
     let _one = lock();
@@ -186,14 +213,14 @@ fn etcd_trouble_never_withdraws_anything_by_itself() {
     // Node 0 alone probes Knot 0, and reaches etcd through relays the test can freeze (a partition:
     // packets go nowhere, calls hang until their timeouts).
     let mut lab = FleetLab::start(NODES, &[&[0], &[1, 2, 3, 4]], 3);
-    let mut relays: Vec<DaemonGuard> = Vec::new();
+    let mut relays = Relays(Vec::new());
     let mut relayed = Vec::new();
     for m in 0..3 {
         let port = nsbeacon_testkit::free_port();
         let mut cmd = std::process::Command::new(require_binary("socat"));
         cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
             .arg(format!("TCP:{}", lab.etcd.client_addr(m)));
-        relays.push(DaemonGuard::spawn(
+        relays.0.push(DaemonGuard::spawn(
             &format!("etcd relay {m}"),
             cmd,
             Some(&lab.dir().join(format!("relay-{m}.log"))),
@@ -210,9 +237,7 @@ fn etcd_trouble_never_withdraws_anything_by_itself() {
 
     // Node 0 partitioned from etcd while its DNS fails: on_unavailable = "local" (the default) decides
     // as without a fleet, after at most guard_timeout.
-    for relay in &relays {
-        assert!(relay.signal(Signal::SIGSTOP));
-    }
+    relays.signal(Signal::SIGSTOP);
     lab.signal_knot(0, Signal::SIGSTOP);
     lab.wait_states("node 0 down, the others up", SETTLE, |s| {
         s[0].as_deref() == Some("down") && count(&s[1..], "up") == NODES - 1
@@ -223,9 +248,7 @@ fn etcd_trouble_never_withdraws_anything_by_itself() {
         "the reason says why: {status}"
     );
     lab.signal_knot(0, Signal::SIGCONT);
-    for relay in &relays {
-        assert!(relay.signal(Signal::SIGCONT));
-    }
+    relays.signal(Signal::SIGCONT);
     up_everywhere(&lab);
 
     // etcd loses quorum (2 of 3 members killed): nothing is withdrawn because of it.
@@ -258,7 +281,10 @@ fn etcd_trouble_never_withdraws_anything_by_itself() {
             .ok()
             .filter(|o| o.status.success())
             .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-            .and_then(|v| v.as_array().map(|r| r.iter().filter(|r| r["state"] == "up").count()))
+            .and_then(|v| {
+                v.as_array()
+                    .map(|r| r.iter().filter(|r| r["state"] == "up").count())
+            })
             == Some(NODES)
     });
     assert!(restored, "records not restored: {:?}", lab.states());

@@ -142,6 +142,15 @@ impl DaemonGuard {
         signal(self.pid(), sig)
     }
 
+    /// Sends a signal to the daemon's whole process group (it leads one, see [`DaemonGuard::spawn`]): also
+    /// reaches the children it forked, e.g. the per-connection processes of `socat ... fork`.
+    pub fn signal_group(&self, sig: Signal) -> bool {
+        let Ok(raw) = i32::try_from(self.pid()) else {
+            return false;
+        };
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), sig).is_ok()
+    }
+
     /// Stops the daemon: SIGTERM, up to `grace`, then SIGKILL; waits until it is reaped.
     /// Returns the exit status if the process could be waited for.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
