@@ -57,6 +57,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod probe;
+pub mod procwatch;
 pub mod routes;
 pub mod service;
 pub mod status;

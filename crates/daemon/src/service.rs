@@ -23,7 +23,8 @@ use crate::drain::DrainRequest;
 use crate::fleet::{Fleet, FleetEvent, ServiceFleet};
 use crate::health::{CheckSignal, ServiceHealth, ServiceState, Transition};
 use crate::metrics::Metrics;
-use crate::probe::{CheckResult, ProbeTasks, record};
+use crate::probe::{CheckResult, ProbeNow, ProbeRhythm, ProbeTasks, record};
+use crate::procwatch;
 use crate::routes::{DesiredTable, TargetId};
 use crate::status::{ServiceReport, ServiceTarget, TargetRole};
 
@@ -87,6 +88,10 @@ pub struct ServiceRuntime {
     commands: mpsc::Sender<ServiceCommand>,
     service_task: JoinHandle<()>,
     span: tracing::Span,
+    /// Asks the probe tasks to run at once (SIGUSR1, `nsbeacon probe --now`, the process watch).
+    probe_now: Arc<watch::Sender<ProbeNow>>,
+    /// The process watch, if `[service.watch]` is set; stopped with the service.
+    process_watch: Option<JoinHandle<()>>,
 }
 
 impl ServiceRuntime {
@@ -145,14 +150,22 @@ impl ServiceRuntime {
             task.run(rx, commands_rx, cancel.clone())
                 .instrument(span.clone()),
         );
+        let probe_now = Arc::new(watch::channel(ProbeNow::default()).0);
         let probes = ProbeTasks::spawn(
             0,
             &config.checks,
-            config.jitter,
+            rhythm(&config),
+            &probe_now.subscribe(),
             &results,
             cancel.child_token(),
             &span,
         );
+        let process_watch = config.watch.as_ref().map(|watch| {
+            tokio::spawn(
+                procwatch::watch(watch.clone(), probe_now.clone(), cancel.child_token())
+                    .instrument(span.clone()),
+            )
+        });
         let runtime = ServiceRuntime {
             probes,
             config,
@@ -162,6 +175,8 @@ impl ServiceRuntime {
             commands,
             service_task,
             span,
+            probe_now,
+            process_watch,
         };
         info!(service = %runtime.config.name, checks = runtime.config.checks.len(), "service started");
         runtime
@@ -172,7 +187,7 @@ impl ServiceRuntime {
     pub async fn reconfigure(&mut self, config: ServiceConfig) {
         self.probes.stop().await;
         self.generation += 1;
-        self.config = config.clone();
+        let old_watch = std::mem::replace(&mut self.config, config.clone()).watch;
         let command = ServiceCommand::Reconfigure {
             config,
             generation: self.generation,
@@ -183,11 +198,29 @@ impl ServiceRuntime {
         self.probes = ProbeTasks::spawn(
             self.generation,
             &self.config.checks,
-            self.config.jitter,
+            rhythm(&self.config),
+            &self.probe_now.subscribe(),
             &self.results,
             self.cancel.child_token(),
             &self.span,
         );
+        if old_watch != self.config.watch {
+            if let Some(task) = self.process_watch.take() {
+                task.abort();
+            }
+            self.process_watch = self.config.watch.as_ref().map(|watch| {
+                tokio::spawn(
+                    procwatch::watch(watch.clone(), self.probe_now.clone(), self.cancel.child_token())
+                        .instrument(self.span.clone()),
+                )
+            });
+        }
+    }
+
+    /// Runs every check of the service at once, as if its next time had come (SIGUSR1,
+    /// `nsbeacon probe --now`). Not decisive: a failure counts towards `fall` as usual.
+    pub fn probe_now(&self) {
+        self.probe_now.send_modify(|now| *now = now.next(false));
     }
 
     /// Stops probing and deciding for this service and waits for its tasks to end. Its desired entry and
@@ -195,7 +228,19 @@ impl ServiceRuntime {
     pub async fn stop(mut self) {
         self.cancel.cancel();
         self.probes.stop().await;
+        if let Some(task) = self.process_watch.take() {
+            let _ = task.await;
+        }
         let _ = self.service_task.await;
+    }
+}
+
+/// The probe rhythm of a service's checks.
+fn rhythm(config: &ServiceConfig) -> ProbeRhythm {
+    ProbeRhythm {
+        jitter: config.jitter,
+        confirm_interval: config.confirm_interval,
+        fall: config.fall,
     }
 }
 
@@ -362,9 +407,13 @@ impl ServiceTask {
         if !matches!(result.signal, CheckSignal::Pass) {
             debug!(check = %check.name, signal = result.signal.as_str(), detail = result.signal.detail(), "check did not pass");
         }
-        let transition = self
-            .health
-            .observe(result.index, result.signal, Instant::now());
+        let transition = if result.decisive {
+            self.health
+                .observe_decisive(result.index, result.signal, Instant::now())
+        } else {
+            self.health
+                .observe(result.index, result.signal, Instant::now())
+        };
         self.after_transition(transition);
     }
 

@@ -10,8 +10,9 @@
 use super::locate::{Located, locate_offset};
 
 /// Keys whose values are durations written as strings with a unit (`"2s"`, `"500ms"`).
-const DURATION_KEYS: [&str; 8] = [
+const DURATION_KEYS: [&str; 9] = [
     "interval",
+    "confirm_interval",
     "timeout",
     "jitter",
     "slow_after",

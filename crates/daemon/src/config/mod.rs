@@ -108,6 +108,14 @@ pub const DEFAULT_RISE: u32 = 3;
 /// withdraw a route.
 pub const DEFAULT_FALL: u32 = 3;
 
+/// Default `confirm_interval`: after a failing probe, the check is probed again this soon (instead of
+/// at the next interval) until `fall` is reached or a probe passes. A crashed server is withdrawn after
+/// `fall` probes 50 ms apart rather than `fall` intervals; a single lost packet costs one extra probe.
+pub const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Shortest accepted `confirm_interval` (other than `"0s"`, which turns fast confirmation off).
+pub const MIN_CONFIRM_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Default jitter as a fraction of the service interval (10 %): spreads probes so that checks do not fire
 /// in lock-step.
 pub const DEFAULT_JITTER_FRACTION: f64 = 0.1;
@@ -520,6 +528,14 @@ pub struct ServiceConfig {
     /// If set, a drain first announces the degrade targets for this long, then withdraws. Requires degrade
     /// targets. Default: none (a drain withdraws at once).
     pub graceful_drain: Option<Duration>,
+    /// Fast confirmation: after a failing probe of a check, probe it again after this long (measured from
+    /// the end of the failing probe, so probes never overlap) until `fall` is reached or one passes.
+    /// `None` (`confirm_interval = "0s"`) keeps the normal interval. Default
+    /// [`DEFAULT_CONFIRM_INTERVAL`]; never longer than the check's interval.
+    pub confirm_interval: Option<Duration>,
+    /// The DNS server's process, watched so that its exit withdraws after one confirming probe and its
+    /// restart is probed at once. Default: none.
+    pub watch: Option<ProcessWatch>,
     /// `min_announcing` as written; only allowed with `[fleet]`. `None` means the default,
     /// [`DEFAULT_MIN_ANNOUNCING`] (see [`FleetConfig::min_announcing`]).
     pub min_announcing: Option<MinAnnouncing>,
@@ -530,6 +546,14 @@ impl ServiceConfig {
     pub fn targets(&self) -> impl Iterator<Item = &RouteTarget> {
         self.announce.iter().chain(self.degrade.iter())
     }
+}
+
+/// `[service.watch]`: the DNS server's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessWatch {
+    /// The server's PID file (`/run/knot/knot.pid`, `/run/nsd/nsd.pid`, `/run/named/named.pid`): read
+    /// when nsbeacon starts watching and again after the process exits, to find its successor.
+    pub pid_file: PathBuf,
 }
 
 /// One check of a service.

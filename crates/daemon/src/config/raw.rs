@@ -98,6 +98,15 @@ pub(crate) struct RawService {
     pub damping: Option<RawDamping>,
     pub graceful_drain: Option<String>,
     pub min_announcing: Option<toml::Value>,
+    pub confirm_interval: Option<String>,
+    pub watch: Option<RawWatch>,
+}
+
+/// `[service.watch]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWatch {
+    pub pid_file: Option<String>,
 }
 
 /// `[service.damping]`.

@@ -472,6 +472,24 @@ impl ServiceHealth {
         self.update(now)
     }
 
+    /// Like [`Self::observe`], for a run that confirms a failure by itself: the DNS server's process has
+    /// exited, so a hard signal takes the check down at once instead of after `fall` of them. Passes and
+    /// soft signals count as usual (the server may already be back).
+    pub fn observe_decisive(
+        &mut self,
+        check_index: usize,
+        signal: CheckSignal,
+        now: Instant,
+    ) -> Option<Transition> {
+        if !signal.is_hard() {
+            return self.observe(check_index, signal, now);
+        }
+        self.warm = None;
+        let rise = self.rise;
+        self.checks.get_mut(check_index)?.observe(signal, rise, 1);
+        self.update(now)
+    }
+
     /// Advances time: damping decay and release, the graceful-drain timer. Call it regularly (e.g. every
     /// half interval, at most every second).
     pub fn tick(&mut self, now: Instant) -> Option<Transition> {

@@ -56,6 +56,8 @@ fn service() -> ServiceConfig {
         },
         graceful_drain: None,
         min_announcing: None,
+        confirm_interval: None,
+        watch: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nsbeacon_prober::{ProbeOutcome, SerialSweep, SpecError, SweepReport};
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
@@ -46,6 +46,41 @@ pub struct CheckResult {
     pub run: CheckRun,
     /// What it means for health.
     pub signal: CheckSignal,
+    /// The run was asked for because the DNS server's process exited: a failure here is confirmed
+    /// already (health takes it as `fall` failures).
+    pub decisive: bool,
+}
+
+/// When a service's probes run, besides each check's interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeRhythm {
+    /// Probe times are spread by up to +/- this (at most half a check's interval).
+    pub jitter: Duration,
+    /// After a hard failure, probe again this soon until `fall` is reached or a probe passes; `None`
+    /// keeps the interval.
+    pub confirm_interval: Option<Duration>,
+    /// The service's `fall`: how many consecutive hard failures the fast path confirms.
+    pub fall: u32,
+}
+
+/// Why a service's checks should run now instead of at their next time. Sent through a
+/// [`watch`] channel whose sequence number changes with every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProbeNow {
+    /// Changes with every request; the checks run once per change.
+    pub seq: u64,
+    /// The DNS server's process exited: a failure of the next run is decisive.
+    pub decisive: bool,
+}
+
+impl ProbeNow {
+    /// The request after this one.
+    pub fn next(self, decisive: bool) -> ProbeNow {
+        ProbeNow {
+            seq: self.seq.wrapping_add(1),
+            decisive,
+        }
+    }
 }
 
 /// Runs one check once, bounded: the prober bounds every exchange, and this bound (the exchanges'
@@ -143,7 +178,8 @@ impl ProbeTasks {
     pub fn spawn(
         generation: u64,
         checks: &[CheckConfig],
-        jitter: Duration,
+        rhythm: ProbeRhythm,
+        now: &watch::Receiver<ProbeNow>,
         results: &mpsc::Sender<CheckResult>,
         cancel: CancellationToken,
         parent: &tracing::Span,
@@ -155,10 +191,13 @@ impl ProbeTasks {
                 let span = info_span!(parent: parent, "check", check = %check.name);
                 tokio::spawn(
                     probe_loop(
-                        generation,
-                        index,
-                        check.clone(),
-                        jitter,
+                        ProbeLoop {
+                            generation,
+                            index,
+                            check: check.clone(),
+                            rhythm,
+                        },
+                        now.clone(),
                         results.clone(),
                         cancel.clone(),
                     )
@@ -179,45 +218,98 @@ impl ProbeTasks {
     }
 }
 
+/// One check's probe task: what it runs and when.
+#[derive(Debug, Clone)]
+pub struct ProbeLoop {
+    /// The generation of the service's probe tasks (see [`CheckResult::generation`]).
+    pub generation: u64,
+    /// The check's index in its service.
+    pub index: usize,
+    /// The check.
+    pub check: CheckConfig,
+    /// Jitter and fast confirmation.
+    pub rhythm: ProbeRhythm,
+}
+
+impl ProbeLoop {
+    /// How long to wait before the next run, given how the last one went: the confirm interval after a
+    /// hard failure that has not reached `fall` yet (measured from the end of that run, so a hung server
+    /// is never probed by two runs at once), else the interval +/- jitter measured from the run's start.
+    pub fn next_delay(
+        &self,
+        consecutive_hard: u32,
+        run_took: Duration,
+        jitter_draw: Duration,
+    ) -> Duration {
+        let jitter = self.rhythm.jitter.min(self.check.interval / 2);
+        if consecutive_hard > 0
+            && consecutive_hard < self.rhythm.fall
+            && let Some(confirm) = self.rhythm.confirm_interval
+        {
+            return confirm.min(self.check.interval);
+        }
+        let base = self.check.interval.saturating_sub(jitter) + jitter_draw.min(jitter * 2);
+        base.saturating_sub(run_took)
+    }
+}
+
 /// Runs one check until `cancel`: a random start offset within the jitter, then every interval +/-
-/// jitter, so that the checks of many services (and of many nodes) do not hit the server in step.
+/// jitter, so that the checks of many services (and of many nodes) do not hit the server in step. After
+/// a hard failure the check is confirmed fast (see [`ProbeLoop::next_delay`]); a [`ProbeNow`] request
+/// runs it at once.
 pub async fn probe_loop(
-    generation: u64,
-    index: usize,
-    check: CheckConfig,
-    jitter: Duration,
+    probe: ProbeLoop,
+    mut now: watch::Receiver<ProbeNow>,
     tx: mpsc::Sender<CheckResult>,
     cancel: CancellationToken,
 ) {
-    let jitter = jitter.min(check.interval / 2);
+    let jitter = probe.rhythm.jitter.min(probe.check.interval / 2);
     let mut delay = random_up_to(jitter);
+    let mut consecutive_hard: u32 = 0;
+    let mut now_open = true;
+    // Requests made before this task started are not for it.
+    now.borrow_and_update();
     loop {
+        let mut decisive = false;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
+            changed = now.changed(), if now_open => match changed {
+                Ok(()) => decisive = now.borrow_and_update().decisive,
+                Err(_) => now_open = false,
+            },
         }
         let started = Instant::now();
         let run = tokio::select! {
             _ = cancel.cancelled() => return,
-            run = run_check(&check) => run,
+            run = run_check(&probe.check) => run,
         };
-        let signal = classify(&check, &run);
-        debug!(signal = signal.as_str(), detail = signal.detail(), elapsed = ?started.elapsed(), "probe");
+        let signal = classify(&probe.check, &run);
+        debug!(signal = signal.as_str(), detail = signal.detail(), elapsed = ?started.elapsed(), decisive, "probe");
+        if signal.is_hard() {
+            consecutive_hard = if decisive {
+                probe.rhythm.fall
+            } else {
+                consecutive_hard.saturating_add(1)
+            };
+        } else {
+            consecutive_hard = 0;
+        }
         let result = CheckResult {
-            generation,
-            index,
+            generation: probe.generation,
+            index: probe.index,
             run,
             signal,
+            decisive,
         };
         if tx.send(result).await.is_err() {
             return;
         }
-        // interval - jitter .. interval + jitter, measured from the start of this run.
-        let base = check.interval.saturating_sub(jitter) + random_up_to(jitter * 2);
-        delay = base.saturating_sub(started.elapsed());
+        delay = probe.next_delay(consecutive_hard, started.elapsed(), random_up_to(jitter * 2));
     }
 }
 
+/// A uniformly random duration from zero to `max`.
 fn random_up_to(max: Duration) -> Duration {
     if max.is_zero() {
         return Duration::ZERO;

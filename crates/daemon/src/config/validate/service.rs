@@ -11,8 +11,9 @@ use super::raw::{RawDamping, RawService};
 use super::targets::Owners;
 use super::{BackendKind, Validator};
 use crate::config::{
-    CheckConfig, Combine, DEFAULT_FALL, DEFAULT_INTERVAL, DEFAULT_JITTER_FRACTION, DEFAULT_RISE,
-    DampingConfig, MAX_INTERVAL, MAX_TIMEOUT, MIN_INTERVAL, ServiceConfig, fmt_duration,
+    CheckConfig, Combine, DEFAULT_CONFIRM_INTERVAL, DEFAULT_FALL, DEFAULT_INTERVAL,
+    DEFAULT_JITTER_FRACTION, DEFAULT_RISE, DampingConfig, MAX_INTERVAL, MAX_TIMEOUT,
+    MIN_CONFIRM_INTERVAL, MIN_INTERVAL, ProcessWatch, ServiceConfig, fmt_duration,
 };
 
 impl Validator<'_> {
@@ -107,6 +108,8 @@ impl Validator<'_> {
             &format!("{path}.min_announcing"),
             raw.min_announcing.as_ref(),
         );
+        let confirm_interval = self.confirm_interval(path, raw, interval);
+        let watch = self.watch(path, raw);
 
         Some(ServiceConfig {
             name: name?,
@@ -121,7 +124,61 @@ impl Validator<'_> {
             damping: damping?,
             graceful_drain: graceful_drain?,
             min_announcing: min_announcing?,
+            confirm_interval: confirm_interval?,
+            watch: watch?,
         })
+    }
+
+    /// `confirm_interval`: default [`DEFAULT_CONFIRM_INTERVAL`] (or the interval, if that is shorter);
+    /// `"0s"` turns fast confirmation off; otherwise from [`MIN_CONFIRM_INTERVAL`] to the service interval.
+    fn confirm_interval(
+        &mut self,
+        path: &str,
+        raw: &RawService,
+        interval: Option<Duration>,
+    ) -> Option<Option<Duration>> {
+        let interval = interval.unwrap_or(DEFAULT_INTERVAL);
+        let Some(written) = raw.confirm_interval.as_deref() else {
+            return Some(Some(DEFAULT_CONFIRM_INTERVAL.min(interval)));
+        };
+        let key = format!("{path}.confirm_interval");
+        if humantime::parse_duration(written.trim()).is_ok_and(|d| d.is_zero()) {
+            return Some(None);
+        }
+        let confirm = self.duration_in(&key, Some(written), MIN_CONFIRM_INTERVAL, MAX_INTERVAL)?;
+        if confirm > interval {
+            self.issue(
+                key,
+                format!(
+                    "confirm_interval {} is longer than the service interval {}",
+                    fmt_duration(confirm),
+                    fmt_duration(interval)
+                ),
+                "fast confirmation re-probes sooner than the interval after a failure: use a shorter \
+                 value (default 50ms), or \"0s\" to turn it off",
+            );
+            return None;
+        }
+        Some(Some(confirm))
+    }
+
+    /// `[service.watch]`: `pid_file`, an absolute path.
+    fn watch(&mut self, path: &str, raw: &RawService) -> Option<Option<ProcessWatch>> {
+        let Some(watch) = &raw.watch else {
+            return Some(None);
+        };
+        let key = format!("{path}.watch.pid_file");
+        let Some(written) = watch.pid_file.as_deref() else {
+            self.issue(
+                key,
+                "[service.watch] needs pid_file",
+                "name the DNS server's PID file, e.g. watch = { pid_file = \"/run/knot/knot.pid\" }, or \
+                 remove watch",
+            );
+            return None;
+        };
+        let pid_file = self.absolute_path(&key, Some(written))?;
+        Some(Some(ProcessWatch { pid_file }))
     }
 
     /// The service's valid checks (names unique), and whether every check was valid.
