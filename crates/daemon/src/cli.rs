@@ -92,9 +92,16 @@ pub enum Command {
     /// Run every check once (or only SERVICE's) and print everything seen, like dig would.
     ///
     /// Exit 0 when every check passes, 1 when one fails hard, 4 when none fails hard but one is soft.
+    ///
+    /// With `--now`, ask the running daemon instead (SIGUSR1): it runs every check of every service at once
+    /// rather than at its next interval (for ExecStartPost hooks of the DNS server's unit). Exit 0 when the
+    /// daemon was asked, 1 if it cannot be reached.
     Probe {
         /// Only this service.
         service: Option<String>,
+        /// Make the running daemon probe now (SIGUSR1) instead of probing here.
+        #[arg(long)]
+        now: bool,
     },
     /// Withdraw SERVICE (or every service) on purpose; persists across restarts.
     ///
@@ -129,7 +136,11 @@ pub fn main() -> i32 {
         Command::Run => run(&cli.config),
         Command::CheckConfig { live } => check_config(&cli.config, live),
         Command::Status { json, addr } => status(&cli.config, json, addr),
-        Command::Probe { service } => probe(&cli.config, service.as_deref()),
+        Command::Probe { service, now: true } => probe_now(&cli.config, service.as_deref()),
+        Command::Probe {
+            service,
+            now: false,
+        } => probe(&cli.config, service.as_deref()),
         Command::Drain { service, reason } => drain(&cli.config, service.as_deref(), reason),
         Command::Undrain { service } => undrain(&cli.config, service.as_deref()),
         Command::Fleet { json } => fleet(&cli.config, json),
@@ -803,6 +814,48 @@ fn print_run(run: &CheckRun, out: &mut String) {
         }
         CheckRun::Hung(bound) => {
             let _ = writeln!(out, "    did not finish within {}", ms(*bound));
+        }
+    }
+}
+
+/// `nsbeacon probe --now`: finds the running daemon through its `/status` (its PID) and sends it SIGUSR1.
+/// Every service is probed (a probe is cheap); a SERVICE argument is checked against the config so a typo
+/// in a unit file is an error, not a silent no-op.
+fn probe_now(path: &Path, only: Option<&str>) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = known_service(&config, path, only) {
+        return code;
+    }
+    let (doc, _) = match fetch_status(config.http.listen) {
+        Ok(status) => status,
+        Err(e) => {
+            err!("nsbeacon: cannot ask the running daemon to probe: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let Ok(pid) = i32::try_from(doc.daemon.pid) else {
+        err!(
+            "nsbeacon: the daemon reported an invalid PID {}",
+            doc.daemon.pid
+        );
+        return EXIT_FAILURE;
+    };
+    match nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGUSR1,
+    ) {
+        Ok(()) => {
+            out!("asked nsbeacon (pid {pid}) to probe every service now");
+            0
+        }
+        Err(e) => {
+            err!(
+                "nsbeacon: cannot signal the daemon (pid {pid}): {e}; run this as root or as the daemon's user"
+            );
+            EXIT_FAILURE
         }
     }
 }

@@ -9,6 +9,8 @@
 //! ```
 //!
 //! - SIGTERM / SIGINT: stop probing, withdraw this node's targets (unless `on_shutdown = "keep"`), exit 0.
+//! - SIGUSR1: run every check of every service at once (`nsbeacon probe --now`, hooks of the DNS
+//!   server's unit), instead of at its next interval.
 //! - SIGHUP: reload the config; services whose config is unchanged keep their state and routes; on an
 //!   invalid file the old config stays in force (logged, counted in `nsbeacon_config_reloads_total`).
 //! - systemd `Type=notify`: `READY=1` after the first reconcile pass; `WATCHDOG=1` pings at half of
@@ -89,6 +91,7 @@ pub struct Signals {
     sigterm: tokio::signal::unix::Signal,
     sigint: tokio::signal::unix::Signal,
     sighup: tokio::signal::unix::Signal,
+    sigusr1: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -98,6 +101,7 @@ impl Signals {
             sigterm: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
             sigint: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
             sighup: signal(SignalKind::hangup()).map_err(DaemonError::Signals)?,
+            sigusr1: signal(SignalKind::user_defined1()).map_err(DaemonError::Signals)?,
         })
     }
 }
@@ -118,6 +122,7 @@ pub async fn run(
         mut sigterm,
         mut sigint,
         mut sighup,
+        mut sigusr1,
     } = signals;
 
     let (desired_tx, desired_rx) = watch::channel(DesiredTable::new());
@@ -243,6 +248,12 @@ pub async fn run(
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sigusr1.recv() => {
+                info!(services = services.len(), "SIGUSR1: probing every service now");
+                for service in services.values() {
+                    service.probe_now();
+                }
+            }
             _ = sighup.recv() => {
                 info!(config = %config_path.display(), "SIGHUP: reloading the configuration");
                 // Off this task (bounded in time and size): a slow or hung file system never delays a

@@ -7,6 +7,10 @@
 //! re-reads the PID file until it names a live process, and asks for an immediate (ordinary) run when it
 //! does, so a restarted server is re-probed at once rather than at the next interval.
 //!
+//! `pid_file` may also name a systemd unit's `cgroup.procs` (e.g.
+//! `/sys/fs/cgroup/system.slice/knot.service/cgroup.procs`): its first line is the unit's first process,
+//! which for Knot, NSD (`-d`) and BIND (`-f`) is the server itself; Debian's NSD unit writes no PID file.
+//!
 //! The watch never changes routes by itself: it only makes probes run sooner. A missing or unreadable
 //! PID file, a PID that does not exist or a kernel without pidfds cost the fast path, never a route: the
 //! probes go on as without a watch, and the watch retries every [`POLL_INTERVAL`].
@@ -48,7 +52,9 @@ pub enum WatchError {
         path: String,
     },
     /// The PID file does not hold a process id.
-    #[error("{path} does not hold a process id (found {found:?}); point watch.pid_file at the DNS server's PID file")]
+    #[error(
+        "{path} does not hold a process id (found {found:?}); point watch.pid_file at the DNS server's PID file"
+    )]
     NotAPid {
         /// The PID file.
         path: String,
@@ -81,7 +87,9 @@ pub async fn read_pid(path: &Path) -> Result<i32, WatchError> {
         move || file::read_text(&owned, PID_FILE_LIMIT, "PID file").map_err(WatchError::from),
     )
     .await?;
-    let trimmed = text.trim();
+    // A PID file holds one number; a cgroup's `cgroup.procs` (a systemd unit's processes) lists one per
+    // line, the main process first for a single-process server: the first line either way.
+    let trimmed = text.lines().next().unwrap_or("").trim();
     trimmed
         .parse::<i32>()
         .ok()
@@ -99,7 +107,8 @@ fn open(pid: i32, path: &Path) -> Result<AsyncFd<OwnedFd>, WatchError> {
         path: path.display().to_string(),
         source,
     };
-    let pid_t = Pid::from_raw(pid).ok_or_else(|| error(std::io::Error::other("not a valid pid")))?;
+    let pid_t =
+        Pid::from_raw(pid).ok_or_else(|| error(std::io::Error::other("not a valid pid")))?;
     let fd = pidfd_open(pid_t, PidfdFlags::NONBLOCK).map_err(|e| error(e.into()))?;
     register(fd).map_err(error)
 }
@@ -130,7 +139,9 @@ pub async fn watch(
                 Err(WatchError::Open {
                     pid,
                     path: path.display().to_string(),
-                    source: std::io::Error::other("the PID file still names the process that exited"),
+                    source: std::io::Error::other(
+                        "the PID file still names the process that exited",
+                    ),
                 })
             } else {
                 open(pid, &path).map(|fd| (pid, fd))
@@ -197,7 +208,11 @@ mod tests {
             cancel.clone(),
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(rx.borrow_and_update().seq, 0, "nothing asked while the server runs");
+        assert_eq!(
+            rx.borrow_and_update().seq,
+            0,
+            "nothing asked while the server runs"
+        );
         first.kill().expect("kill");
         first.wait().expect("reap");
         tokio::time::timeout(Duration::from_secs(2), rx.changed())
@@ -205,7 +220,13 @@ mod tests {
             .expect("asked within 2 s of the exit")
             .expect("sender alive");
         let asked = *rx.borrow_and_update();
-        assert_eq!(asked, ProbeNow { seq: 1, decisive: true });
+        assert_eq!(
+            asked,
+            ProbeNow {
+                seq: 1,
+                decisive: true
+            }
+        );
         // The stale PID file is not a restart; a new process is.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!rx.has_changed().expect("sender alive"));
@@ -218,7 +239,13 @@ mod tests {
             .await
             .expect("asked within 2 s of the restart")
             .expect("sender alive");
-        assert_eq!(*rx.borrow_and_update(), ProbeNow { seq: 2, decisive: false });
+        assert_eq!(
+            *rx.borrow_and_update(),
+            ProbeNow {
+                seq: 2,
+                decisive: false
+            }
+        );
         cancel.cancel();
         task.await.expect("watch ends");
         second.kill().expect("kill");
@@ -231,10 +258,18 @@ mod tests {
         let pid_file = dir.path().join("server.pid");
         std::fs::write(&pid_file, "knot\n").expect("write");
         let error = read_pid(&pid_file).await.expect_err("not a pid");
-        assert!(error.to_string().contains("does not hold a process id"), "{error}");
+        assert!(
+            error.to_string().contains("does not hold a process id"),
+            "{error}"
+        );
         std::fs::write(&pid_file, "0\n").expect("write");
         assert!(read_pid(&pid_file).await.is_err());
-        let missing = read_pid(&dir.path().join("absent.pid")).await.expect_err("missing");
+        // A systemd unit's cgroup.procs: the first process.
+        std::fs::write(&pid_file, "4242\n4250\n").expect("write");
+        assert_eq!(read_pid(&pid_file).await.expect("first line"), 4242);
+        let missing = read_pid(&dir.path().join("absent.pid"))
+            .await
+            .expect_err("missing");
         assert!(matches!(missing, WatchError::Read(_)), "{missing}");
     }
 }

@@ -210,8 +210,12 @@ impl ServiceRuntime {
             }
             self.process_watch = self.config.watch.as_ref().map(|watch| {
                 tokio::spawn(
-                    procwatch::watch(watch.clone(), self.probe_now.clone(), self.cancel.child_token())
-                        .instrument(self.span.clone()),
+                    procwatch::watch(
+                        watch.clone(),
+                        self.probe_now.clone(),
+                        self.cancel.child_token(),
+                    )
+                    .instrument(self.span.clone()),
                 )
             });
         }

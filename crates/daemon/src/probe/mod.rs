@@ -305,7 +305,11 @@ pub async fn probe_loop(
         if tx.send(result).await.is_err() {
             return;
         }
-        delay = probe.next_delay(consecutive_hard, started.elapsed(), random_up_to(jitter * 2));
+        delay = probe.next_delay(
+            consecutive_hard,
+            started.elapsed(),
+            random_up_to(jitter * 2),
+        );
     }
 }
 

@@ -1,0 +1,121 @@
+//! Fast detection against a real Knot and a real BIRD (issue 15): fast confirmation after a failure, the
+//! process watch (pidfd on the DNS server), `nsbeacon probe --now` / SIGUSR1. Times are printed and
+//! bounded generously: the benchmarks publish the real figures, these tests prove the mechanism.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Node, WAIT, service_block};
+use nsbeacon_testkit::wait_until;
+
+/// A config for `node`: one service `dns` with a slow interval (so the interval alone would take
+/// seconds to notice anything) and `extra` service keys.
+fn write(node: &Node, extra: &str) {
+    let block = service_block(
+        "dns",
+        "anycast_dns",
+        Some("anycast_degraded"),
+        node.knot.addr(),
+    )
+    .replace("interval = \"300ms\"", "interval = \"3s\"")
+    .replace("jitter = \"20ms\"", &format!("jitter = \"20ms\"\n{extra}"));
+    std::fs::write(node.config_path(), format!("{}{block}", node.header("")))
+        .expect("write config");
+}
+
+/// Waits until BIRD reports `anycast_dns` in `state`; returns how long that took.
+fn wait_bird(node: &Node, state: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    assert!(
+        wait_until(within, || node.state("anycast_dns").as_deref()
+            == Some(state)),
+        "anycast_dns not {state} within {within:?}: {:?}\n{}",
+        node.state("anycast_dns"),
+        node.log()
+    );
+    started.elapsed()
+}
+
+#[test]
+fn a_killed_dns_server_is_withdrawn_at_once_with_the_process_watch() {
+    let mut node = Node::new();
+    let pid_file = node.dir.path().join("knot.pid");
+    std::fs::write(&pid_file, format!("{}\n", node.knot.pid())).expect("pid file");
+    write(
+        &node,
+        &format!("watch = {{ pid_file = \"{}\" }}", pid_file.display()),
+    );
+    node.start();
+    node.expect_service("dns", "up");
+    wait_bird(&node, "up", WAIT);
+    assert!(
+        wait_until(WAIT, || node
+            .log()
+            .contains("watching the DNS server's process")),
+        "{}",
+        node.log()
+    );
+    node.knot.kill();
+    // The interval is 3 s: only the watch can explain a withdrawal within a second.
+    let took = wait_bird(&node, "down", Duration::from_secs(1));
+    eprintln!("process exit -> withdrawn in {took:?}");
+    assert!(
+        node.log().contains("process exited"),
+        "the watch said why: {}",
+        node.log()
+    );
+
+    // A new server on the same port, named in the PID file: the watch notices it and probes at once
+    // instead of at the next 3 s interval (re-announcing still takes `rise` passes).
+    node.knot.restart();
+    std::fs::write(&pid_file, format!("{}\n", node.knot.pid())).expect("pid file");
+    assert!(
+        wait_until(Duration::from_secs(2), || node
+            .log()
+            .contains("the DNS server is back; probing at once")),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn fast_confirmation_withdraws_a_dead_server_within_one_interval() {
+    let mut node = Node::new();
+    write(&node, "");
+    node.start();
+    node.expect_service("dns", "up");
+    wait_bird(&node, "up", WAIT);
+    // Refused on the next probe (within 3 s + jitter), then fall - 1 = 2 confirmations 50 ms apart:
+    // without fast confirmation this takes three 3 s intervals.
+    node.knot.kill();
+    let took = wait_bird(&node, "down", Duration::from_secs(5));
+    eprintln!("kill -> withdrawn in {took:?} (interval 3 s, fall 3)");
+    let status = node.status();
+    let reason = status["services"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("3 consecutive failures"), "{reason}");
+}
+
+#[test]
+fn probe_now_runs_the_checks_at_once() {
+    let mut node = Node::new();
+    write(&node, "");
+    node.start();
+    node.expect_service("dns", "up");
+    let runs = |node: &Node| node.status()["services"][0]["checks"][0]["runs"].as_u64();
+    // Right after a run, the next is 3 s away; `probe --now` makes one within a second.
+    let before = runs(&node).expect("runs");
+    assert!(wait_until(Duration::from_secs(4), || runs(&node) != Some(before)));
+    let before = runs(&node).expect("runs");
+    let out = node.cli(&["probe", "--now"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(1), || runs(&node) > Some(before)),
+        "no run within 1 s of probe --now: {}",
+        node.log()
+    );
+    eprintln!("probe --now -> a run after {:?}", started.elapsed());
+    let typo = node.cli(&["probe", "--now", "nosuchservice"]);
+    assert_eq!(typo.status.code(), Some(2), "{}", common::text(&typo));
+}
