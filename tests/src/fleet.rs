@@ -266,7 +266,9 @@ impl FleetLab {
 
     /// Writes node `i`'s config: the fleet section with `fleet_extra` lines, one service `dns` announcing
     /// `anycast_dns` (degraded: `anycast_dns_degraded`) while its Knot answers, fast timers (200 ms
-    /// interval, 100 ms timeout, rise 2, fall 2), damping off (the tests flap on purpose), and
+    /// interval, 100 ms timeout, rise 2, fall 2), damping off (the tests flap on purpose), a 1 s
+    /// `guard_timeout` (the lab runs some 15 daemons on 2 cores: what is tested is the guard's decision;
+    /// its timeout path has a test of its own, a partition), and
     /// `service_extra` lines (e.g. `min_announcing = 3`). `endpoints` default to the etcd cluster's.
     pub fn write_config(
         &self,
@@ -290,7 +292,7 @@ impl FleetLab {
              [backend]\nkind = \"bird\"\nsocket = \"{socket}\"\ntimeout = \"2s\"\n\n\
              [http]\nlisten = \"{http}\"\n\n[log]\nlevel = \"debug\"\n\n\
              [fleet]\nendpoints = [{endpoints}]\nname = \"lab\"\nnode = \"{name}\"\nlease_ttl = \"2s\"\n\
-             timeout = \"500ms\"\nguard_timeout = \"300ms\"\n{fleet_extra}\n\n\
+             timeout = \"500ms\"\nguard_timeout = \"1s\"\n{fleet_extra}\n\n\
              [[service]]\nname = \"dns\"\nannounce = [\"anycast_dns\"]\ndegrade = [\"anycast_dns_degraded\"]\n\
              interval = \"200ms\"\ntimeout = \"100ms\"\nrise = 2\nfall = 2\n{service_extra}\n\n\
              [service.damping]\nenabled = false\n\n\
@@ -405,10 +407,26 @@ impl FleetLab {
                 return states;
             }
             if Instant::now() > deadline {
+                let changes: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let log = n.log();
+                        let lines: Vec<&str> = log
+                            .lines()
+                            .filter(|l| l.contains("state changed") || l.contains("fleet"))
+                            .collect();
+                        format!(
+                            "--- {}:\n{}",
+                            n.name,
+                            lines[lines.len().saturating_sub(6)..].join("\n")
+                        )
+                    })
+                    .collect();
                 panic!(
-                    "waited {timeout:?} for {what}; states now: {states:?}\nupstream paths: {:?}\nnode-0 log tail:\n{}",
+                    "waited {timeout:?} for {what}; states now: {states:?}\nupstream paths: {:?}\nstate changes:\n{}",
                     self.upstream_paths(),
-                    tail(&self.nodes[0].log(), 30)
+                    changes.join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -183,6 +183,33 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     });
     lab.signal_knot(0, Signal::SIGCONT);
     lab.signal_knot(1, Signal::SIGCONT);
+    lab.wait_states("the live nodes up again", SETTLE, |s| {
+        count(&live(s), "up") == 4
+    });
+
+    // A clean stop leaves the fleet at once (the lease is revoked), before the shutdown withdrawal: the
+    // record is gone long before the 2 s TTL would have removed it.
+    let stopped = lab.nodes[3]
+        .nsbeacon()
+        .expect("running")
+        .stop(Duration::from_secs(10));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "{}",
+        lab.nodes[3].log()
+    );
+    assert!(
+        lab.nodes[3].log().contains("left the fleet"),
+        "{}",
+        lab.nodes[3].log()
+    );
+    let records = lab.fleet_records(0);
+    assert!(
+        records
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["node"] != "node-3")),
+        "node-3's record is still there after its clean stop: {records}"
+    );
 }
 
 /// socat relays between node 0 and etcd; the per-connection children are in each relay's process group,

@@ -509,6 +509,11 @@ async fn apply_reload(
                 let states: Vec<&str> = ServiceState::ALL.iter().map(|s| s.as_str()).collect();
                 shared.metrics.forget_service(&name, &checks, &states);
                 info!(service = %name, "service removed by reload; its targets will be withdrawn");
+                if let Some(fleet) = &shared.fleet {
+                    // Its record would otherwise stay in etcd for as long as this node lives, counted
+                    // as announcing a service this node no longer announces.
+                    fleet.remove_service(&name).await;
+                }
                 shared.desired.send_modify(|t| {
                     t.remove(&name);
                 });

@@ -243,6 +243,17 @@ impl Fleet {
         })
     }
 
+    /// Deletes this node's record of a service a reload removed (bounded by the call timeout; if etcd does
+    /// not answer, the member's session task deletes it later).
+    pub async fn remove_service(&self, service: &str) {
+        match self.member.remove_record(service).await {
+            Ok(()) => info!(service, "fleet record of the removed service deleted"),
+            Err(e) => {
+                warn!(service, error = %e, "fleet record of the removed service not deleted yet; retried when etcd answers")
+            }
+        }
+    }
+
     /// Leaves the fleet (revokes the lease, bounded by the call timeout): this node's records vanish at
     /// once, so the others stop counting it. At shutdown.
     pub async fn leave(self) {
@@ -326,6 +337,9 @@ pub enum FleetEvent {
 /// service stops waiting for the answer.
 #[derive(Debug)]
 struct Question {
+    /// Which question this is: its answer carries the number, so a late answer to an earlier question
+    /// (asked before the service recovered and failed again) is never taken for the current one's.
+    seq: u64,
     update: RecordUpdate,
     min: MinAnnouncing,
     deadline: Instant,
@@ -340,7 +354,9 @@ pub struct ServiceFleet {
     guard_timeout: Duration,
     records: watch::Sender<Option<RecordUpdate>>,
     questions: mpsc::Sender<Question>,
-    answers: mpsc::Receiver<GuardAnswer>,
+    answers: mpsc::Receiver<(u64, GuardAnswer)>,
+    /// The number of the last question asked.
+    asked: u64,
     changes: watch::Receiver<u64>,
     status: watch::Receiver<nsbeacon_fleet::MemberStatus>,
     /// The state and targets last sent (a reason change alone is not written: steady nodes cost etcd only
@@ -378,6 +394,7 @@ impl ServiceFleet {
             records,
             questions,
             answers,
+            asked: 0,
             changes,
             status,
             sent: None,
@@ -391,8 +408,14 @@ impl ServiceFleet {
         self.min = min_announcing(min);
     }
 
-    /// Sends the service's record if its state or announced targets changed since the last one.
+    /// Sends the service's record if its state or announced targets changed since the last one. Not while
+    /// a guard question is out: the guard's transaction writes the withdrawn record if it allows, and a
+    /// record sent meanwhile (the unchanged state, kept while asking) would be written after it and undo
+    /// it, making the other nodes count this one as announcing after it withdrew.
     pub fn publish(&mut self, state: ServiceState, reason: &str, targets: Vec<String>) {
+        if self.deadline.is_some() {
+            return;
+        }
         let record_state = record_state(state);
         if self
             .sent
@@ -414,7 +437,9 @@ impl ServiceFleet {
     /// through [`Self::answer`], within `guard_timeout` (plus a little slack for the writer).
     pub fn ask(&mut self, reason: &str) {
         let now = Instant::now();
+        self.asked = self.asked.wrapping_add(1);
         let question = Question {
+            seq: self.asked,
             update: RecordUpdate {
                 state: RecordState::Down,
                 reason: Some(reason.to_owned()),
@@ -442,14 +467,29 @@ impl ServiceFleet {
     pub async fn next_event(&mut self) -> FleetEvent {
         let guard_timeout = self.guard_timeout;
         let deadline = self.deadline;
+        let asked = self.asked;
+        let answers = &mut self.answers;
         let answer = async {
             let Some(deadline) = deadline else {
                 return std::future::pending().await;
             };
+            let current = async {
+                loop {
+                    match answers.recv().await {
+                        Some((seq, answer)) if seq == asked => return answer,
+                        // A late answer to an earlier question: its decision was made for a state
+                        // the service has left.
+                        Some(_) => continue,
+                        None => {
+                            return GuardAnswer::Unavailable {
+                                error: "the fleet writer task ended".to_owned(),
+                            };
+                        }
+                    }
+                }
+            };
             tokio::select! {
-                answer = self.answers.recv() => answer.unwrap_or(GuardAnswer::Unavailable {
-                    error: "the fleet writer task ended".to_owned(),
-                }),
+                answer = current => answer,
                 _ = tokio::time::sleep_until(deadline) => GuardAnswer::Unavailable {
                     error: format!("no answer within guard_timeout ({})", config::fmt_duration(guard_timeout)),
                 },
@@ -491,7 +531,7 @@ async fn write_records(
     service: String,
     mut records: watch::Receiver<Option<RecordUpdate>>,
     mut questions: mpsc::Receiver<Question>,
-    answers: mpsc::Sender<GuardAnswer>,
+    answers: mpsc::Sender<(u64, GuardAnswer)>,
     metrics: Metrics,
 ) {
     loop {
@@ -544,7 +584,7 @@ async fn write_records(
                     .fleet_guard_duration_seconds
                     .with_label_values(&[&service, label])
                     .observe(started.elapsed().as_secs_f64());
-                if answers.send(answer).await.is_err() {
+                if answers.send((question.seq, answer)).await.is_err() {
                     return;
                 }
             }

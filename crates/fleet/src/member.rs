@@ -334,6 +334,12 @@ impl Member {
             )
             .await?;
             if response.succeeded() {
+                tracing::debug!(
+                    service,
+                    revision,
+                    counted = ?tally.announcing[..needed].iter().map(|s| (&s.key, s.mod_revision)).collect::<Vec<_>>(),
+                    "fleet guard: withdrawal allowed"
+                );
                 book.insert(
                     service.to_owned(),
                     Entry {

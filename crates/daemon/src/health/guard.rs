@@ -67,6 +67,8 @@ pub(super) enum GuardState {
         asked: bool,
         /// Why the checks want the withdrawal (the reason the withdrawn record will carry).
         reason: String,
+        /// Why the guard held the service before, when this question is a retry of a held service.
+        held: Option<String>,
     },
     /// Withdraw, for the rest of this failure: `note` says why the guard let it (appended to the reason).
     Withdraw {
@@ -81,8 +83,19 @@ pub(super) enum GuardState {
 }
 
 impl GuardState {
-    /// The state after `answer` under `policy`.
-    pub(super) fn answered(answer: GuardAnswer, policy: GuardPolicy) -> GuardState {
+    /// The state after `answer` under `policy`. `held` says why the service was held before this question
+    /// (a retry): etcd failing to answer a retry keeps it held whatever `on_unavailable` says, because the
+    /// last answer etcd gave was that the fleet needs this node, and a slow etcd does not change that.
+    pub(super) fn answered(
+        answer: GuardAnswer,
+        policy: GuardPolicy,
+        held: Option<String>,
+    ) -> GuardState {
+        if let (GuardAnswer::Unavailable { error }, Some(why)) = (&answer, held) {
+            return GuardState::Held {
+                why: format!("{why} (etcd did not answer the retry: {error}; still held)"),
+            };
+        }
         match answer {
             GuardAnswer::Allowed { announcing, needed } => GuardState::Withdraw {
                 note: format!(

@@ -584,6 +584,7 @@ impl ServiceHealth {
             GuardState::Waiting {
                 asked: false,
                 reason,
+                ..
             } => Some(reason),
             _ => None,
         }
@@ -600,12 +601,16 @@ impl ServiceHealth {
     /// The fleet guard's answer to the question out. Ignored if none is out (the service recovered in the
     /// meantime, a drain came, the policy was removed).
     pub fn guard_answered(&mut self, answer: GuardAnswer, now: Instant) -> Option<Transition> {
-        let (Some(policy), GuardState::Waiting { asked: true, .. }) =
-            (self.guard, &self.guard_state)
+        let (
+            Some(policy),
+            GuardState::Waiting {
+                asked: true, held, ..
+            },
+        ) = (self.guard, &self.guard_state)
         else {
             return None;
         };
-        self.guard_state = GuardState::answered(answer, policy);
+        self.guard_state = GuardState::answered(answer, policy, held.clone());
         self.update(now)
     }
 
@@ -618,6 +623,7 @@ impl ServiceHealth {
         self.guard_state = GuardState::Waiting {
             asked: false,
             reason: why.clone(),
+            held: Some(why.clone()),
         };
         self.update(now)
     }
@@ -851,10 +857,14 @@ impl ServiceHealth {
                     self.guard_state = GuardState::Idle;
                     return (ServiceState::Down, reason, self.routes(&[]));
                 }
-                let asked = matches!(self.guard_state, GuardState::Waiting { asked: true, .. });
+                let (asked, held) = match &self.guard_state {
+                    GuardState::Waiting { asked, held, .. } => (*asked, held.clone()),
+                    _ => (false, None),
+                };
                 self.guard_state = GuardState::Waiting {
                     asked,
                     reason: reason.clone(),
+                    held,
                 };
                 (
                     self.state,

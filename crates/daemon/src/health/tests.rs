@@ -1746,3 +1746,45 @@ fn a_late_answer_after_recovery_is_ignored() {
     assert_eq!(h.state(), ServiceState::Up);
     assert_eq!(announced(&h), ["anycast"]);
 }
+
+#[test]
+fn etcd_failing_a_held_services_retry_keeps_it_held_even_with_on_unavailable_local() {
+    let mut clock = Clock::new();
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Held {
+            announcing: 2,
+            needed: 3,
+        },
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Held);
+    h.guard_retry(clock.step());
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Unavailable {
+            error: "no answer within guard_timeout".to_owned(),
+        },
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Held, "{}", h.reason());
+    assert_eq!(announced(&h), ["anycast_prepend"]);
+    assert!(h.reason().contains("still held"), "{}", h.reason());
+    // The next retry that etcd answers decides.
+    h.guard_retry(clock.step());
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Allowed {
+            announcing: 3,
+            needed: 3,
+        },
+        clock.step(),
+    );
+    assert_eq!(h.state(), ServiceState::Down);
+}
