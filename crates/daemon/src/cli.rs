@@ -248,12 +248,7 @@ fn fleet(path: &Path, json: bool) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let mut records: Vec<nsbeacon_fleet::Record> = view
-        .services()
-        .into_iter()
-        .flat_map(|service| view.service(service).cloned().collect::<Vec<_>>())
-        .collect();
-    records.sort_by(|a, b| (&a.service, &a.node).cmp(&(&b.service, &b.node)));
+    let records = crate::fleet::sorted_records(&view);
     if json {
         match serde_json::to_string_pretty(&records) {
             Ok(text) => out!("{text}"),

@@ -277,6 +277,17 @@ impl Fleet {
     }
 }
 
+/// Every record of `view`, ordered by service, then node: how `/fleet` and `nsbeacon fleet` list them.
+pub fn sorted_records(view: &FleetView) -> Vec<nsbeacon_fleet::Record> {
+    let mut records: Vec<nsbeacon_fleet::Record> = view
+        .services()
+        .into_iter()
+        .flat_map(|service| view.service(service).cloned().collect::<Vec<_>>())
+        .collect();
+    records.sort_by(|a, b| (&a.service, &a.node).cmp(&(&b.service, &b.node)));
+    records
+}
+
 /// Exports one view and keeps it for `/fleet`.
 fn publish_view(
     view: &FleetView,
@@ -311,12 +322,7 @@ fn publish_view(
             .with_label_values(&[name])
             .set(i64::try_from(min.needed(registered)).unwrap_or(i64::MAX));
     }
-    let mut records: Vec<nsbeacon_fleet::Record> = view
-        .services()
-        .into_iter()
-        .flat_map(|service| view.service(service).cloned().collect::<Vec<_>>())
-        .collect();
-    records.sort_by(|a, b| (&a.service, &a.node).cmp(&(&b.service, &b.node)));
+    let records = sorted_records(view);
     let mut r = report.write().unwrap_or_else(PoisonError::into_inner);
     r.records = records;
     r.read_unix = crate::clock::unix_now_secs();
@@ -682,4 +688,80 @@ pub fn render_fleet(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[backend]
+kind = "bird"
+socket = "/run/bird/bird.ctl"
+
+[fleet]
+endpoints = ["http://127.0.0.1:2379"]
+name = "lab"
+node = "ams-1"
+
+[[service]]
+name = "dns"
+announce = ["anycast_dns"]
+degrade = ["anycast_dns_degraded"]
+min_announcing = "50%"
+
+[[service.check]]
+name = "soa"
+target = "127.0.0.1:53"
+qname = "example.com."
+"#;
+
+    fn record(node: &str, state: RecordState, targets: &[&str]) -> nsbeacon_fleet::Record {
+        nsbeacon_fleet::Record::new(
+            node,
+            "dns",
+            "0.1.0",
+            RecordUpdate {
+                state,
+                reason: (!state.announces()).then(|| "answer mismatch".to_owned()),
+                targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+                since: 1_000,
+            },
+        )
+    }
+
+    #[test]
+    fn the_fleet_table_lists_every_node_and_says_when_a_service_is_below_its_floor() {
+        let config = crate::config::parse(CONFIG, "test").expect("valid config");
+        let records = vec![
+            record("ams-1", RecordState::Held, &["anycast_dns_degraded"]),
+            record("fra-1", RecordState::Down, &[]),
+            record("lon-1", RecordState::Down, &[]),
+        ];
+        let text = render_fleet(&config, &records, 1_090);
+        assert!(
+            text.starts_with(
+                "fleet lab (etcd http://127.0.0.1:2379): 3 record(s); this node is ams-1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ams-1  held"), "{text}");
+        assert!(text.contains("1m 30s ago"), "{text}");
+        assert!(text.contains("anycast_dns_degraded"), "{text}");
+        assert!(text.contains("answer mismatch"), "{text}");
+        // 50% of 3 registered is 2; only the held node announces.
+        assert!(
+            text.contains("service dns: 1 of 3 node(s) announce; the guard keeps at least 2 announcing: BELOW min_announcing"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_service_state_has_a_record_state_and_held_announces() {
+        for state in ServiceState::ALL {
+            assert_eq!(record_state(state).as_str(), state.as_str());
+        }
+        assert!(record_state(ServiceState::Held).announces());
+        assert!(!record_state(ServiceState::Starting).announces());
+    }
 }
