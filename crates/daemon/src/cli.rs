@@ -106,17 +106,33 @@ pub enum Command {
     /// Withdraw SERVICE (or every service) on purpose; persists across restarts.
     ///
     /// Written to the drain store in state_dir; a running daemon notices within a second.
+    ///
+    /// For the stop hook of the DNS server's unit: `--keep-existing` leaves a drain already in force (an
+    /// operator's) untouched, and `--wait` returns only once the running daemon reports every target of
+    /// the drained services withdrawn by the BGP daemon (exit 1 if not within the bound), so the server
+    /// stops only after no traffic is routed to it.
     Drain {
         /// Only this service (default: all services).
         service: Option<String>,
         /// Why, shown in status and logs.
         #[arg(long)]
         reason: Option<String>,
+        /// Leave a drain already in force for the same service (or for all) as it is.
+        #[arg(long)]
+        keep_existing: bool,
+        /// Wait until the running daemon reports the service's targets withdrawn, at most this long
+        /// (e.g. `5s`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        wait: Option<Duration>,
     },
     /// Cancel a drain of SERVICE (or the drain of all services).
     Undrain {
         /// Only this service (default: the drain of all services).
         service: Option<String>,
+        /// Only if the drain in force has exactly this reason (the start hook of the DNS server's unit
+        /// ends its own drain, never an operator's).
+        #[arg(long)]
+        if_reason: Option<String>,
     },
     /// Print every node's record of the fleet from etcd (`[fleet]`): state, reason, since, announced
     /// targets, and per service how many nodes announce against `min_announcing`.
@@ -141,8 +157,23 @@ pub fn main() -> i32 {
             service,
             now: false,
         } => probe(&cli.config, service.as_deref()),
-        Command::Drain { service, reason } => drain(&cli.config, service.as_deref(), reason),
-        Command::Undrain { service } => undrain(&cli.config, service.as_deref()),
+        Command::Drain {
+            service,
+            reason,
+            keep_existing,
+            wait,
+        } => drain(
+            &cli.config,
+            service.as_deref(),
+            reason,
+            DrainOptions {
+                keep_existing,
+                wait,
+            },
+        ),
+        Command::Undrain { service, if_reason } => {
+            undrain(&cli.config, service.as_deref(), if_reason.as_deref())
+        }
         Command::Fleet { json } => fleet(&cli.config, json),
     }
 }
@@ -954,7 +985,14 @@ fn known_service(config: &Config, path: &Path, service: Option<&str>) -> Result<
     Ok(())
 }
 
-fn drain(path: &Path, service: Option<&str>, reason: Option<String>) -> i32 {
+/// `drain` options for hooks.
+#[derive(Debug, Clone, Copy, Default)]
+struct DrainOptions {
+    keep_existing: bool,
+    wait: Option<Duration>,
+}
+
+fn drain(path: &Path, service: Option<&str>, reason: Option<String>, options: DrainOptions) -> i32 {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -963,24 +1001,78 @@ fn drain(path: &Path, service: Option<&str>, reason: Option<String>) -> i32 {
         return code;
     }
     let reason = reason.unwrap_or_else(|| "drained by operator".to_owned());
-    let result =
-        DrainStore::open(&config.state_dir).and_then(|mut store| store.set(service, &reason));
+    let result = DrainStore::open(&config.state_dir).and_then(|mut store| {
+        let existing = match service {
+            Some(name) => store.entries().get(name).cloned(),
+            None => store.all(),
+        };
+        match existing {
+            Some(drain) if options.keep_existing => Ok(Some(drain.reason)),
+            _ => store.set(service, &reason).map(|()| None),
+        }
+    });
+    let what = service.unwrap_or("all services");
     match result {
-        Ok(()) => {
-            out!(
-                "drained {} ({reason}); a running nsbeacon withdraws within about a second",
-                service.unwrap_or("all services")
-            );
-            0
+        Ok(Some(kept)) => out!("{what} is already drained ({kept}); left as it is"),
+        Ok(None) => {
+            out!("drained {what} ({reason}); a running nsbeacon withdraws within about a second")
         }
         Err(e) => {
             err!("nsbeacon: {e}");
-            EXIT_FAILURE
+            return EXIT_FAILURE;
         }
+    }
+    match options.wait {
+        Some(bound) => wait_withdrawn(&config, service, bound),
+        None => 0,
     }
 }
 
-fn undrain(path: &Path, service: Option<&str>) -> i32 {
+/// `drain --wait`: polls the running daemon's `/status` until every target of the drained services is
+/// desired and reported withdrawn, at most `bound`.
+fn wait_withdrawn(config: &Config, service: Option<&str>, bound: Duration) -> i32 {
+    let started = std::time::Instant::now();
+    let mut last = String::from("the daemon did not answer");
+    while started.elapsed() < bound {
+        match fetch_status(config.http.listen) {
+            Ok((doc, _)) => {
+                let pending: Vec<String> = doc
+                    .services
+                    .iter()
+                    .filter(|s| service.is_none_or(|n| n == s.name))
+                    .flat_map(|s| {
+                        s.targets
+                            .iter()
+                            .filter(|t| {
+                                s.state != crate::health::ServiceState::Drained
+                                    || t.actual != Some(nsbeacon_routing::RouteState::Withdrawn)
+                            })
+                            .map(|t| format!("{} {}", s.name, t.id.target))
+                    })
+                    .collect();
+                if pending.is_empty() {
+                    out!(
+                        "withdrawn after {}",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+                        ))
+                    );
+                    return 0;
+                }
+                last = format!("still announced or not read back: {}", pending.join(", "));
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    err!(
+        "nsbeacon: not withdrawn within {} ({last})",
+        humantime::format_duration(bound)
+    );
+    EXIT_FAILURE
+}
+
+fn undrain(path: &Path, service: Option<&str>, if_reason: Option<&str>) -> i32 {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -988,7 +1080,28 @@ fn undrain(path: &Path, service: Option<&str>) -> i32 {
     if let Err(code) = known_service(&config, path, service) {
         return code;
     }
-    let result = DrainStore::open(&config.state_dir).and_then(|mut store| store.clear(service));
+    let what = service.unwrap_or("all services");
+    let result = DrainStore::open(&config.state_dir).and_then(|mut store| {
+        let current = match service {
+            Some(name) => store.entries().get(name).cloned(),
+            None => store.all(),
+        };
+        if let (Some(wanted), Some(drain)) = (if_reason, &current)
+            && drain.reason != wanted
+        {
+            out!(
+                "{what} stays drained: its drain says {:?}, not {wanted:?}",
+                drain.reason
+            );
+            return Ok(false);
+        }
+        store.clear(service).map(|()| true)
+    });
+    let result = match result {
+        Ok(false) => return 0,
+        Ok(true) => Ok(()),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => {
             out!(

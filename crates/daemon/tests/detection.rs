@@ -119,3 +119,80 @@ fn probe_now_runs_the_checks_at_once() {
     let typo = node.cli(&["probe", "--now", "nosuchservice"]);
     assert_eq!(typo.status.code(), Some(2), "{}", common::text(&typo));
 }
+
+#[test]
+fn the_dns_units_stop_hook_withdraws_before_the_server_stops_and_its_start_hook_ends_only_its_own_drain()
+ {
+    let mut node = Node::new();
+    write(&node, "");
+    node.start();
+    node.expect_service("dns", "up");
+    wait_bird(&node, "up", WAIT);
+    let hook_reason = "knot.service stopped";
+
+    // ExecStop: the drain returns only once BIRD has withdrawn the route, while Knot still answers.
+    let stop = node.cli(&[
+        "drain",
+        "dns",
+        "--reason",
+        hook_reason,
+        "--keep-existing",
+        "--wait",
+        "5s",
+    ]);
+    assert!(stop.status.success(), "{}", common::text(&stop));
+    assert!(
+        common::text(&stop).contains("withdrawn after"),
+        "{}",
+        common::text(&stop)
+    );
+    assert_eq!(
+        node.state("anycast_dns").as_deref(),
+        Some("down"),
+        "withdrawn in BIRD when the hook returns"
+    );
+    assert!(
+        node.knot.is_running(),
+        "the server has not been stopped yet"
+    );
+    // The server restarts; ExecStartPost ends the hook's drain and probes at once.
+    node.knot.restart();
+    let start = node.cli(&["undrain", "dns", "--if-reason", hook_reason]);
+    assert!(start.status.success(), "{}", common::text(&start));
+    assert!(node.cli(&["probe", "--now"]).status.success());
+    node.expect_service("dns", "up");
+    wait_bird(&node, "up", WAIT);
+
+    // An operator's drain survives both hooks.
+    assert!(
+        node.cli(&["drain", "dns", "--reason", "maintenance"])
+            .status
+            .success()
+    );
+    node.expect_service("dns", "drained");
+    let stop = node.cli(&[
+        "drain",
+        "dns",
+        "--reason",
+        hook_reason,
+        "--keep-existing",
+        "--wait",
+        "5s",
+    ]);
+    assert!(stop.status.success(), "{}", common::text(&stop));
+    assert!(
+        common::text(&stop).contains("already drained (maintenance)"),
+        "{}",
+        common::text(&stop)
+    );
+    let start = node.cli(&["undrain", "dns", "--if-reason", hook_reason]);
+    assert!(
+        common::text(&start).contains("stays drained"),
+        "{}",
+        common::text(&start)
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    node.expect_service("dns", "drained");
+    assert!(node.cli(&["undrain", "dns"]).status.success());
+    node.expect_service("dns", "up");
+}
