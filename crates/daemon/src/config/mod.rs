@@ -41,7 +41,7 @@ use std::time::Duration;
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{ProbeSpec, Transport};
 use nsbeacon_routing::RouteTarget;
-use nsbeacon_routing::frr::FrrTransport;
+use nsbeacon_routing::frr::{FrrAnnounce, FrrTransport};
 
 use crate::file::{self, FileError};
 
@@ -230,6 +230,10 @@ pub enum BackendConfig {
         vrf: Option<String>,
         /// Bound on one operation. Default [`DEFAULT_FRR_TIMEOUT`].
         timeout: Duration,
+        /// `announce_via = "kernel-route"` (the default in the default VRF: `network` statements kept in
+        /// frr.conf, gated by nsbeacon's kernel route, `kernel_protocol`) or `"network"` (the default with
+        /// a `vrf`: nsbeacon adds and removes the statements).
+        announce: FrrAnnounce,
     },
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
+use super::gate::Gate;
 use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback, ReadbackError};
 use super::types::{self, Asn, VrfName};
 use super::vty_socket::VtySocket;
 use super::vtysh::{self, Vtysh};
-use super::{FrrConfig, FrrError, FrrTransport};
+use super::{FrrAnnounce, FrrConfig, FrrError, FrrTransport};
 use crate::{
     BackendHealth, FrrNeighbor, FrrNetwork, RouteMapName, RouteState, RouteTarget, RoutingBackend,
     RoutingError, TargetStatus, Timed,
@@ -67,6 +68,8 @@ pub struct FrrBackend {
     timeout: Duration,
     /// The ASN once discovered or checked against FRR.
     known_asn: Mutex<Option<Asn>>,
+    /// The kernel-route gate, with [`FrrAnnounce::KernelRoute`]; `None`: plain `network` / `no network`.
+    gate: Option<Gate>,
 }
 
 /// The address family keyword for a prefix.
@@ -93,12 +96,22 @@ impl FrrBackend {
                 Connection::Vtysh(Vtysh::new(vtysh, extra_args))
             }
         };
+        let gate = match config.announce {
+            FrrAnnounce::Network => None,
+            FrrAnnounce::KernelRoute(gate) => {
+                if vrf.is_some() {
+                    return Err(FrrError::KernelRouteInVrf);
+                }
+                Some(Gate::new(gate)?)
+            }
+        };
         Ok(FrrBackend {
             connection,
             configured_asn,
             vrf,
             timeout: config.timeout,
             known_asn: Mutex::new(None),
+            gate,
         })
     }
 
@@ -233,6 +246,21 @@ impl FrrBackend {
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
         let configured = self.configured_network(&prefix, deadline).await?;
         let this_variant = matches!(&configured, ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted);
+        if let Some(gate) = &self.gate {
+            // Gate first: announcing opens it before the statement exists (harmless: no statement, no
+            // route), withdrawing closes it before the statement goes (the statement is removed too, in
+            // case something else than the gate satisfies import-check).
+            match (state, &configured) {
+                (RouteState::Announced, _) => gate.add(&prefix, deadline).await?,
+                (RouteState::Withdrawn, ConfiguredNetwork::Absent) => {
+                    return gate.remove(&prefix, deadline).await;
+                }
+                (RouteState::Withdrawn, _) if this_variant => {
+                    gate.remove(&prefix, deadline).await?
+                }
+                (RouteState::Withdrawn, _) => {}
+            }
+        }
         let command = match state {
             RouteState::Announced if this_variant => return Ok(()),
             RouteState::Announced => format!("network {network}"),
@@ -284,11 +312,22 @@ impl FrrBackend {
         types::validate_prefix(&network.prefix)?;
         let started = std::time::Instant::now();
         let deadline = self.deadline();
-        let (configured, table) = tokio::join!(
+        let gate = async {
+            match &self.gate {
+                None => Ok(None),
+                Some(gate) => gate.present(&network.prefix, deadline).await.map(Some),
+            }
+        };
+        let (configured, table, gate_open) = tokio::join!(
             self.configured_network(&network.prefix, deadline),
             self.read_network_path(network.prefix, deadline),
+            gate,
         );
-        let (configured, (table_status, _)) = (configured?, table?);
+        let (configured, (table_status, _), gate_open) = (configured?, table?, gate_open?);
+        let table_status = match gate_open {
+            None => table_status,
+            Some(open) => self.gated(network.prefix, table_status, open),
+        };
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
         let describe = |map: Option<&str>| {
             map.map_or_else(
@@ -332,6 +371,49 @@ impl FrrBackend {
             value: status,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The path's status in kernel-route mode: what the BGP table says, explained by the gate's state.
+    ///
+    /// A valid path is announced whether or not the gate is open (that is what the peers get), but a
+    /// valid path with the gate closed means something else satisfies import-check (the anycast address
+    /// on `lo` as a connected route, a static route): the detail says so, and withdrawing removes the
+    /// `network` statement as well.
+    fn gated(&self, prefix: IpNet, table: TargetStatus, open: bool) -> TargetStatus {
+        let protocol = self.gate.as_ref().map_or(0, Gate::protocol);
+        match (table.state, open) {
+            (RouteState::Announced, true) => TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}) is present",
+                    table.detail
+                ),
+            },
+            (RouteState::Announced, false) => TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "{}, WITHOUT nsbeacon's kernel route (proto {protocol}): another route for {prefix} \
+                     satisfies bgp import-check (the anycast address on lo? a static route?), so the kernel-route \
+                     gate does not hold this prefix back (frr-templates/README.md)",
+                    table.detail
+                ),
+            },
+            (RouteState::Withdrawn, false) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}) is absent",
+                    table.detail
+                ),
+            },
+            (RouteState::Withdrawn, true) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{} although nsbeacon's kernel route (proto {protocol}) is present: does zebra run in the \
+                     network namespace nsbeacon writes to, and is `bgp network import-check` on?",
+                    table.detail
+                ),
+            },
+        }
     }
 
     /// The status of the `network` path in the BGP table and whether one exists at all (valid or not).
