@@ -8,14 +8,17 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use super::gate::Gate;
-use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback, ReadbackError};
+use super::readback::{
+    self, Advertised, ConfiguredNetwork, NeighborReadback, NeighborSession, NetworkReadback,
+    ReadbackError,
+};
 use super::types::{self, Asn, VrfName};
 use super::vty_socket::VtySocket;
 use super::vtysh::{self, Vtysh};
 use super::{FrrAnnounce, FrrConfig, FrrError, FrrTransport};
 use crate::{
-    BackendHealth, FrrNeighbor, FrrNetwork, RouteMapName, RouteState, RouteTarget, RoutingBackend,
-    RoutingError, TargetStatus, Timed,
+    BackendHealth, FrrNeighbor, FrrNetwork, PeerExport, PeerSession, RouteMapName, RouteState,
+    RouteTarget, RoutingBackend, RoutingError, TargetStatus, Timed,
 };
 
 /// The connection to bgpd: one of the two [`FrrTransport`]s, ready to run commands.
@@ -70,6 +73,27 @@ pub struct FrrBackend {
     known_asn: Mutex<Option<Asn>>,
     /// The kernel-route gate, with [`FrrAnnounce::KernelRoute`]; `None`: plain `network` / `no network`.
     gate: Option<Gate>,
+}
+
+/// The key of a prefix's address family in a neighbor's `addressFamilyInfo`.
+fn family_key(prefix: &IpNet) -> &'static str {
+    match prefix {
+        IpNet::V4(_) => "ipv4Unicast",
+        IpNet::V6(_) => "ipv6Unicast",
+    }
+}
+
+/// A neighbor's session as the routing crate reports it, with `exported`.
+fn peer_export(session: NeighborSession, exported: bool) -> PeerExport {
+    PeerExport {
+        session: PeerSession {
+            established: session.state == "Established",
+            peer: session.peer,
+            state: session.state,
+            bfd: session.bfd.map(|b| b.to_ascii_lowercase()),
+        },
+        exported,
+    }
 }
 
 /// The address family keyword for a prefix.
@@ -507,6 +531,110 @@ impl FrrBackend {
         })
     }
 
+    /// For every BGP neighbor: its session, its BFD state where bgpd reports one, and whether `target` is
+    /// exported to it (in its adj-RIB-out, after the outbound policy). All commands share one deadline.
+    ///
+    /// A network variant counts as exported only while it is the configured variant of its prefix and the
+    /// prefix is in the neighbor's advertised routes of its address family; a neighbor target, while its
+    /// session is established and anything at all is advertised on it. A neighbor that is not established
+    /// exports nothing and is not asked.
+    pub async fn exports_of(
+        &self,
+        target: &RouteTarget,
+    ) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let sessions = self.neighbor_sessions(deadline).await?;
+        let mut exports = Vec::with_capacity(sessions.len());
+        match target {
+            RouteTarget::FrrNetwork(network) => {
+                types::validate_prefix(&network.prefix)?;
+                let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+                let active = matches!(
+                    self.configured_network(&network.prefix, deadline).await?,
+                    ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted
+                );
+                let family = family_key(&network.prefix);
+                for session in sessions {
+                    let exported = active
+                        && session.state == "Established"
+                        && session.families.contains(family)
+                        && self
+                            .advertised(&session.peer, afi(&network.prefix), deadline)
+                            .await?
+                            .contains(&network.prefix);
+                    exports.push(peer_export(session, exported));
+                }
+            }
+            RouteTarget::FrrNeighbor(neighbor) => {
+                types::validate_neighbor(neighbor)?;
+                let name = neighbor.to_string();
+                for session in sessions.into_iter().filter(|s| s.peer == name) {
+                    let mut exported = false;
+                    if session.state == "Established" {
+                        for (key, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
+                            if session.families.contains(key)
+                                && !self
+                                    .advertised(&session.peer, afi, deadline)
+                                    .await?
+                                    .is_empty()
+                            {
+                                exported = true;
+                            }
+                        }
+                    }
+                    exports.push(peer_export(session, exported));
+                }
+            }
+            other => {
+                return Err(RoutingError::UnsupportedTarget {
+                    target: other.to_string(),
+                    backend: "frr",
+                });
+            }
+        }
+        Ok(Timed {
+            value: exports,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Every neighbor of the instance with its session.
+    async fn neighbor_sessions(&self, deadline: Instant) -> Result<Vec<NeighborSession>, FrrError> {
+        let lines = [format!("show bgp {}neighbors json", self.show_vrf())];
+        let out = self.run(&lines, deadline, false).await?;
+        readback::neighbor_sessions(&out).map_err(|reason| FrrError::BadOutput {
+            command: self.connection.render(&lines),
+            reason: reason.to_string(),
+            output: vtysh::quote_output(&out),
+        })
+    }
+
+    /// The prefixes bgpd advertises to `peer` in `afi` unicast (empty if the neighbor went away).
+    async fn advertised(
+        &self,
+        peer: &str,
+        afi: &str,
+        deadline: Instant,
+    ) -> Result<std::collections::BTreeSet<IpNet>, FrrError> {
+        // `peer` comes from bgpd's own JSON keys; check it like any neighbor before it goes into a command.
+        let neighbor: FrrNeighbor = peer.parse()?;
+        let lines = [format!(
+            "show bgp {}{afi} unicast neighbors {neighbor} advertised-routes json",
+            self.show_vrf()
+        )];
+        let out = self.run(&lines, deadline, false).await?;
+        match readback::advertised_routes(&out) {
+            Ok(Advertised::Prefixes(prefixes)) => Ok(prefixes),
+            Ok(Advertised::NoSuchNeighbor) => Ok(std::collections::BTreeSet::new()),
+            Err(reason) => Err(FrrError::BadOutput {
+                command: self.connection.render(&lines),
+                reason: reason.to_string(),
+                output: vtysh::quote_output(&out),
+            }),
+        }
+    }
+
     /// Version and BGP sessions in one call, as an error if FRR does not answer properly.
     async fn try_health(&self) -> Result<BackendHealth, FrrError> {
         let lines = ["show version".to_owned(), self.summary_command()];
@@ -561,6 +689,10 @@ impl RoutingBackend for FrrBackend {
                 backend: "frr",
             }),
         }
+    }
+
+    async fn exports(&self, target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        self.exports_of(target).await
     }
 
     async fn health(&self) -> BackendHealth {
