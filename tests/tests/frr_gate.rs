@@ -245,3 +245,49 @@ fn after_a_reboot_nothing_is_announced_before_rise_good_probes() {
         first_seen.duration_since(resumed)
     );
 }
+
+/// A known limitation, measured: `frr-reload.py` turns `network P route-map NSBEACON-DEGRADED` (running)
+/// back into the file's `network P` with two vtysh calls, `no network P route-map ...` and then `network P`,
+/// so while degraded a reload withdraws the prefix for the time between them (about 75 ms here) and
+/// announces the plain variant until nsbeacon's read-back switches it back. Asserted: the gap is short and
+/// the prefix comes back by itself (gated by the kernel route), without nsbeacon.
+#[test]
+fn frr_reload_while_degraded_withdraws_only_briefly() {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr));
+    for prefix in PREFIXES {
+        let out = lab.frr_network(prefix, Some("NSBEACON-DEGRADED"), true);
+        assert!(out.success, "{out:?}");
+        lab.wait_for_route_where(prefix, "the degraded path", MARGIN, |r| {
+            r.is_some_and(|r| r.as_path_count(NODE_AS) == 4)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let watch = RouteWatch::start(&lab, &PREFIXES);
+    let out = frr_reload(lab.node_frr().expect("FRR lab"));
+    for prefix in PREFIXES {
+        lab.wait_for_route_where(prefix, "the plain path again", MARGIN, |r| {
+            r.is_some_and(|r| r.as_path == vec![NODE_AS])
+        })
+        .unwrap_or_else(|e| panic!("{e}\nreload:\n{out}"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let history = watch.finish();
+    for prefix in PREFIXES {
+        let events: Vec<_> = history
+            .events
+            .iter()
+            .filter(|e| e.prefix == prefix)
+            .collect();
+        let gap: Duration = events
+            .windows(2)
+            .filter(|w| w[0].route.is_none())
+            .map(|w| w[1].at.duration_since(w[0].at))
+            .sum();
+        assert!(
+            gap < Duration::from_secs(1) && events.last().is_some_and(|e| e.route.is_some()),
+            "{prefix}: withdrawn for {gap:?} by a reload while degraded:\n{}",
+            history.describe()
+        );
+        eprintln!("reload while degraded: {prefix} withdrawn for {gap:?} (then the plain variant)");
+    }
+}

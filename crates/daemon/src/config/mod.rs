@@ -263,18 +263,29 @@ impl fmt::Display for BackendConfig {
                 write!(f, "bird over its control socket {}", socket.display())
             }
             BackendConfig::Frr {
-                transport: FrrTransport::VtySocket { socket },
-                ..
-            } => write!(f, "frr over bgpd's vty socket {}", socket.display()),
-            BackendConfig::Frr {
-                transport: FrrTransport::Vtysh { vtysh, extra_args },
+                transport,
+                announce,
                 ..
             } => {
-                write!(f, "frr through {}", vtysh.display())?;
-                for arg in extra_args {
-                    write!(f, " {arg}")?;
+                match transport {
+                    FrrTransport::VtySocket { socket } => {
+                        write!(f, "frr over bgpd's vty socket {}", socket.display())?;
+                    }
+                    FrrTransport::Vtysh { vtysh, extra_args } => {
+                        write!(f, "frr through {}", vtysh.display())?;
+                        for arg in extra_args {
+                            write!(f, " {arg}")?;
+                        }
+                    }
                 }
-                Ok(())
+                match announce {
+                    FrrAnnounce::Network => write!(f, ", announcing with network statements"),
+                    FrrAnnounce::KernelRoute(gate) => write!(
+                        f,
+                        ", announcing through the kernel-route gate (proto {})",
+                        gate.protocol
+                    ),
+                }
             }
         }
     }
