@@ -413,15 +413,25 @@ impl FrrBackend {
                     table.detail
                 ),
             },
-            (RouteState::Announced, false) => TargetStatus {
-                state: RouteState::Announced,
-                detail: format!(
-                    "{}, WITHOUT nsbeacon's kernel route (proto {protocol}): another route for {prefix} \
+            (RouteState::Announced, false) => {
+                tracing::warn!(
+                    %prefix,
+                    protocol,
+                    "FRR announces the prefix without nsbeacon's kernel route: another route for exactly \
+                     this prefix (usually the anycast address configured on lo, a connected route) satisfies \
+                     bgp import-check, so the kernel-route gate cannot hold it back; make the address local \
+                     with an AnyIP route instead (frr-templates/README.md)"
+                );
+                TargetStatus {
+                    state: RouteState::Announced,
+                    detail: format!(
+                        "{}, WITHOUT nsbeacon's kernel route (proto {protocol}): another route for {prefix} \
                      satisfies bgp import-check (the anycast address on lo? a static route?), so the kernel-route \
                      gate does not hold this prefix back (frr-templates/README.md)",
-                    table.detail
-                ),
-            },
+                        table.detail
+                    ),
+                }
+            }
             (RouteState::Withdrawn, false) => TargetStatus {
                 state: RouteState::Withdrawn,
                 detail: format!(
