@@ -5,6 +5,7 @@
 //!
 //! - 20 `frr-reload.py --reload` runs with the operator's file while announced: 0 withdrawals upstream;
 //! - bgpd killed and started again while DNS is healthy: the time until the upstream has the route again;
+//!   the same for a whole FRR restart (zebra reads nsbeacon's kernel route back);
 //! - a reboot (everything killed, kernel routes and nsbeacon's state gone, FRR started before nsbeacon):
 //!   nothing is announced before nsbeacon's `rise` good probes.
 
@@ -174,6 +175,42 @@ fn bgpd_killed_and_restarted_with_healthy_dns_reannounces_without_waiting_for_ns
     eprintln!(
         "bgpd SIGKILL: upstream withdrew after {withdrawn_after:?}; bgpd started again: upstream had both \
          prefixes again after {reannounced:?} (session re-establishment included)"
+    );
+}
+
+#[test]
+fn whole_frr_restart_with_healthy_dns_reannounces_without_waiting_for_nsbeacon() {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr));
+    let mut config = BeaconConfig::for_lab(&lab);
+    config.reconcile_interval = Duration::from_secs(30);
+    let beacon = Beacon::start(&lab, &config);
+    expect_normal(&lab, &beacon, "at start");
+
+    // zebra, staticd and bgpd stop (SIGTERM) and start again from their files, as `systemctl restart frr`:
+    // zebra reads nsbeacon's kernel route back at start and the import check passes again.
+    lab.node_frr().expect("FRR lab").stop();
+    lab.wait_for_route(ANYCAST_V4, false, MARGIN)
+        .unwrap_or_else(|e| panic!("the upstream kept the route of a stopped FRR: {e}"));
+    let started = Instant::now();
+    lab.node_frr().expect("FRR lab").start_again();
+    for prefix in PREFIXES {
+        lab.wait_for_route(prefix, true, MARGIN)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "not re-announced after the FRR restart: {e}\nnsbeacon log:\n{}",
+                    beacon.log()
+                )
+            });
+    }
+    let reannounced = started.elapsed();
+    assert!(
+        reannounced < config.reconcile_interval,
+        "re-announced after {reannounced:?}, not before nsbeacon's read-back ({:?})",
+        config.reconcile_interval
+    );
+    eprintln!(
+        "FRR (zebra, staticd, bgpd) stopped and started: upstream had both prefixes again {reannounced:?} \
+         after the start (daemon start-up and session included)"
     );
 }
 
