@@ -34,17 +34,63 @@ fn expect_normal(lab: &Lab, beacon: &Beacon, when: &str) {
     }
 }
 
-/// The upstream BIRD's `Import withdraws: received` counter of one BGP session: every withdrawal the node
-/// ever sent on it (a session reset starts a new protocol instance, so also compare session state).
-fn withdraws_received(lab: &Lab, protocol: &str) -> u64 {
+/// The upstream BIRD's `Import updates` and `Import withdraws` counters of one BGP session, each as BIRD
+/// prints them: received, rejected, filtered, ignored, accepted (withdraws have no `filtered`); an
+/// identical re-announcement is received and ignored.
+fn received(lab: &Lab, protocol: &str) -> [Vec<u64>; 2] {
     let out = lab
         .upstream_bird()
         .command(&format!("show protocols all {protocol}"));
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("Import withdraws:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no Import withdraws counter for {protocol}:\n{out}"))
+    let counter = |name: &str| -> Vec<u64> {
+        let numbers: Vec<u64> = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            numbers.len() >= 4,
+            "no {name} counters for {protocol}:\n{out}"
+        );
+        numbers
+    };
+    [counter("Import updates:"), counter("Import withdraws:")]
+}
+
+/// Both sessions' counters once they have not moved for 4 s: about 3 s after a first announcement bgpd
+/// re-sends the route twice (identical: BIRD ignores them and keeps the route and its time stamp), with or
+/// without nsbeacon and reloads, which must not be taken for an effect of what the test does next.
+fn settled_counters(lab: &Lab) -> [[Vec<u64>; 2]; 2] {
+    let read = || [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(lab, p));
+    let deadline = Instant::now() + MARGIN;
+    let mut last = read();
+    let mut stable_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = read();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+            continue;
+        }
+        if stable_since.elapsed() >= Duration::from_secs(4) || Instant::now() >= deadline {
+            return now;
+        }
+    }
+}
+
+/// The upstream's route line for `prefix` (`203.0.113.53/32 unicast [node 21:04:57.336] * ...`): the
+/// bracket holds the time BIRD learned the route, which a withdrawal and re-announcement would change.
+fn route_line(lab: &Lab, prefix: &str) -> String {
+    lab.upstream_bird()
+        .command(&format!("show route {prefix}"))
+        .lines()
+        .find(|l| l.contains(prefix) && l.contains('['))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no route for {prefix} upstream"))
 }
 
 /// `frr-reload.py --reload` of `frr`'s bgpd with its own config file (the rendered template: what an
@@ -83,7 +129,8 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
             "nsbeacon's kernel route for {prefix} is missing"
         );
     }
-    let before = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| withdraws_received(&lab, p));
+    let before = settled_counters(&lab);
+    let lines_before = PREFIXES.map(|p| route_line(&lab, p));
 
     let watch = RouteWatch::start(&lab, &PREFIXES);
     let frr = lab.node_frr().expect("FRR lab");
@@ -96,7 +143,8 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
     // Longer than nsbeacon's read-back (1 s): a withdrawal that only the read-back repairs would show.
     std::thread::sleep(Duration::from_secs(2));
     let history = watch.finish();
-    let after = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| withdraws_received(&lab, p));
+    let after = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(&lab, p));
+    let lines_after = PREFIXES.map(|p| route_line(&lab, p));
 
     for prefix in PREFIXES {
         assert_eq!(
@@ -109,9 +157,15 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
         );
         assert!(!history.ever_withdrawn(prefix), "{}", history.describe());
     }
+    // Not one update or withdrawal reached the upstream, and it still has the very route it learned
+    // before (same time stamp): zero route changes, not just no visible gap.
     assert_eq!(
         before, after,
-        "the upstream received withdrawals (v4, v6 counters)"
+        "the upstream received updates or withdrawals ((updates, withdraws) for v4, v6)"
+    );
+    assert_eq!(
+        lines_before, lines_after,
+        "the upstream's routes were replaced"
     );
     // The reloads really ran against bgpd and found nothing of nsbeacon's to remove.
     for out in &outputs {
@@ -121,8 +175,8 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
         );
     }
     eprintln!(
-        "20 frr-reload.py --reload runs in {reload_time:?}: upstream route changes v4={} v6={}, withdraws \
-         received v4 {}->{} v6 {}->{}",
+        "20 frr-reload.py --reload runs in {reload_time:?}: upstream route changes v4={} v6={}; upstream \
+         [import updates, import withdraws] counters v4 {:?}->{:?} v6 {:?}->{:?}",
         history.changes(ANYCAST_V4),
         history.changes(ANYCAST_V6),
         before[0],
