@@ -1834,6 +1834,15 @@ async fn kernel_route_gate_never_touches_another_programs_route() {
         lab.kernel_routes(GATED_V4, None).contains("dev lo"),
         "the other program's route was deleted"
     );
+    // A default route is never a gate: it would route all of the node's traffic into lo.
+    let err = frr_err(
+        backend
+            .set(&network("0.0.0.0/0"), RouteState::Announced)
+            .await
+            .expect_err("default route"),
+    );
+    assert!(err.to_string().contains("default route"), "{err}");
+    assert_eq!(lab.kernel_routes("0.0.0.0/0", Some("53")), "");
     // A namespace that does not exist is a clear error, not a hang.
     let missing = FrrBackend::new(FrrConfig {
         announce: FrrAnnounce::KernelRoute(KernelRouteGate {

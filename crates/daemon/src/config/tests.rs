@@ -2043,6 +2043,11 @@ fn frr_announce_via_defaults_to_the_kernel_route_gate_and_is_checked() {
             "backend.kernel_protocol",
             "not a route protocol number",
         ),
+        (
+            "allow_default_route = true",
+            "backend.allow_default_route",
+            "cannot be announced through the kernel-route gate",
+        ),
     ];
     for (extra, path, message) in cases {
         assert_issue(

@@ -141,8 +141,19 @@ impl Gate {
         result
     }
 
-    /// Adds nsbeacon's route for `prefix` unless it is there already.
+    /// Adds nsbeacon's route for `prefix` unless it is there already. A default route is refused: as a
+    /// gate it would send every packet of the node without a better route into `lo`.
     pub(crate) async fn add(&self, prefix: &IpNet, deadline: Instant) -> Result<(), FrrError> {
+        if prefix.prefix_len() == 0 {
+            return Err(FrrError::KernelRoute {
+                operation: "add",
+                prefix: *prefix,
+                protocol: self.config.protocol,
+                reason: "a default route cannot be gated by a kernel route (it would route all of the node's \
+                         traffic into lo); use announce_via = \"network\" to announce it"
+                    .to_owned(),
+            });
+        }
         let result = self
             .bounded(deadline, "add", prefix, async {
                 let handle = self.handle().await?;
@@ -152,7 +163,7 @@ impl Gate {
                 let lo = loopback_index(&handle)
                     .await
                     .map_err(|e| self.failure("add", prefix, e))?;
-                let message = self.route_message(prefix, lo);
+                let message = self.route_message(prefix, lo)?;
                 match handle.route().add(message).execute().await {
                     Ok(()) => Ok(()),
                     Err(rtnetlink::Error::NetlinkError(e)) if -e.raw_code() == EEXIST => {
@@ -277,23 +288,27 @@ impl Gate {
     }
 
     /// `P dev lo proto N` in the main table (scope link for IPv4, as `ip route add P dev lo` makes it).
-    fn route_message(&self, prefix: &IpNet, lo: u32) -> RouteMessage {
-        let builder = RouteMessageBuilder::<IpAddr>::new();
-        let builder = match builder.destination_prefix(prefix.network(), prefix.prefix_len()) {
-            Ok(builder) => builder,
-            // A prefix from `IpNet` always fits its family; keep the builder's defaults if not.
-            Err(_) => RouteMessageBuilder::<IpAddr>::new(),
-        };
+    ///
+    /// An error, never a message without its destination: that would be a default route.
+    fn route_message(&self, prefix: &IpNet, lo: u32) -> Result<RouteMessage, FrrError> {
+        let builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(prefix.network(), prefix.prefix_len())
+            .map_err(|e| FrrError::KernelRoute {
+                operation: "add",
+                prefix: *prefix,
+                protocol: self.config.protocol,
+                reason: e.to_string(),
+            })?;
         let scope = match prefix {
             IpNet::V4(_) => RouteScope::Link,
             IpNet::V6(_) => RouteScope::Universe,
         };
-        builder
+        Ok(builder
             .output_interface(lo)
             .protocol(RouteProtocol::from(self.config.protocol))
             .scope(scope)
             .table_id(MAIN_TABLE)
-            .build()
+            .build())
     }
 }
 
@@ -412,7 +427,13 @@ mod tests {
     fn own_routes_are_recognised_by_protocol_table_and_prefix() {
         let prefix: IpNet = "203.0.113.53/32".parse().unwrap();
         let gate = Gate::new(KernelRouteGate::default()).unwrap();
-        let ours = gate.route_message(&prefix, 1);
+        let ours = gate.route_message(&prefix, 1).unwrap();
+        assert!(
+            ours.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_))),
+            "{ours:?}"
+        );
         assert!(is_own_route(&ours, &prefix, 53));
         assert!(!is_own_route(&ours, &prefix, 54));
         assert!(!is_own_route(
@@ -432,7 +453,7 @@ mod tests {
         other_table.attributes.push(RouteAttribute::Table(100));
         assert!(!is_own_route(&other_table, &prefix, 53));
         let v6: IpNet = "2001:db8::53/128".parse().unwrap();
-        let ours6 = gate.route_message(&v6, 1);
+        let ours6 = gate.route_message(&v6, 1).unwrap();
         assert!(is_own_route(&ours6, &v6, 53));
         assert!(!is_own_route(&ours6, &prefix, 53));
     }

@@ -177,6 +177,15 @@ impl Validator<'_> {
                 }
             },
         };
+        if raw.allow_default_route == Some(true) {
+            self.issue(
+                "backend.allow_default_route",
+                "a default route cannot be announced through the kernel-route gate: its kernel route would \
+                 send all of the node's traffic into lo",
+                "set announce_via = \"network\" to announce a default route, or remove allow_default_route",
+            );
+            return None;
+        }
         Some(FrrAnnounce::KernelRoute(KernelRouteGate {
             protocol,
             netns: None,
