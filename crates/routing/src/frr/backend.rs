@@ -744,6 +744,19 @@ mod tests {
                 timeout: Duration::ZERO,
                 ..FrrConfig::default()
             },
+            // The gate writes the main table, which zebra reads for the default VRF only.
+            FrrConfig {
+                vrf: Some("blue".into()),
+                announce: FrrAnnounce::KernelRoute(super::super::KernelRouteGate::default()),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                announce: FrrAnnounce::KernelRoute(super::super::KernelRouteGate {
+                    protocol: 186,
+                    netns: None,
+                }),
+                ..FrrConfig::default()
+            },
         ];
         for config in bad {
             assert!(
