@@ -633,6 +633,13 @@ mod tests {
         assert_eq!(sessions[1].state, "Active");
         assert_eq!(sessions[1].bfd, None);
         assert!(sessions[2].families.contains("ipv6Unicast"));
+        // Recorded with bfdd running and BIRD's BFD on the upstream: the BFD session is up (the BGP session
+        // was still connecting). bgpd keeps the last status it heard from bfdd, also after bfdd died.
+        let bfd =
+            neighbor_sessions(include_str!("fixtures/show_bgp_neighbors_bfd_up.json")).unwrap();
+        assert_eq!(bfd.len(), 1);
+        assert_eq!(bfd[0].bfd.as_deref(), Some("Up"));
+        assert_eq!(bfd[0].state, "Active");
         assert_eq!(neighbor_sessions("{\n}\n").unwrap(), Vec::new());
         assert!(neighbor_sessions("% Unknown command").is_err());
         assert!(neighbor_sessions(r#"{"192.0.2.1":{"remoteAs":1}}"#).is_err());
