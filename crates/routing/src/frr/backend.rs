@@ -270,17 +270,19 @@ impl FrrBackend {
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
         let configured = self.configured_network(&prefix, deadline).await?;
         let this_variant = matches!(&configured, ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted);
+        // Gate first: announcing opens it before the statement exists (harmless: no statement, no route),
+        // withdrawing closes it before the statement goes (the statement is removed too, in case something
+        // else than the gate satisfies import-check). A gate that fails to close does not stop the
+        // withdrawal: `no network` still runs, and the gate's error is returned afterwards.
+        let mut gate_error = None;
         if let Some(gate) = &self.gate {
-            // Gate first: announcing opens it before the statement exists (harmless: no statement, no
-            // route), withdrawing closes it before the statement goes (the statement is removed too, in
-            // case something else than the gate satisfies import-check).
             match (state, &configured) {
                 (RouteState::Announced, _) => gate.add(&prefix, deadline).await?,
                 (RouteState::Withdrawn, ConfiguredNetwork::Absent) => {
                     return gate.remove(&prefix, deadline).await;
                 }
                 (RouteState::Withdrawn, _) if this_variant => {
-                    gate.remove(&prefix, deadline).await?
+                    gate_error = gate.remove(&prefix, deadline).await.err();
                 }
                 (RouteState::Withdrawn, _) => {}
             }
@@ -296,13 +298,15 @@ impl FrrBackend {
         let mut lines = self.config_preamble(asn);
         lines.push(format!("address-family {} unicast", afi(&prefix)));
         lines.push(command);
-        match self.run(&lines, deadline, true).await {
+        let result = match self.run(&lines, deadline, true).await {
             Ok(_) => Ok(()),
             Err(
                 FrrError::NetworkNotConfigured { .. } | FrrError::NetworkRouteMapMismatch { .. },
             ) if state == RouteState::Withdrawn => Ok(()),
             Err(err) => Err(err),
-        }
+        };
+        // The statement's error first (the prefix may still be announced), then the gate's.
+        result.and(gate_error.map_or(Ok(()), Err))
     }
 
     /// Whether `network prefix` is configured in this instance's address family, and with which route-map.
