@@ -225,11 +225,10 @@ impl Lab {
             (&upstream_ns, "to-node", format!("{UPSTREAM_V6}/64")),
             (&node, "to-upstream", format!("{NODE_V4}/30")),
             (&node, "to-upstream", format!("{NODE_V6}/64")),
-            (&node, "lo", format!("{ANYCAST_V4_ADDR}/32")),
-            (&node, "lo", format!("{ANYCAST_V6_ADDR}/128")),
         ] {
             ns.add_address(dev, &cidr).unwrap_or_else(|e| panic!("{e}"));
         }
+        make_anycast_local(&node, options.bgp);
         assert!(
             !options.primary || options.dns == DnsServerKind::Knot,
             "a lab with a hidden primary runs Knot on the node (asked for {:?})",
@@ -419,8 +418,13 @@ impl Lab {
     }
 
     /// Adds (`present`) or removes the FRR `network PREFIX [route-map MAP]` statement under `router bgp`,
-    /// in the address family of `prefix`: what nsbeacon's FRR backend does. Returns vtysh's output.
+    /// in the address family of `prefix`, and for the anycast prefixes also the kernel route that opens
+    /// the template's import-check gate ([`Lab::frr_gate`]): what nsbeacon's FRR backend does with
+    /// `announce_via = "kernel-route"`. Returns vtysh's output.
     pub fn frr_network(&self, prefix: &str, route_map: Option<&str>, present: bool) -> VtyshOutput {
+        if prefix == ANYCAST_V4 || prefix == ANYCAST_V6 {
+            self.frr_gate(prefix, present);
+        }
         let family = if prefix.contains(':') {
             "address-family ipv6 unicast"
         } else {
@@ -433,6 +437,44 @@ impl Lab {
             (false, _) => format!("no network {prefix}"),
         };
         self.node_vtysh(&["configure terminal", &router, family, &network])
+    }
+
+    /// Adds (`open`) or removes nsbeacon's kernel route for `prefix` in the node (`P dev lo proto 53`, the
+    /// route nsbeacon's FRR backend manages over netlink): the template's `network P` passes bgpd's import
+    /// check only while it exists. Idempotent.
+    pub fn frr_gate(&self, prefix: &str, open: bool) {
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        let present = |lab: &Lab| {
+            lab.node
+                .ip(&[family, "route", "show", prefix, "proto", FRR_GATE_PROTOCOL])
+                .map(|out| !out.stdout.is_empty())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        if present(self) == open {
+            return;
+        }
+        let verb = if open { "add" } else { "del" };
+        self.node
+            .ip(&[
+                family,
+                "route",
+                verb,
+                prefix,
+                "dev",
+                "lo",
+                "proto",
+                FRR_GATE_PROTOCOL,
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Whether nsbeacon's kernel route for `prefix` is in the node's main table.
+    pub fn frr_gate_open(&self, prefix: &str) -> bool {
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        self.node
+            .ip(&[family, "route", "show", prefix, "proto", FRR_GATE_PROTOCOL])
+            .map(|out| !out.stdout.is_empty())
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The node's BGP daemon log(s), for assertion messages.
@@ -591,6 +633,39 @@ impl Lab {
             &self.dns.zone().name,
             timeout,
         )
+    }
+}
+
+/// The protocol number of nsbeacon's kernel routes (its default `[backend] kernel_protocol`).
+pub const FRR_GATE_PROTOCOL: &str = "53";
+
+/// Makes the anycast addresses local in the node, so the DNS server can listen on them.
+///
+/// BIRD: as addresses on `lo`. FRR: as "AnyIP" routes in the local table (`ip route add local P dev lo
+/// table local`), which zebra ignores, plus `net.ipv6.ip_nonlocal_bind` for binding the IPv6 one: an
+/// address on `lo` would be a connected route in zebra, which satisfies the template's import check by
+/// itself, so bgpd would announce the prefix without nsbeacon (frr-templates/README.md).
+fn make_anycast_local(node: &Netns, bgp: NodeBgpKind) {
+    match bgp {
+        NodeBgpKind::Bird => {
+            node.add_address("lo", &format!("{ANYCAST_V4_ADDR}/32"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            node.add_address("lo", &format!("{ANYCAST_V6_ADDR}/128"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        NodeBgpKind::Frr => {
+            for (family, prefix) in [("-4", ANYCAST_V4), ("-6", ANYCAST_V6)] {
+                node.ip(&[
+                    family, "route", "add", "local", prefix, "dev", "lo", "table", "local",
+                ])
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+            node.run(
+                require_binary("sysctl").to_str().unwrap_or("sysctl"),
+                &["-q", "-w", "net.ipv6.ip_nonlocal_bind=1"],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }
 

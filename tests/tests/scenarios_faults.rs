@@ -357,7 +357,8 @@ fn announce_by_hand(lab: &Lab) {
 }
 
 /// Scenario 6: the BGP daemon restarts while DNS is down: the prefixes do not leak back; while DNS is up:
-/// nsbeacon re-announces them (drift re-asserted).
+/// they come back (BIRD: nsbeacon re-asserts them as drift; FRR: bgpd re-announces them itself, gated
+/// by nsbeacon's kernel route, which the restart keeps).
 fn bgp_restart(bgp: NodeBgpKind) {
     let mut lab = Lab::start(LabOptions::new(bgp));
     let config = undamped(&lab);
@@ -414,11 +415,16 @@ fn bgp_restart(bgp: NodeBgpKind) {
     assert_eq!(m.expect("nsbeacon_backend_up", &[]), 1.0);
     beacon.wait_actual(&lab, &announce, true, MARGIN);
     let m = beacon.metrics(&lab);
-    assert!(
-        drift_count(&m, &announce) > drift_before_restart,
-        "the re-assertion is counted as drift:\n{}",
-        m.0
-    );
+    // BIRD comes back with the statics disabled and nsbeacon re-enables them (drift). FRR comes back
+    // announcing by itself: frr.conf holds the `network` lines and nsbeacon's kernel route survived the
+    // restart (frr-templates/README.md), so there may be nothing for nsbeacon to re-assert.
+    if lab.node_bird_socket().is_some() {
+        assert!(
+            drift_count(&m, &announce) > drift_before_restart,
+            "the re-assertion is counted as drift:\n{}",
+            m.0
+        );
+    }
 }
 
 /// `nsbeacon_route_drift_total` summed over `targets`.

@@ -199,8 +199,13 @@ fn nsbeacon_config(
             let socket = lab
                 .frr_vty_socket()
                 .ok_or_else(|| BenchError::new("FRR lab without FRR"))?;
+            // nsbeacon runs in the host's namespace here and FRR in the lab's, with the anycast address
+            // on lo: the `network` mechanism (the kernel-route gate would write to the host's table).
             (
-                format!("kind = \"frr\"\nsocket = \"{}\"\n", socket.display()),
+                format!(
+                    "kind = \"frr\"\nsocket = \"{}\"\nannounce_via = \"network\"\n",
+                    socket.display()
+                ),
                 ANYCAST_PREFIX.to_owned(),
             )
         }

@@ -51,11 +51,13 @@ impl Backend {
                 asn,
                 vrf,
                 timeout,
+                announce,
             } => FrrBackend::new(FrrConfig {
                 transport: transport.clone(),
                 asn: *asn,
                 vrf: vrf.clone(),
                 timeout: *timeout,
+                announce: announce.clone(),
             })
             .map(Backend::Frr)
             .map_err(|e| BackendSetupError {

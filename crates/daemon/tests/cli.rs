@@ -153,11 +153,15 @@ fn check_config_says_where_the_backend_is_reached() {
     for (table, expected) in [
         (
             "kind = \"frr\"".to_owned(),
-            "backend frr over bgpd's vty socket /run/frr/bgpd.vty)".to_owned(),
+            "backend frr over bgpd's vty socket /run/frr/bgpd.vty, announcing through the kernel-route gate \
+             (proto 53))"
+                .to_owned(),
         ),
         (
             "kind = \"frr\"\nvia = \"vtysh\"\nargs = [\"--vty_socket\", \"/run/frr-a\"]".to_owned(),
-            "backend frr through /usr/bin/vtysh --vty_socket /run/frr-a)".to_owned(),
+            "backend frr through /usr/bin/vtysh --vty_socket /run/frr-a, announcing through the kernel-route \
+             gate (proto 53))"
+                .to_owned(),
         ),
     ] {
         let frr = bird

@@ -51,6 +51,9 @@ reconcile_interval = "500ms"
 kind = "frr"
 socket = "{socket}"
 timeout = "10s"
+# nsbeacon runs in the test's namespace, FRR in its own: the kernel-route gate would write to the wrong
+# namespace (tests/tests/frr_gate.rs runs that mechanism in the node's namespace).
+announce_via = "network"
 
 [http]
 listen = "{http}"
@@ -204,6 +207,7 @@ via = "vtysh"
 vtysh = "{vtysh}"
 args = [{args}]
 timeout = "10s"
+announce_via = "network"
 
 [http]
 listen = "{http}"

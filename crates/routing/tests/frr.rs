@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nsbeacon_routing::frr::{Asn, FrrBackend, FrrConfig, FrrError, FrrTransport};
+use nsbeacon_routing::frr::{
+    Asn, DEFAULT_KERNEL_ROUTE_PROTOCOL, FrrAnnounce, FrrBackend, FrrConfig, FrrError, FrrTransport,
+    KernelRouteGate,
+};
 use nsbeacon_routing::{
-    BirdProtocolName, FrrNeighbor, FrrNetwork, FrrNetworkParseError, RouteMapName,
+    BirdProtocolName, FrrNeighbor, FrrNetwork, FrrNetworkParseError, PeerExport, RouteMapName,
     RouteMapNameError, RouteState, RouteTarget, RoutingBackend, RoutingError, TargetStatus,
 };
 use nsbeacon_testkit::frr::{FrrConfigFiles, FrrDaemon, FrrInstance};
@@ -1632,4 +1635,232 @@ async fn hostile_vty_sockets_give_bounded_errors() {
     let err = attempt(backend_at(&path)).await;
     assert!(matches!(err, FrrError::UnknownCommand { .. }), "{err:?}");
     peer.join().expect("peer");
+}
+
+/// Prefixes the node has NOT on `lo` (so no connected route): only the kernel-route gate puts them into
+/// zebra's RIB, and so through bgp import-check.
+const GATED_V4: &str = "198.51.100.53/32";
+const GATED_V6: &str = "2001:db8:5353::53/128";
+
+impl Lab {
+    /// The backend with `announce_via = "kernel-route"`, writing its routes into the node's namespace.
+    fn gate_backend(&self) -> FrrBackend {
+        FrrBackend::new(FrrConfig {
+            announce: FrrAnnounce::KernelRoute(KernelRouteGate {
+                protocol: DEFAULT_KERNEL_ROUTE_PROTOCOL,
+                netns: Some(PathBuf::from(format!("/run/netns/{}", self._node.0))),
+            }),
+            ..self.config()
+        })
+        .expect("valid config")
+    }
+
+    /// `ip route show PREFIX [proto N]` in the node: the kernel's routes for exactly `prefix`.
+    fn kernel_routes(&self, prefix: &str, protocol: Option<&str>) -> String {
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        let mut args = vec!["-n", self._node.0.as_str(), family, "route", "show", prefix];
+        if let Some(p) = protocol {
+            args.extend(["proto", p]);
+        }
+        let out = Command::new("ip").args(&args).output().expect("run ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The export of `target` to `peer`, as the backend reports it.
+async fn export_to(backend: &FrrBackend, target: &RouteTarget, peer: &str) -> PeerExport {
+    let exports = backend.exports(target).await.expect("exports").value;
+    exports
+        .iter()
+        .find(|e| e.session.peer == peer)
+        .cloned()
+        .unwrap_or_else(|| panic!("no export entry for {peer}: {exports:?}"))
+}
+
+/// Reads exports until `peer`'s entry says `exported` (up to 5 s: bgpd's 50 ms hold, zebra's NHT update).
+async fn export_until(
+    backend: &FrrBackend,
+    target: &RouteTarget,
+    peer: &str,
+    exported: bool,
+) -> PeerExport {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let export = export_to(backend, target, peer).await;
+        if export.exported == exported || Instant::now() >= deadline {
+            return export;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_route_gate_announces_withdraws_and_holds_a_configured_network_back() {
+    let lab = Lab::start();
+    let backend = lab.gate_backend();
+    lab.wait_sessions();
+    // A neighbor that never comes up: listed, not established, nothing exported.
+    lab.frr.vtysh_ok(&[
+        "configure terminal",
+        "router bgp 65001",
+        "neighbor 192.0.2.9 remote-as 64497",
+    ]);
+    for (prefix, peer) in [(GATED_V4, PEER_V4), (GATED_V6, PEER_V6)] {
+        let target = network(prefix);
+        assert_eq!(read(&backend, &target).await.state, RouteState::Withdrawn);
+        assert!(!export_to(&backend, &target, peer).await.exported);
+
+        backend
+            .set(&target, RouteState::Announced)
+            .await
+            .expect("announce");
+        let status = read_until(&backend, &target, RouteState::Announced).await;
+        assert_eq!(status.state, RouteState::Announced, "{status:?}");
+        assert!(
+            status.detail.contains("kernel route (proto 53) is present"),
+            "{status:?}"
+        );
+        assert!(
+            lab.kernel_routes(prefix, Some("53")).contains("dev lo"),
+            "no kernel route: {}",
+            lab.kernel_routes(prefix, None)
+        );
+        lab.upstream.wait_route(prefix, true);
+        let export = export_until(&backend, &target, peer, true).await;
+        assert!(export.exported && export.session.established, "{export:?}");
+
+        // Closing the gate by hand withdraws, although the `network` statement stays: the gate, not the
+        // statement, decides.
+        let family = if prefix.contains(':') { "-6" } else { "-4" };
+        ip(&[
+            "-n",
+            &lab._node.0,
+            family,
+            "route",
+            "del",
+            prefix,
+            "proto",
+            "53",
+        ]);
+        lab.upstream.wait_route(prefix, false);
+        assert!(lab.running_config().contains(&format!("network {prefix}")));
+        let status = read_until(&backend, &target, RouteState::Withdrawn).await;
+        assert!(status.detail.contains("is absent"), "{status:?}");
+        assert!(!export_until(&backend, &target, peer, false).await.exported);
+
+        // Announcing again re-opens it; withdrawing closes it and removes the statement.
+        backend
+            .set(&target, RouteState::Announced)
+            .await
+            .expect("announce again");
+        lab.upstream.wait_route(prefix, true);
+        backend
+            .set(&target, RouteState::Withdrawn)
+            .await
+            .expect("withdraw");
+        lab.upstream.wait_route(prefix, false);
+        assert_eq!(lab.kernel_routes(prefix, Some("53")), "");
+        assert!(!lab.running_config().contains(&format!("network {prefix}")));
+        assert_eq!(read(&backend, &target).await.state, RouteState::Withdrawn);
+        backend
+            .set(&target, RouteState::Withdrawn)
+            .await
+            .expect("withdraw is idempotent");
+    }
+    let idle = export_to(&backend, &network(GATED_V4), "192.0.2.9").await;
+    assert!(!idle.exported && !idle.session.established, "{idle:?}");
+    assert_ne!(idle.session.state, "Established");
+    // The neighbor target: its own session only.
+    let session = backend
+        .exports(&neighbor(PEER_V4))
+        .await
+        .expect("neighbor exports")
+        .value;
+    assert_eq!(session.len(), 1, "{session:?}");
+    assert_eq!(session[0].session.peer, PEER_V4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_route_gate_defeated_by_a_connected_route_is_reported_and_still_withdraws() {
+    let lab = Lab::start();
+    let backend = lab.gate_backend();
+    lab.wait_sessions();
+    // V4 is on lo in this lab: zebra has it as a connected route, which satisfies import-check alone.
+    let target = network(V4);
+    backend
+        .set(&target, RouteState::Announced)
+        .await
+        .expect("announce");
+    lab.upstream.wait_route(V4, true);
+    ip(&["-n", &lab._node.0, "-4", "route", "del", V4, "proto", "53"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = read(&backend, &target).await;
+    assert_eq!(status.state, RouteState::Announced, "{status:?}");
+    assert!(
+        status.detail.contains("WITHOUT nsbeacon's kernel route"),
+        "{status:?}"
+    );
+    assert!(
+        lab.upstream.has_route(V4),
+        "the connected route keeps it announced"
+    );
+    // Withdrawing still works: the statement goes.
+    backend
+        .set(&target, RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    lab.upstream.wait_route(V4, false);
+    assert_eq!(read(&backend, &target).await.state, RouteState::Withdrawn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_route_gate_never_touches_another_programs_route() {
+    let lab = Lab::start();
+    let backend = lab.gate_backend();
+    // Someone else's route for the prefix (proto boot, as `ip route add` makes it) in the same slot.
+    ip(&["-n", &lab._node.0, "route", "add", GATED_V4, "dev", "lo"]);
+    let err = backend
+        .set(&network(GATED_V4), RouteState::Announced)
+        .await
+        .expect_err("conflict");
+    let err = frr_err(err);
+    assert!(matches!(err, FrrError::KernelRouteConflict { .. }), "{err}");
+    assert!(err.to_string().contains("never replaces"), "{err}");
+    backend
+        .set(&network(GATED_V4), RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    assert!(
+        lab.kernel_routes(GATED_V4, None).contains("dev lo"),
+        "the other program's route was deleted"
+    );
+    // A default route is never a gate: it would route all of the node's traffic into lo.
+    let err = frr_err(
+        backend
+            .set(&network("0.0.0.0/0"), RouteState::Announced)
+            .await
+            .expect_err("default route"),
+    );
+    assert!(err.to_string().contains("default route"), "{err}");
+    assert_eq!(lab.kernel_routes("0.0.0.0/0", Some("53")), "");
+    // A namespace that does not exist is a clear error, not a hang.
+    let missing = FrrBackend::new(FrrConfig {
+        announce: FrrAnnounce::KernelRoute(KernelRouteGate {
+            protocol: DEFAULT_KERNEL_ROUTE_PROTOCOL,
+            netns: Some(PathBuf::from("/run/netns/nsbeacon-no-such-namespace")),
+        }),
+        ..lab.config()
+    })
+    .expect("valid config");
+    let err = frr_err(
+        missing
+            .set(&network(GATED_V4), RouteState::Announced)
+            .await
+            .expect_err("no namespace"),
+    );
+    assert!(
+        matches!(err, FrrError::KernelRouteSocket { .. })
+            && err.to_string().contains("nsbeacon-no-such-namespace"),
+        "{err}"
+    );
 }

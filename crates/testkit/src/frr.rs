@@ -325,6 +325,24 @@ impl FrrInstance {
         }
     }
 
+    /// Starts the daemons again after [`FrrInstance::stop`] (or [`FrrInstance::kill`]), from the config
+    /// files, and waits until bgpd answers: lets a test change the world in between (e.g. remove kernel
+    /// routes, as a reboot does).
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.start_daemons();
+    }
+
+    /// Starts one daemon again after [`FrrInstance::stop_daemon`] or [`FrrInstance::kill_daemon`] (a no-op
+    /// while it runs) and returns at once: the caller waits for what it needs (vty socket, session).
+    pub fn start_daemon_again(&mut self, daemon: FrrDaemon) {
+        if self.daemons[daemon.index()].is_some() {
+            return;
+        }
+        let _ = std::fs::remove_file(self.dir.path().join(format!("{}.vty", daemon.name())));
+        self.start_daemon(daemon);
+    }
+
     /// Stops everything and starts it again from the config files: the running config is lost, exactly
     /// as with a real FRR restart when nobody ran `write memory`.
     pub fn restart(&mut self) {

@@ -41,7 +41,7 @@ use std::time::Duration;
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{ProbeSpec, Transport};
 use nsbeacon_routing::RouteTarget;
-use nsbeacon_routing::frr::FrrTransport;
+use nsbeacon_routing::frr::{FrrAnnounce, FrrTransport};
 
 use crate::file::{self, FileError};
 
@@ -238,6 +238,10 @@ pub enum BackendConfig {
         vrf: Option<String>,
         /// Bound on one operation. Default [`DEFAULT_FRR_TIMEOUT`].
         timeout: Duration,
+        /// `announce_via = "kernel-route"` (the default in the default VRF: `network` statements kept in
+        /// frr.conf, gated by nsbeacon's kernel route, `kernel_protocol`) or `"network"` (the default with
+        /// a `vrf`: nsbeacon adds and removes the statements).
+        announce: FrrAnnounce,
     },
 }
 
@@ -267,18 +271,29 @@ impl fmt::Display for BackendConfig {
                 write!(f, "bird over its control socket {}", socket.display())
             }
             BackendConfig::Frr {
-                transport: FrrTransport::VtySocket { socket },
-                ..
-            } => write!(f, "frr over bgpd's vty socket {}", socket.display()),
-            BackendConfig::Frr {
-                transport: FrrTransport::Vtysh { vtysh, extra_args },
+                transport,
+                announce,
                 ..
             } => {
-                write!(f, "frr through {}", vtysh.display())?;
-                for arg in extra_args {
-                    write!(f, " {arg}")?;
+                match transport {
+                    FrrTransport::VtySocket { socket } => {
+                        write!(f, "frr over bgpd's vty socket {}", socket.display())?;
+                    }
+                    FrrTransport::Vtysh { vtysh, extra_args } => {
+                        write!(f, "frr through {}", vtysh.display())?;
+                        for arg in extra_args {
+                            write!(f, " {arg}")?;
+                        }
+                    }
                 }
-                Ok(())
+                match announce {
+                    FrrAnnounce::Network => write!(f, ", announcing with network statements"),
+                    FrrAnnounce::KernelRoute(gate) => write!(
+                        f,
+                        ", announcing through the kernel-route gate (proto {})",
+                        gate.protocol
+                    ),
+                }
             }
         }
     }

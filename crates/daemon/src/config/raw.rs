@@ -63,6 +63,8 @@ pub(crate) struct RawBackend {
     pub min_prefix_length_v4: Option<i64>,
     pub min_prefix_length_v6: Option<i64>,
     pub allow_default_route: Option<bool>,
+    pub announce_via: Option<String>,
+    pub kernel_protocol: Option<i64>,
 }
 
 /// `[http]`.

@@ -246,6 +246,7 @@ fn frr_example_parses_every_option() {
             asn: Some(65001),
             vrf: Some("anycast".into()),
             timeout: Duration::from_secs(3),
+            announce: FrrAnnounce::Network,
         }
     );
     assert_eq!(
@@ -1982,6 +1983,86 @@ fn prefix_limit_keys_are_checked() {
     assert_issue(
         &self::issues(&text),
         "backend.allow_default_route",
+        "only applies to kind = \"frr\"",
+    );
+}
+
+#[test]
+fn frr_announce_via_defaults_to_the_kernel_route_gate_and_is_checked() {
+    // FRR_EXAMPLE's instance is in a VRF; these cases are about the default VRF unless they add one.
+    let frr_announcing = |targets: &str, extra: &str| {
+        frr_announcing(targets, extra).replace("vrf = \"anycast\"\n", "")
+    };
+    let announce = |extra: &str| match ok(&frr_announcing("\"203.0.113.53/32\"", extra)).backend {
+        BackendConfig::Frr { announce, .. } => announce,
+        other => panic!("{other:?}"),
+    };
+    let gate = |protocol| {
+        FrrAnnounce::KernelRoute(nsbeacon_routing::frr::KernelRouteGate {
+            protocol,
+            netns: None,
+        })
+    };
+    assert_eq!(announce(""), gate(53));
+    assert_eq!(
+        announce("announce_via = \"kernel-route\"\nkernel_protocol = 250"),
+        gate(250)
+    );
+    assert_eq!(announce("announce_via = \"network\""), FrrAnnounce::Network);
+    // With a VRF the default is `network` (zebra reads the VRF's table, not the main one).
+    assert_eq!(announce("vrf = \"blue\""), FrrAnnounce::Network);
+
+    let cases = [
+        (
+            "announce_via = \"bgp\"",
+            "backend.announce_via",
+            "is not a way to announce",
+        ),
+        (
+            "announce_via = \"kernel-route\"\nvrf = \"blue\"",
+            "backend.announce_via",
+            "only works for the BGP instance of the default VRF",
+        ),
+        (
+            "announce_via = \"network\"\nkernel_protocol = 60",
+            "backend.kernel_protocol",
+            "only applies with announce_via",
+        ),
+        (
+            "kernel_protocol = 186",
+            "backend.kernel_protocol",
+            "belong to FRR",
+        ),
+        (
+            "kernel_protocol = 3",
+            "backend.kernel_protocol",
+            "the kernel's own",
+        ),
+        (
+            "kernel_protocol = 256",
+            "backend.kernel_protocol",
+            "not a route protocol number",
+        ),
+        (
+            "allow_default_route = true",
+            "backend.allow_default_route",
+            "cannot be announced through the kernel-route gate",
+        ),
+    ];
+    for (extra, path, message) in cases {
+        assert_issue(
+            &issues(&frr_announcing("\"203.0.113.53/32\"", extra)),
+            path,
+            message,
+        );
+    }
+    let text = BIRD_EXAMPLE.replace(
+        "kind = \"bird\"\n",
+        "kind = \"bird\"\nannounce_via = \"network\"\n",
+    );
+    assert_issue(
+        &self::issues(&text),
+        "backend.announce_via",
         "only applies to kind = \"frr\"",
     );
 }

@@ -7,14 +7,18 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
-use super::readback::{self, ConfiguredNetwork, NeighborReadback, NetworkReadback, ReadbackError};
+use super::gate::Gate;
+use super::readback::{
+    self, Advertised, ConfiguredNetwork, NeighborReadback, NeighborSession, NetworkReadback,
+    ReadbackError,
+};
 use super::types::{self, Asn, VrfName};
 use super::vty_socket::VtySocket;
 use super::vtysh::{self, Vtysh};
-use super::{FrrConfig, FrrError, FrrTransport};
+use super::{FrrAnnounce, FrrConfig, FrrError, FrrTransport};
 use crate::{
-    BackendHealth, FrrNeighbor, FrrNetwork, RouteMapName, RouteState, RouteTarget, RoutingBackend,
-    RoutingError, TargetStatus, Timed,
+    BackendHealth, FrrNeighbor, FrrNetwork, PeerExport, PeerSession, RouteMapName, RouteState,
+    RouteTarget, RoutingBackend, RoutingError, TargetStatus, Timed,
 };
 
 /// The connection to bgpd: one of the two [`FrrTransport`]s, ready to run commands.
@@ -67,6 +71,29 @@ pub struct FrrBackend {
     timeout: Duration,
     /// The ASN once discovered or checked against FRR.
     known_asn: Mutex<Option<Asn>>,
+    /// The kernel-route gate, with [`FrrAnnounce::KernelRoute`]; `None`: plain `network` / `no network`.
+    gate: Option<Gate>,
+}
+
+/// The key of a prefix's address family in a neighbor's `addressFamilyInfo`.
+fn family_key(prefix: &IpNet) -> &'static str {
+    match prefix {
+        IpNet::V4(_) => "ipv4Unicast",
+        IpNet::V6(_) => "ipv6Unicast",
+    }
+}
+
+/// A neighbor's session as the routing crate reports it, with `exported`.
+fn peer_export(session: NeighborSession, exported: bool) -> PeerExport {
+    PeerExport {
+        session: PeerSession {
+            established: session.state == "Established",
+            peer: session.peer,
+            state: session.state,
+            bfd: session.bfd.map(|b| b.to_ascii_lowercase()),
+        },
+        exported,
+    }
 }
 
 /// The address family keyword for a prefix.
@@ -93,12 +120,22 @@ impl FrrBackend {
                 Connection::Vtysh(Vtysh::new(vtysh, extra_args))
             }
         };
+        let gate = match config.announce {
+            FrrAnnounce::Network => None,
+            FrrAnnounce::KernelRoute(gate) => {
+                if vrf.is_some() {
+                    return Err(FrrError::KernelRouteInVrf);
+                }
+                Some(Gate::new(gate)?)
+            }
+        };
         Ok(FrrBackend {
             connection,
             configured_asn,
             vrf,
             timeout: config.timeout,
             known_asn: Mutex::new(None),
+            gate,
         })
     }
 
@@ -233,6 +270,23 @@ impl FrrBackend {
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
         let configured = self.configured_network(&prefix, deadline).await?;
         let this_variant = matches!(&configured, ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted);
+        // Gate first: announcing opens it before the statement exists (harmless: no statement, no route),
+        // withdrawing closes it before the statement goes (the statement is removed too, in case something
+        // else than the gate satisfies import-check). A gate that fails to close does not stop the
+        // withdrawal: `no network` still runs, and the gate's error is returned afterwards.
+        let mut gate_error = None;
+        if let Some(gate) = &self.gate {
+            match (state, &configured) {
+                (RouteState::Announced, _) => gate.add(&prefix, deadline).await?,
+                (RouteState::Withdrawn, ConfiguredNetwork::Absent) => {
+                    return gate.remove(&prefix, deadline).await;
+                }
+                (RouteState::Withdrawn, _) if this_variant => {
+                    gate_error = gate.remove(&prefix, deadline).await.err();
+                }
+                (RouteState::Withdrawn, _) => {}
+            }
+        }
         let command = match state {
             RouteState::Announced if this_variant => return Ok(()),
             RouteState::Announced => format!("network {network}"),
@@ -244,13 +298,15 @@ impl FrrBackend {
         let mut lines = self.config_preamble(asn);
         lines.push(format!("address-family {} unicast", afi(&prefix)));
         lines.push(command);
-        match self.run(&lines, deadline, true).await {
+        let result = match self.run(&lines, deadline, true).await {
             Ok(_) => Ok(()),
             Err(
                 FrrError::NetworkNotConfigured { .. } | FrrError::NetworkRouteMapMismatch { .. },
             ) if state == RouteState::Withdrawn => Ok(()),
             Err(err) => Err(err),
-        }
+        };
+        // The statement's error first (the prefix may still be announced), then the gate's.
+        result.and(gate_error.map_or(Ok(()), Err))
     }
 
     /// Whether `network prefix` is configured in this instance's address family, and with which route-map.
@@ -284,11 +340,22 @@ impl FrrBackend {
         types::validate_prefix(&network.prefix)?;
         let started = std::time::Instant::now();
         let deadline = self.deadline();
-        let (configured, table) = tokio::join!(
+        let gate = async {
+            match &self.gate {
+                None => Ok(None),
+                Some(gate) => gate.present(&network.prefix, deadline).await.map(Some),
+            }
+        };
+        let (configured, table, gate_open) = tokio::join!(
             self.configured_network(&network.prefix, deadline),
             self.read_network_path(network.prefix, deadline),
+            gate,
         );
-        let (configured, (table_status, _)) = (configured?, table?);
+        let (configured, (table_status, _), gate_open) = (configured?, table?, gate_open?);
+        let table_status = match gate_open {
+            None => table_status,
+            Some(open) => self.gated(network.prefix, table_status, open),
+        };
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
         let describe = |map: Option<&str>| {
             map.map_or_else(
@@ -332,6 +399,59 @@ impl FrrBackend {
             value: status,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The path's status in kernel-route mode: what the BGP table says, explained by the gate's state.
+    ///
+    /// A valid path is announced whether or not the gate is open (that is what the peers get), but a
+    /// valid path with the gate closed means something else satisfies import-check (the anycast address
+    /// on `lo` as a connected route, a static route): the detail says so, and withdrawing removes the
+    /// `network` statement as well.
+    fn gated(&self, prefix: IpNet, table: TargetStatus, open: bool) -> TargetStatus {
+        let protocol = self.gate.as_ref().map_or(0, Gate::protocol);
+        match (table.state, open) {
+            (RouteState::Announced, true) => TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}) is present",
+                    table.detail
+                ),
+            },
+            (RouteState::Announced, false) => {
+                tracing::warn!(
+                    %prefix,
+                    protocol,
+                    "FRR announces the prefix without nsbeacon's kernel route: another route for exactly \
+                     this prefix (usually the anycast address configured on lo, a connected route) satisfies \
+                     bgp import-check, so the kernel-route gate cannot hold it back; make the address local \
+                     with an AnyIP route instead (frr-templates/README.md)"
+                );
+                TargetStatus {
+                    state: RouteState::Announced,
+                    detail: format!(
+                        "{}, WITHOUT nsbeacon's kernel route (proto {protocol}): another route for {prefix} \
+                     satisfies bgp import-check (the anycast address on lo? a static route?), so the kernel-route \
+                     gate does not hold this prefix back (frr-templates/README.md)",
+                        table.detail
+                    ),
+                }
+            }
+            (RouteState::Withdrawn, false) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}) is absent",
+                    table.detail
+                ),
+            },
+            (RouteState::Withdrawn, true) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{} although nsbeacon's kernel route (proto {protocol}) is present: does zebra run in the \
+                     network namespace nsbeacon writes to, and is `bgp network import-check` on?",
+                    table.detail
+                ),
+            },
+        }
     }
 
     /// The status of the `network` path in the BGP table and whether one exists at all (valid or not).
@@ -425,6 +545,110 @@ impl FrrBackend {
         })
     }
 
+    /// For every BGP neighbor: its session, its BFD state where bgpd reports one, and whether `target` is
+    /// exported to it (in its adj-RIB-out, after the outbound policy). All commands share one deadline.
+    ///
+    /// A network variant counts as exported only while it is the configured variant of its prefix and the
+    /// prefix is in the neighbor's advertised routes of its address family; a neighbor target, while its
+    /// session is established and anything at all is advertised on it. A neighbor that is not established
+    /// exports nothing and is not asked.
+    pub async fn exports_of(
+        &self,
+        target: &RouteTarget,
+    ) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        let started = std::time::Instant::now();
+        let deadline = self.deadline();
+        let sessions = self.neighbor_sessions(deadline).await?;
+        let mut exports = Vec::with_capacity(sessions.len());
+        match target {
+            RouteTarget::FrrNetwork(network) => {
+                types::validate_prefix(&network.prefix)?;
+                let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
+                let active = matches!(
+                    self.configured_network(&network.prefix, deadline).await?,
+                    ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted
+                );
+                let family = family_key(&network.prefix);
+                for session in sessions {
+                    let exported = active
+                        && session.state == "Established"
+                        && session.families.contains(family)
+                        && self
+                            .advertised(&session.peer, afi(&network.prefix), deadline)
+                            .await?
+                            .contains(&network.prefix);
+                    exports.push(peer_export(session, exported));
+                }
+            }
+            RouteTarget::FrrNeighbor(neighbor) => {
+                types::validate_neighbor(neighbor)?;
+                let name = neighbor.to_string();
+                for session in sessions.into_iter().filter(|s| s.peer == name) {
+                    let mut exported = false;
+                    if session.state == "Established" {
+                        for (key, afi) in [("ipv4Unicast", "ipv4"), ("ipv6Unicast", "ipv6")] {
+                            if session.families.contains(key)
+                                && !self
+                                    .advertised(&session.peer, afi, deadline)
+                                    .await?
+                                    .is_empty()
+                            {
+                                exported = true;
+                            }
+                        }
+                    }
+                    exports.push(peer_export(session, exported));
+                }
+            }
+            other => {
+                return Err(RoutingError::UnsupportedTarget {
+                    target: other.to_string(),
+                    backend: "frr",
+                });
+            }
+        }
+        Ok(Timed {
+            value: exports,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Every neighbor of the instance with its session.
+    async fn neighbor_sessions(&self, deadline: Instant) -> Result<Vec<NeighborSession>, FrrError> {
+        let lines = [format!("show bgp {}neighbors json", self.show_vrf())];
+        let out = self.run(&lines, deadline, false).await?;
+        readback::neighbor_sessions(&out).map_err(|reason| FrrError::BadOutput {
+            command: self.connection.render(&lines),
+            reason: reason.to_string(),
+            output: vtysh::quote_output(&out),
+        })
+    }
+
+    /// The prefixes bgpd advertises to `peer` in `afi` unicast (empty if the neighbor went away).
+    async fn advertised(
+        &self,
+        peer: &str,
+        afi: &str,
+        deadline: Instant,
+    ) -> Result<std::collections::BTreeSet<IpNet>, FrrError> {
+        // `peer` comes from bgpd's own JSON keys; check it like any neighbor before it goes into a command.
+        let neighbor: FrrNeighbor = peer.parse()?;
+        let lines = [format!(
+            "show bgp {}{afi} unicast neighbors {neighbor} advertised-routes json",
+            self.show_vrf()
+        )];
+        let out = self.run(&lines, deadline, false).await?;
+        match readback::advertised_routes(&out) {
+            Ok(Advertised::Prefixes(prefixes)) => Ok(prefixes),
+            Ok(Advertised::NoSuchNeighbor) => Ok(std::collections::BTreeSet::new()),
+            Err(reason) => Err(FrrError::BadOutput {
+                command: self.connection.render(&lines),
+                reason: reason.to_string(),
+                output: vtysh::quote_output(&out),
+            }),
+        }
+    }
+
     /// Version and BGP sessions in one call, as an error if FRR does not answer properly.
     async fn try_health(&self) -> Result<BackendHealth, FrrError> {
         let lines = ["show version".to_owned(), self.summary_command()];
@@ -481,6 +705,10 @@ impl RoutingBackend for FrrBackend {
         }
     }
 
+    async fn exports(&self, target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        self.exports_of(target).await
+    }
+
     async fn health(&self) -> BackendHealth {
         match self.try_health().await {
             Ok(health) => health,
@@ -518,6 +746,19 @@ mod tests {
             },
             FrrConfig {
                 timeout: Duration::ZERO,
+                ..FrrConfig::default()
+            },
+            // The gate writes the main table, which zebra reads for the default VRF only.
+            FrrConfig {
+                vrf: Some("blue".into()),
+                announce: FrrAnnounce::KernelRoute(super::super::KernelRouteGate::default()),
+                ..FrrConfig::default()
+            },
+            FrrConfig {
+                announce: FrrAnnounce::KernelRoute(super::super::KernelRouteGate {
+                    protocol: 186,
+                    netns: None,
+                }),
                 ..FrrConfig::default()
             },
         ];

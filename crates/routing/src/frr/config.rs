@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::gate::KernelRouteGate;
+
 /// Debian's bgpd vty socket (FRR's `/var/run/frr` is `/run/frr`).
 pub const DEFAULT_BGPD_VTY_SOCKET: &str = "/run/frr/bgpd.vty";
 
@@ -49,16 +51,35 @@ pub struct FrrConfig {
     /// Bound on each operation (all commands it sends); a vtysh still running is killed, a vty connection
     /// still waiting is dropped.
     pub timeout: Duration,
+    /// How a prefix is announced and withdrawn.
+    pub announce: FrrAnnounce,
+}
+
+/// How the FRR backend announces and withdraws a `network` target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FrrAnnounce {
+    /// `network P` / `no network P` in bgpd's running config. An FRR reload (`frr-reload.py`) or a
+    /// bgpd restart drops the statements, so the prefix is withdrawn until nsbeacon's next read-back.
+    /// The default of this crate, because it is the one that touches nothing but bgpd.
+    #[default]
+    Network,
+    /// The `network P` statements stay in `frr.conf`; nsbeacon opens and closes FRR's import-check with
+    /// a kernel route of its own (see `frr/gate.rs`): reload- and restart-proof. Announcing also adds the
+    /// `network` statement when it is missing, withdrawing also removes it (so a connected route that
+    /// defeats the gate still cannot keep a withdrawn prefix announced).
+    KernelRoute(KernelRouteGate),
 }
 
 impl Default for FrrConfig {
-    /// bgpd's default vty socket, the default VRF, ASN discovered, 5 s per operation.
+    /// bgpd's default vty socket, the default VRF, ASN discovered, 5 s per operation, `network` statements
+    /// (no kernel routes).
     fn default() -> FrrConfig {
         FrrConfig {
             transport: FrrTransport::default(),
             asn: None,
             vrf: None,
             timeout: Duration::from_secs(5),
+            announce: FrrAnnounce::Network,
         }
     }
 }

@@ -225,6 +225,71 @@ pub enum FrrError {
         /// The command that was running.
         command: String,
     },
+    /// The kernel-route gate with a BGP instance in a VRF: zebra would read the VRF's own table, not the
+    /// main table nsbeacon writes to.
+    #[error(
+        "announcing through kernel routes is only supported for the default VRF's BGP instance: use the \
+         `network` mechanism with a VRF"
+    )]
+    KernelRouteInVrf,
+    /// A protocol number that cannot mark nsbeacon's kernel routes.
+    #[error(
+        "kernel route protocol {protocol} cannot mark nsbeacon's routes: {reason}; pick an unused number \
+         (default 53)"
+    )]
+    InvalidKernelProtocol {
+        /// The number as given.
+        protocol: u8,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The rtnetlink socket for the kernel-route gate could not be opened.
+    #[error(
+        "cannot open the rtnetlink socket for nsbeacon's kernel routes{}: {reason}",
+        .netns.as_ref().map_or_else(String::new, |p| format!(" in network namespace {}", p.display()))
+    )]
+    KernelRouteSocket {
+        /// The namespace file, when not nsbeacon's own namespace.
+        netns: Option<PathBuf>,
+        /// The OS error.
+        reason: String,
+    },
+    /// The kernel refused to add, read or delete nsbeacon's route.
+    #[error("cannot {operation} nsbeacon's kernel route for {prefix} (proto {protocol}): {reason}")]
+    KernelRoute {
+        /// `add`, `read` or `remove`.
+        operation: &'static str,
+        /// The anycast prefix.
+        prefix: IpNet,
+        /// nsbeacon's protocol number.
+        protocol: u8,
+        /// The kernel's answer.
+        reason: String,
+    },
+    /// Another program's route for the prefix occupies the slot nsbeacon's route needs.
+    #[error(
+        "another route for {prefix} is in the main routing table with the same metric (not proto {protocol}), so \
+         nsbeacon cannot add its own: remove it (`ip route show {prefix}`); nsbeacon never replaces another \
+         program's route"
+    )]
+    KernelRouteConflict {
+        /// The anycast prefix.
+        prefix: IpNet,
+        /// nsbeacon's protocol number.
+        protocol: u8,
+    },
+    /// The kernel did not answer in time.
+    #[error(
+        "the kernel did not answer the {operation} of nsbeacon's route for {prefix} within {waited:?}"
+    )]
+    KernelRouteTimeout {
+        /// `add`, `read` or `remove`.
+        operation: &'static str,
+        /// The anycast prefix.
+        prefix: IpNet,
+        /// How long nsbeacon waited.
+        waited: Duration,
+    },
     /// vtysh printed something that is not the JSON/text the backend expects.
     #[error("`{command}`: unexpected output ({reason}): {output}")]
     BadOutput {

@@ -44,12 +44,14 @@
 mod backend;
 mod config;
 mod error;
+mod gate;
 mod readback;
 mod types;
 mod vty_socket;
 mod vtysh;
 
 pub use backend::FrrBackend;
-pub use config::{DEFAULT_BGPD_VTY_SOCKET, FrrConfig, FrrTransport};
+pub use config::{DEFAULT_BGPD_VTY_SOCKET, FrrAnnounce, FrrConfig, FrrTransport};
 pub use error::FrrError;
+pub use gate::{DEFAULT_KERNEL_ROUTE_PROTOCOL, KernelRouteGate, protocol_problem};
 pub use types::{Asn, VrfName};

@@ -69,6 +69,15 @@ pub(crate) enum ReadbackError {
         /// The number FRR printed.
         asn: u64,
     },
+    /// More neighbors than nsbeacon reads in one answer.
+    #[error("more than {max} BGP neighbors")]
+    TooManyNeighbors {
+        /// The bound.
+        max: usize,
+    },
+    /// An advertised-routes answer with neither routes nor a warning.
+    #[error("no \"advertisedRoutes\" in the answer")]
+    NoAdvertisedRoutes,
     /// `show version` followed by the summary printed no JSON after the banner.
     #[error("no JSON after the version banner")]
     NoJsonAfterBanner,
@@ -355,6 +364,97 @@ pub(crate) fn version(text: &str) -> Option<String> {
     Some(format!("{} {}", words.next()?, words.next()?))
 }
 
+/// One BGP neighbor as `show bgp [vrf V] neighbors json` reports it (the fields nsbeacon reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeighborSession {
+    /// The neighbor's key in the JSON: its address, or the interface of an unnumbered session.
+    pub peer: String,
+    /// `bgpState`: `Established`, `Active`, `Connect`, `Idle`, ...
+    pub state: String,
+    /// `peerBfdInfo.status` (`Up`, `Down`, `Init`, `Unknown`, ...), present when `neighbor X bfd` is set.
+    pub bfd: Option<String>,
+    /// The address families activated for the neighbor (`ipv4Unicast`, `ipv6Unicast`, ...).
+    pub families: BTreeSet<String>,
+}
+
+/// The part of a neighbor's JSON entry nsbeacon reads; serde ignores the rest.
+#[derive(Debug, serde::Deserialize)]
+struct NeighborJson {
+    #[serde(rename = "bgpState")]
+    state: String,
+    #[serde(rename = "peerBfdInfo")]
+    bfd: Option<BfdJson>,
+    #[serde(rename = "addressFamilyInfo", default)]
+    families: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `peerBfdInfo` of a neighbor.
+#[derive(Debug, serde::Deserialize)]
+struct BfdJson {
+    status: Option<String>,
+}
+
+/// At most this many neighbors are read from one answer: far more than a DNS node peers with, and a bound
+/// on the work (one advertised-routes query per established neighbor) whatever FRR prints.
+pub(crate) const MAX_NEIGHBORS: usize = 256;
+
+/// Every neighbor of `show bgp [vrf V] neighbors json`, in the JSON's order. `{}` (no instance, no
+/// neighbor) is an empty list; top-level entries that are not neighbor objects (a `warning`) are skipped.
+pub(crate) fn neighbor_sessions(json: &str) -> Result<Vec<NeighborSession>, ReadbackError> {
+    let map = parse_object(json)?;
+    let mut sessions = Vec::new();
+    for (peer, entry) in map {
+        if !entry.is_object() {
+            continue;
+        }
+        let entry: NeighborJson = serde_json::from_value(entry)?;
+        if sessions.len() == MAX_NEIGHBORS {
+            return Err(ReadbackError::TooManyNeighbors { max: MAX_NEIGHBORS });
+        }
+        sessions.push(NeighborSession {
+            peer,
+            state: entry.state,
+            bfd: entry.bfd.and_then(|b| b.status),
+            families: entry.families.into_keys().collect(),
+        });
+    }
+    Ok(sessions)
+}
+
+/// `show bgp [vrf V] ipv4|ipv6 unicast neighbors X advertised-routes json`, the fields nsbeacon reads.
+#[derive(Debug, serde::Deserialize)]
+struct AdvertisedJson {
+    #[serde(rename = "advertisedRoutes")]
+    routes: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+    warning: Option<String>,
+}
+
+/// What bgpd exports to one neighbor in one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Advertised {
+    /// The prefixes in the neighbor's adj-RIB-out (after the outbound policy).
+    Prefixes(BTreeSet<IpNet>),
+    /// `{"warning":"No such neighbor in this view/vrf"}`: the neighbor went away since it was listed.
+    NoSuchNeighbor,
+}
+
+/// Reads the prefixes of an advertised-routes answer.
+pub(crate) fn advertised_routes(json: &str) -> Result<Advertised, ReadbackError> {
+    let answer: AdvertisedJson = serde_json::from_str(json.trim())?;
+    match (answer.routes, answer.warning) {
+        (Some(routes), _) => routes
+            .into_keys()
+            .map(|key| {
+                key.parse::<IpNet>()
+                    .map_err(|_| ReadbackError::PrefixUnreadable { found: key })
+            })
+            .collect::<Result<_, _>>()
+            .map(Advertised::Prefixes),
+        (None, Some(_)) => Ok(Advertised::NoSuchNeighbor),
+        (None, None) => Err(ReadbackError::NoAdvertisedRoutes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +618,67 @@ mod tests {
         assert_eq!(configured_network("", None, &net("192.0.2.0/24")), None);
     }
 
+    /// Recorded from FRR 8.4.4: `show bgp neighbors json` with 192.0.2.1 Established (with `neighbor X
+    /// bfd`, bfdd not running), 192.0.2.9 Active, 2001:db8::1 Active.
+    const NEIGHBORS: &str = include_str!("fixtures/show_bgp_neighbors.json");
+
+    #[test]
+    fn neighbor_sessions_from_recorded_output() {
+        let sessions = neighbor_sessions(NEIGHBORS).unwrap();
+        let peers: Vec<&str> = sessions.iter().map(|s| s.peer.as_str()).collect();
+        assert_eq!(peers, ["192.0.2.1", "192.0.2.9", "2001:db8::1"]);
+        assert_eq!(sessions[0].state, "Established");
+        assert_eq!(sessions[0].bfd.as_deref(), Some("Unknown"));
+        assert!(sessions[0].families.contains("ipv4Unicast"));
+        assert_eq!(sessions[1].state, "Active");
+        assert_eq!(sessions[1].bfd, None);
+        assert!(sessions[2].families.contains("ipv6Unicast"));
+        // Recorded with bfdd running and BIRD's BFD on the upstream: the BFD session is up (the BGP session
+        // was still connecting). bgpd keeps the last status it heard from bfdd, also after bfdd died.
+        let bfd =
+            neighbor_sessions(include_str!("fixtures/show_bgp_neighbors_bfd_up.json")).unwrap();
+        assert_eq!(bfd.len(), 1);
+        assert_eq!(bfd[0].bfd.as_deref(), Some("Up"));
+        assert_eq!(bfd[0].state, "Active");
+        assert_eq!(neighbor_sessions("{\n}\n").unwrap(), Vec::new());
+        assert!(neighbor_sessions("% Unknown command").is_err());
+        assert!(neighbor_sessions(r#"{"192.0.2.1":{"remoteAs":1}}"#).is_err());
+        let many: String = format!(
+            "{{{}}}",
+            (0..=MAX_NEIGHBORS)
+                .map(|i| format!("\"10.0.{}.{}\":{{\"bgpState\":\"Idle\"}}", i / 256, i % 256))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(matches!(
+            neighbor_sessions(&many),
+            Err(ReadbackError::TooManyNeighbors { .. })
+        ));
+    }
+
+    #[test]
+    fn advertised_routes_from_recorded_output() {
+        let announced = include_str!("fixtures/advertised_routes_announced.json");
+        let withdrawn = include_str!("fixtures/advertised_routes_withdrawn.json");
+        let unknown = include_str!("fixtures/advertised_routes_unknown_neighbor.json");
+        let prefix: IpNet = "203.0.113.53/32".parse().unwrap();
+        match advertised_routes(announced).unwrap() {
+            Advertised::Prefixes(p) => assert_eq!(p.into_iter().collect::<Vec<_>>(), [prefix]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            advertised_routes(withdrawn).unwrap(),
+            Advertised::Prefixes(BTreeSet::new())
+        );
+        assert_eq!(
+            advertised_routes(unknown).unwrap(),
+            Advertised::NoSuchNeighbor
+        );
+        assert!(advertised_routes("{}").is_err());
+        assert!(advertised_routes(r#"{"advertisedRoutes":{"nonsense":{}}}"#).is_err());
+        assert!(advertised_routes("").is_err());
+    }
+
     #[test]
     fn version_banner() {
         assert_eq!(
@@ -540,6 +701,8 @@ mod tests {
                 let _ = configured_network(input, Some("blue"), &"203.0.113.53/32".parse().unwrap());
                 let _ = configured_network(input, None, &"2001:db8::/32".parse().unwrap());
                 let _ = version(input);
+                let _ = neighbor_sessions(input);
+                let _ = advertised_routes(input);
                 let _ = crate::frr::vtysh::classify_failure("c".into(), Some(1), input, input);
                 let _ = crate::frr::vtysh::quote_output(input);
             }
@@ -552,6 +715,8 @@ mod tests {
             let _ = neighbor_status("192.0.2.1", &text);
             let _ = summary_asn(&text);
             let _ = summary_sessions(&text);
+            let _ = neighbor_sessions(&text);
+            let _ = advertised_routes(&text);
         }
     }
 
@@ -578,6 +743,10 @@ mod tests {
             "as",
             "peers",
             "state",
+            "peerBfdInfo",
+            "status",
+            "addressFamilyInfo",
+            "advertisedRoutes",
         ]);
         let leaf = prop_oneof![
             Just(Value::Null),

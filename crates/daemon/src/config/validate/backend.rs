@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nsbeacon_routing::frr::FrrTransport;
+use nsbeacon_routing::frr::{
+    DEFAULT_KERNEL_ROUTE_PROTOCOL, FrrAnnounce, FrrTransport, KernelRouteGate, protocol_problem,
+};
 
 use super::raw::RawBackend;
 use super::targets::PrefixPolicy;
@@ -62,6 +64,8 @@ impl Validator<'_> {
             ("min_prefix_length_v4", raw.min_prefix_length_v4.is_some()),
             ("min_prefix_length_v6", raw.min_prefix_length_v6.is_some()),
             ("allow_default_route", raw.allow_default_route.is_some()),
+            ("announce_via", raw.announce_via.is_some()),
+            ("kernel_protocol", raw.kernel_protocol.is_some()),
         ] {
             if present {
                 self.issue(
@@ -96,12 +100,96 @@ impl Validator<'_> {
         let vrf = self.frr_vrf(raw.vrf.as_deref());
         self.prefix_policy = self.prefix_policy(raw);
         let timeout = self.backend_timeout(raw, DEFAULT_FRR_TIMEOUT);
+        let announce = self.frr_announce(raw);
         Some(BackendConfig::Frr {
             transport: transport?,
             asn: asn?,
             vrf: vrf?,
             timeout: timeout?,
+            announce: announce?,
         })
+    }
+
+    /// FRR's `announce_via`: `"kernel-route"` (the default in the default VRF) gates the `network`
+    /// statements of frr.conf with a kernel route of protocol `kernel_protocol`; `"network"` (the default
+    /// with a `vrf`, where zebra does not read the main table) adds and removes the statements.
+    fn frr_announce(&mut self, raw: &RawBackend) -> Option<FrrAnnounce> {
+        let kernel_route = match raw.announce_via.as_deref() {
+            None => raw.vrf.is_none(),
+            Some("kernel-route") => {
+                if raw.vrf.is_some() {
+                    self.issue(
+                        "backend.announce_via",
+                        "\"kernel-route\" only works for the BGP instance of the default VRF",
+                        "use announce_via = \"network\" with a vrf, or remove vrf",
+                    );
+                    return None;
+                }
+                true
+            }
+            Some("network") => false,
+            Some(other) => {
+                self.issue(
+                    "backend.announce_via",
+                    format!("{other:?} is not a way to announce through FRR"),
+                    "use announce_via = \"kernel-route\" (the default: frr.conf keeps the `network` lines, \
+                     nsbeacon's kernel route opens bgp import-check) or \"network\" (nsbeacon adds and removes \
+                     `network` lines; an FRR reload withdraws until the next read-back)",
+                );
+                return None;
+            }
+        };
+        if !kernel_route {
+            if raw.kernel_protocol.is_some() {
+                self.issue(
+                    "backend.kernel_protocol",
+                    "`kernel_protocol` only applies with announce_via = \"kernel-route\"",
+                    "remove it, or set announce_via = \"kernel-route\"",
+                );
+                return None;
+            }
+            return Some(FrrAnnounce::Network);
+        }
+        let protocol = match raw.kernel_protocol {
+            None => DEFAULT_KERNEL_ROUTE_PROTOCOL,
+            Some(n) => match u8::try_from(n) {
+                Ok(p) => match protocol_problem(p) {
+                    None => p,
+                    Some(reason) => {
+                        self.issue(
+                            "backend.kernel_protocol",
+                            format!("{p} cannot mark nsbeacon's routes: {reason}"),
+                            format!(
+                                "use an unused number such as the default {DEFAULT_KERNEL_ROUTE_PROTOCOL} \
+                                 (see /etc/iproute2/rt_protos)"
+                            ),
+                        );
+                        return None;
+                    }
+                },
+                Err(_) => {
+                    self.issue(
+                        "backend.kernel_protocol",
+                        format!("{n} is not a route protocol number"),
+                        format!("use 5..=255 (default {DEFAULT_KERNEL_ROUTE_PROTOCOL})"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if raw.allow_default_route == Some(true) {
+            self.issue(
+                "backend.allow_default_route",
+                "a default route cannot be announced through the kernel-route gate: its kernel route would \
+                 send all of the node's traffic into lo",
+                "set announce_via = \"network\" to announce a default route, or remove allow_default_route",
+            );
+            return None;
+        }
+        Some(FrrAnnounce::KernelRoute(KernelRouteGate {
+            protocol,
+            netns: None,
+        }))
     }
 
     /// `backend.timeout`, or `default` when unset; `None` when set but invalid.
