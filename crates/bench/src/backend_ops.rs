@@ -141,6 +141,7 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
         let backend = BirdBackend::new(BirdConfig {
             socket: socket.clone(),
             timeout: Duration::from_secs(2),
+            decision_dir: None,
         })
         .map_err(|e| BenchError::new(e.to_string()))?;
         let name =

@@ -33,6 +33,7 @@ fn backend(socket: &Path, timeout: Duration) -> BirdBackend {
     BirdBackend::new(BirdConfig {
         socket: socket.to_owned(),
         timeout,
+        decision_dir: None,
     })
     .expect("valid config")
 }

@@ -63,6 +63,7 @@ pub(crate) struct RawBackend {
     pub min_prefix_length_v4: Option<i64>,
     pub min_prefix_length_v6: Option<i64>,
     pub allow_default_route: Option<bool>,
+    pub decision_dir: Option<String>,
 }
 
 /// `[http]`.
