@@ -8,11 +8,14 @@ use tokio::time::Instant;
 
 use super::decision::{Decision, DecisionDir};
 use super::error::BirdError;
+use super::exports::{
+    ProtocolDetails, parse_bfd_sessions, parse_protocols_all, parse_route_prefixes, quoted_symbol,
+};
 use super::reply::{Reply, ReplyCode};
 use super::socket::BirdControlSocket;
 use crate::{
-    BackendHealth, BirdProtocolName, RouteState, RouteTarget, RoutingBackend, RoutingError,
-    TargetStatus, Timed,
+    BackendHealth, BirdProtocolName, PeerExport, PeerSession, RouteState, RouteTarget,
+    RoutingBackend, RoutingError, TargetStatus, Timed,
 };
 
 /// BIRD's control socket on Debian/Ubuntu (`bird2` package) and in BIRD's default build
@@ -117,7 +120,7 @@ pub struct ProtocolRow {
 
 impl ProtocolRow {
     /// Parses a `1002` row's text: name, type, table and state are the first four columns.
-    fn parse(text: &str) -> Option<ProtocolRow> {
+    pub(crate) fn parse(text: &str) -> Option<ProtocolRow> {
         let mut rest = text.trim_start();
         let mut columns = Vec::with_capacity(4);
         for _ in 0..4 {
@@ -411,6 +414,117 @@ impl BirdBackend {
 }
 
 impl BirdBackend {
+    /// Every BGP protocol whose channels use `target`'s table, with its session, BFD state and whether all
+    /// of `target`'s routes pass its export filter; one deadline for all commands. See
+    /// [`RoutingBackend::exports`].
+    pub async fn peer_exports(
+        &self,
+        target: &BirdProtocolName,
+    ) -> Result<Timed<Vec<PeerExport>>, BirdError> {
+        let start = Instant::now();
+        let deadline = start + self.socket.timeout();
+        let command = "show protocols all";
+        let reply = self.socket.command_until(command, deadline).await?;
+        self.check_reply(&reply, command)?;
+        let protocols = parse_protocols_all(&reply).ok_or_else(|| {
+            self.unexpected(
+                command,
+                &reply,
+                "1002 rows with name, type, table and state columns",
+            )
+        })?;
+        let Some(own) = protocols.iter().find(|p| p.row.name == target.as_str()) else {
+            return Err(BirdError::UnknownProtocol {
+                socket: self.socket.path().to_owned(),
+                protocol: target.clone(),
+                command: command.to_owned(),
+                code: ReplyCode::OK,
+                message: "not among the protocols BIRD lists".to_owned(),
+            });
+        };
+        let table = own.row.table.clone();
+        let quoted_target = Self::symbol(target.as_str(), command, &reply, self)?;
+        let prefixes = if own.row.state == ProtocolState::Up {
+            let command = format!("show route protocol {quoted_target}");
+            let routes = self.socket.command_until(&command, deadline).await?;
+            self.check_route_reply(&routes, &command)?;
+            parse_route_prefixes(&routes)
+        } else {
+            Default::default()
+        };
+        let bfd_running = protocols
+            .iter()
+            .any(|p| p.row.protocol == "BFD" && p.row.state == ProtocolState::Up);
+        let bfd = if bfd_running {
+            let command = "show bfd sessions";
+            let sessions = self.socket.command_until(command, deadline).await?;
+            self.check_reply(&sessions, command)?;
+            parse_bfd_sessions(&sessions)
+        } else {
+            Default::default()
+        };
+        let peers: Vec<&ProtocolDetails> = protocols
+            .iter()
+            .filter(|p| p.row.is_bgp())
+            .filter(|p| p.tables.is_empty() || p.tables.contains(&table))
+            .collect();
+        let mut exports = Vec::with_capacity(peers.len());
+        for peer in peers {
+            let exported = if peer.established() && !prefixes.is_empty() {
+                let quoted_peer = Self::symbol(&peer.row.name, command, &reply, self)?;
+                let command = format!("show route protocol {quoted_target} export {quoted_peer}");
+                let routes = self.socket.command_until(&command, deadline).await?;
+                // A 9xxx here is `No valid tables`: the peer's channel went down since the listing.
+                match routes.first_error() {
+                    Some(line) if line.code.class() == super::reply::CodeClass::ParseError => false,
+                    _ => {
+                        self.check_route_reply(&routes, &command)?;
+                        prefixes.is_subset(&parse_route_prefixes(&routes))
+                    }
+                }
+            } else {
+                false
+            };
+            exports.push(PeerExport {
+                session: PeerSession {
+                    peer: peer.row.name.clone(),
+                    established: peer.established(),
+                    state: peer.session_state(),
+                    bfd: peer.neighbor.and_then(|n| bfd.get(&n).cloned()),
+                },
+                exported,
+            });
+        }
+        Ok(Timed {
+            value: exports,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// `name` as a quoted BIRD symbol, or an error naming the reply it came from.
+    fn symbol(
+        name: &str,
+        command: &str,
+        reply: &Reply,
+        backend: &BirdBackend,
+    ) -> Result<String, BirdError> {
+        quoted_symbol(name).ok_or_else(|| {
+            backend.unexpected(
+                command,
+                reply,
+                "protocol names BIRD accepts as symbols (no quotes or white space)",
+            )
+        })
+    }
+
+    /// `show route` replies: `8001` (network not found) is an empty answer, other error codes errors.
+    fn check_route_reply(&self, reply: &Reply, command: &str) -> Result<(), BirdError> {
+        match reply.first_error() {
+            Some(line) if line.code == ReplyCode::NETWORK_NOT_FOUND => Ok(()),
+            _ => self.check_reply(reply, command),
+        }
+    }
+
     /// Makes the decision file of `name` say what BIRD runs (enabled while the protocol is `up` or `start`),
     /// so a file left by an earlier run (a crash, an operator's `birdc disable`) can never turn a later
     /// `birdc configure` or BIRD restart into an announcement nobody decided. A failure is logged, not
@@ -525,6 +639,11 @@ impl RoutingBackend for BirdBackend {
             value: target_status(&row),
             elapsed: start.elapsed(),
         })
+    }
+
+    async fn exports(&self, target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        let name = Self::protocol_of(target)?;
+        Ok(self.peer_exports(name).await?)
     }
 
     /// `show status` then `show protocols`, both within one timeout.

@@ -12,6 +12,7 @@
 mod backend;
 mod decision;
 mod error;
+pub mod exports;
 mod log_watch;
 pub mod reply;
 mod socket;
