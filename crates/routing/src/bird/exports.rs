@@ -27,9 +27,10 @@ pub struct ProtocolDetails {
 }
 
 impl ProtocolDetails {
-    /// Whether the BGP session is established (the row is `up` and BGP says `Established`).
+    /// Whether the BGP session is established: BIRD puts a BGP protocol in state `up` only then. Decided
+    /// on the State column, not on the `BGP state:` text (only shown, since BIRD rewords texts).
     pub fn established(&self) -> bool {
-        self.row.state == ProtocolState::Up && self.bgp_state.as_deref() == Some("Established")
+        self.row.state == ProtocolState::Up
     }
 
     /// The session state in BIRD's words: `BGP state:`, else the row's state.
