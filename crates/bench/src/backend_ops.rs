@@ -193,6 +193,7 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
             NodeKind::Bird,
             &BirdNodeOptions {
                 configure_variant: Some((include.clone(), configure_routes)),
+                decision_root: None,
             },
         )?;
         let socket = lab
