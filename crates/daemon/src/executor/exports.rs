@@ -57,6 +57,8 @@ impl<B: RoutingBackend + 'static> ExportsWatch<B> {
     /// Reads until `stop` is cancelled or the executor is gone.
     pub(crate) async fn run(mut self, stop: CancellationToken) {
         let mut published: HashMap<TargetId, Vec<String>> = HashMap::new();
+        // The last failure per target, so an outage is logged once, not every interval.
+        let mut failing: HashMap<TargetId, String> = HashMap::new();
         let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
@@ -76,11 +78,27 @@ impl<B: RoutingBackend + 'static> ExportsWatch<B> {
             let targets = self.targets.borrow_and_update().clone();
             let mut results = HashMap::new();
             for target in &targets {
-                let report = tokio::select! {
+                let (report, failure) = tokio::select! {
                     _ = stop.cancelled() => return,
-                    report = self.read(target) => report,
+                    read = self.read(target) => read,
                 };
-                results.insert(TargetId::of(target), report);
+                let id = TargetId::of(target);
+                match failure {
+                    Some(error) if failing.get(&id) != Some(&error) => {
+                        warn!(
+                            target = %target,
+                            %error,
+                            "cannot read what the BGP daemon exports to its peers; shown as unknown (logged again \
+                             only when the error changes)"
+                        );
+                        failing.insert(id.clone(), error);
+                    }
+                    Some(_) => {}
+                    None => {
+                        failing.remove(&id);
+                    }
+                }
+                results.insert(id, report);
             }
             self.export_metrics(&results, &mut published);
             *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = results.clone();
@@ -90,7 +108,8 @@ impl<B: RoutingBackend + 'static> ExportsWatch<B> {
         }
     }
 
-    async fn read(&self, target: &RouteTarget) -> ExportsReport {
+    /// The exports of `target`, and the error when reading failed (not for a backend that cannot tell).
+    async fn read(&self, target: &RouteTarget) -> (ExportsReport, Option<String>) {
         let started = std::time::Instant::now();
         let result = self.backend.exports(target).await;
         let at_unix = crate::clock::unix_now();
@@ -108,22 +127,24 @@ impl<B: RoutingBackend + 'static> ExportsWatch<B> {
                 .inc();
         }
         match result {
-            Ok(timed) => ExportsReport::known(timed.value, at_unix),
+            Ok(timed) => (ExportsReport::known(timed.value, at_unix), None),
             Err(RoutingError::ExportsUnsupported { backend }) => {
                 debug!(target = %target, backend, "the backend cannot read its exports");
-                ExportsReport::Unknown {
+                let report = ExportsReport::Unknown {
                     reason: format!(
                         "the {backend} backend cannot read what it exports to its peers"
                     ),
                     at_unix,
-                }
+                };
+                (report, None)
             }
             Err(err) => {
-                warn!(target = %target, error = %err, "cannot read what the BGP daemon exports to its peers");
-                ExportsReport::Unknown {
-                    reason: err.to_string(),
+                let reason = err.to_string();
+                let report = ExportsReport::Unknown {
+                    reason: reason.clone(),
                     at_unix,
-                }
+                };
+                (report, Some(reason))
             }
         }
     }
