@@ -195,6 +195,9 @@ impl FleetLab {
             let node_as = NODE_AS.to_string();
             let upstream_as = UPSTREAM_AS.to_string();
             let anycast = format!("[ {ANYCAST_V4} ]");
+            let node_dir = dir.path().join(format!("node-{i}"));
+            std::fs::create_dir_all(node_dir.join("state"))
+                .unwrap_or_else(|e| panic!("create {}: {e}", node_dir.display()));
             let conf = render_bird(
                 &bird_templates_dir().join("bird.conf"),
                 &[
@@ -207,6 +210,7 @@ impl FleetLab {
                     ("NSBEACON_ANYCAST_V4", &anycast),
                     ("NSBEACON_ANYCAST_V6", "[ 2001:db8::53/128 ]"),
                 ],
+                &node_dir,
             )
             .unwrap_or_else(|e| panic!("{e}"));
             let bird = BirdDaemon::start(&conf, Some(netns.name()));
@@ -214,9 +218,6 @@ impl FleetLab {
                 .iter()
                 .position(|g| g.contains(&i))
                 .unwrap_or_else(|| panic!("node {i} is in no Knot group"));
-            let node_dir = dir.path().join(format!("node-{i}"));
-            std::fs::create_dir_all(node_dir.join("state"))
-                .unwrap_or_else(|e| panic!("create {}: {e}", node_dir.display()));
             fleet_nodes.push(FleetNode {
                 name: format!("node-{i}"),
                 http: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
@@ -289,7 +290,7 @@ impl FleetLab {
         let knot = self.knots[node.knot].addr();
         let text = format!(
             "state_dir = \"{state}\"\nreconcile_interval = \"1s\"\n\n\
-             [backend]\nkind = \"bird\"\nsocket = \"{socket}\"\ntimeout = \"2s\"\n\n\
+             [backend]\nkind = \"bird\"\nsocket = \"{socket}\"\ntimeout = \"2s\"\ndecision_dir = \"{decisions}\"\n\n\
              [http]\nlisten = \"{http}\"\n\n[log]\nlevel = \"debug\"\n\n\
              [fleet]\nendpoints = [{endpoints}]\nname = \"lab\"\nnode = \"{name}\"\nlease_ttl = \"2s\"\n\
              timeout = \"500ms\"\nguard_timeout = \"1s\"\n{fleet_extra}\n\n\
@@ -298,6 +299,11 @@ impl FleetLab {
              [service.damping]\nenabled = false\n\n\
              [[service.check]]\nname = \"soa\"\ntarget = \"{knot}\"\nqname = \"{LAB_ZONE}\"\n",
             state = node.config_path.with_file_name("state").display(),
+            decisions = node
+                .config_path
+                .with_file_name("nsbeacon")
+                .join("bird")
+                .display(),
             socket = node.bird.socket().display(),
             http = node.http,
             name = node.name,

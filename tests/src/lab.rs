@@ -252,7 +252,10 @@ impl Lab {
 
         let node_bgp = match options.bgp {
             NodeBgpKind::Bird => {
-                let conf = node_bird_config();
+                let run_root = dir.path().join("run");
+                std::fs::create_dir(&run_root)
+                    .unwrap_or_else(|e| panic!("create {}: {e}", run_root.display()));
+                let conf = node_bird_config(&run_root);
                 write_copy(dir.path(), "node-bird.conf", &conf);
                 NodeBgp::Bird(BirdDaemon::start(&conf, Some(node.name())))
             }
@@ -336,6 +339,17 @@ impl Lab {
     /// their own temp dirs: see [`Lab::node_bird`], [`Lab::node_frr`], [`Lab::upstream_bird`].
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The lab's stand-in for `/run`: the templates' decision-file includes point below it.
+    pub fn run_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// nsbeacon's `[backend] decision_dir` for this lab: `/run/nsbeacon/bird` moved under [`Lab::run_root`],
+    /// the directory the node BIRD's config includes the decision files from.
+    pub fn decision_dir(&self) -> PathBuf {
+        self.run_root().join("nsbeacon").join("bird")
     }
 
     /// The node's namespace: run nsbeacon (or anything) there with `lab.node_netns().exec("nsbeacon")`.
@@ -691,8 +705,9 @@ pub fn upstream_bird_config() -> String {
     )
 }
 
-/// `bird-templates/bird.conf` rendered for the lab: only the defines operators edit are substituted.
-pub fn node_bird_config() -> String {
+/// `bird-templates/bird.conf` rendered for the lab: only the defines operators edit are substituted, and
+/// the decision-file includes move from `/run` to `run_root` ([`Lab::run_root`]).
+pub fn node_bird_config(run_root: &Path) -> String {
     let node_as = NODE_AS.to_string();
     let upstream_as = UPSTREAM_AS.to_string();
     let router_id = NODE_V4.to_string();
@@ -712,6 +727,7 @@ pub fn node_bird_config() -> String {
             ("NSBEACON_ANYCAST_V4", &anycast_v4),
             ("NSBEACON_ANYCAST_V6", &anycast_v6),
         ],
+        run_root,
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }

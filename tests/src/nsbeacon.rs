@@ -72,13 +72,15 @@ pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
     }
 }
 
-/// The `[backend]` table's body for `lab`: the node's BIRD control socket, or the node's bgpd vty socket
+/// The `[backend]` table's body for `lab`: the node's BIRD control socket and the decision dir its config
+/// includes (as an operator following bird-templates/README.md sets it up), or the node's bgpd vty socket
 /// (FRR's default transport).
 pub fn lab_backend(lab: &Lab) -> String {
     match lab.node_bgp_ref() {
         NodeBgp::Bird(bird) => format!(
-            "kind = \"bird\"\nsocket = \"{}\"\ntimeout = \"2s\"\n",
-            bird.socket().display()
+            "kind = \"bird\"\nsocket = \"{}\"\ntimeout = \"2s\"\ndecision_dir = \"{}\"\n",
+            bird.socket().display(),
+            lab.decision_dir().display()
         ),
         NodeBgp::Frr(frr) => format!(
             "kind = \"frr\"\nsocket = \"{}\"\nasn = {}\ntimeout = \"5s\"\n",

@@ -83,12 +83,21 @@ fn read(path: &Path) -> Result<String, RenderError> {
     })
 }
 
+/// The start of the include lines of nsbeacon's decision files in the BIRD templates (the `[n]` is a glob,
+/// see bird-templates/nsbeacon/anycast-dns.conf). The part after `/run/` is kept by the renderer.
+pub const DECISION_INCLUDE_PREFIX: &str = "/run/nsbeaco[n]/bird/";
+
 /// Renders the BIRD config at `path`: each `(NAME, VALUE)` in `defines` rewrites the line
 /// `define NAME = ...;` to `define NAME = VALUE;`, includes are inlined (relative to the including file,
 /// as BIRD resolves them), and `log syslog all;` becomes `log stderr all;` so the lab's BIRD log file shows
-/// what BIRD says.
-pub fn render_bird(path: &Path, defines: &[(&str, &str)]) -> Result<String, RenderError> {
-    let mut text = inline_includes(path, 0)?;
+/// what BIRD says. The includes of nsbeacon's decision files ([`DECISION_INCLUDE_PREFIX`]) stay includes,
+/// moved from `/run` to `run_root` (a lab's own directory): BIRD reads them on every configure and start.
+pub fn render_bird(
+    path: &Path,
+    defines: &[(&str, &str)],
+    run_root: &Path,
+) -> Result<String, RenderError> {
+    let mut text = inline_includes(path, 0, run_root)?;
     for (name, value) in defines {
         let prefix = format!("define {name} =");
         let mut found = false;
@@ -115,7 +124,7 @@ pub fn render_bird(path: &Path, defines: &[(&str, &str)]) -> Result<String, Rend
     Ok(text.replace("log syslog all;", "log stderr all;"))
 }
 
-fn inline_includes(path: &Path, depth: usize) -> Result<String, RenderError> {
+fn inline_includes(path: &Path, depth: usize, run_root: &Path) -> Result<String, RenderError> {
     if depth > 8 {
         return Err(RenderError::IncludeDepth {
             path: path.to_path_buf(),
@@ -126,7 +135,18 @@ fn inline_includes(path: &Path, depth: usize) -> Result<String, RenderError> {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let trimmed = line.trim();
-        if let Some(rest) = trimmed.strip_prefix("include ") {
+        if let Some(decision) = trimmed
+            .strip_prefix("include \"")
+            .and_then(|rest| rest.strip_prefix(DECISION_INCLUDE_PREFIX))
+        {
+            let moved = format!(
+                "include \"{}/{}{decision}",
+                run_root.display(),
+                DECISION_INCLUDE_PREFIX.trim_start_matches("/run/")
+            );
+            out.push_str(&line.replace(trimmed, &moved));
+            out.push('\n');
+        } else if let Some(rest) = trimmed.strip_prefix("include ") {
             let target = rest
                 .trim()
                 .strip_suffix(';')
@@ -139,7 +159,7 @@ fn inline_includes(path: &Path, depth: usize) -> Result<String, RenderError> {
                 })?;
             let included = base.join(target);
             out.push_str(&format!("# ---- begin {target}\n"));
-            out.push_str(&inline_includes(&included, depth + 1)?);
+            out.push_str(&inline_includes(&included, depth + 1, run_root)?);
             out.push_str(&format!("# ---- end {target}\n"));
         } else {
             out.push_str(line);
@@ -175,18 +195,31 @@ mod tests {
     fn bird_defines_are_rewritten_and_includes_inlined() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("sub/x.conf"), "define B = 2;\n").expect("write");
         std::fs::write(
-            dir.path().join("main.conf"),
-            "define A = 1;\nlog syslog all;\ninclude \"sub/x.conf\";\n",
+            dir.path().join("sub/y.conf"),
+            "protocol static p {\n\tdisabled;\n\tinclude \"/run/nsbeaco[n]/bird/p.conf\";\n}\n",
         )
         .expect("write");
-        std::fs::write(dir.path().join("sub/x.conf"), "define B = 2;\n").expect("write");
-        let text = render_bird(&dir.path().join("main.conf"), &[("A", "10"), ("B", "20")])
-            .expect("render");
+        std::fs::write(
+            dir.path().join("main.conf"),
+            "define A = 1;\nlog syslog all;\ninclude \"sub/x.conf\";\ninclude \"sub/y.conf\";\n",
+        )
+        .expect("write");
+        let text = render_bird(
+            &dir.path().join("main.conf"),
+            &[("A", "10"), ("B", "20")],
+            Path::new("/lab/run"),
+        )
+        .expect("render");
+        assert!(
+            text.contains("\tinclude \"/lab/run/nsbeaco[n]/bird/p.conf\";\n"),
+            "{text}"
+        );
         assert!(text.contains("define A = 10;"), "{text}");
         assert!(text.contains("define B = 20;"), "{text}");
         assert!(text.contains("log stderr all;"), "{text}");
-        assert!(!text.contains("include"), "{text}");
+        assert_eq!(text.matches("include").count(), 1, "{text}");
     }
 
     #[test]
@@ -194,11 +227,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a.conf");
         std::fs::write(&path, "define A = 1;\nrouter bgp 65001\n").expect("write");
-        let err = render_bird(&path, &[("NOPE", "1")]).expect_err("missing define");
+        let err =
+            render_bird(&path, &[("NOPE", "1")], Path::new("/lab")).expect_err("missing define");
         assert!(err.to_string().contains("define NOPE"), "{err}");
         let err = render_frr(&path, &[("65002", "1")]).expect_err("missing literal");
         assert!(err.to_string().contains("65002"), "{err}");
-        let err = render_bird(&dir.path().join("nope.conf"), &[]).expect_err("missing file");
+        let err = render_bird(&dir.path().join("nope.conf"), &[], Path::new("/lab"))
+            .expect_err("missing file");
         assert!(err.to_string().contains("nope.conf"), "{err}");
     }
 
@@ -206,7 +241,8 @@ mod tests {
     fn include_cycles_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.conf"), "include \"a.conf\";\n").expect("write");
-        let err = render_bird(&dir.path().join("a.conf"), &[]).expect_err("cycle");
+        let err =
+            render_bird(&dir.path().join("a.conf"), &[], Path::new("/lab")).expect_err("cycle");
         assert!(matches!(err, RenderError::IncludeDepth { .. }), "{err}");
     }
 
@@ -215,9 +251,11 @@ mod tests {
         let bird = render_bird(
             &bird_templates_dir().join("bird.conf"),
             &[("NODE_AS", "65001")],
+            Path::new("/lab/run"),
         )
         .expect("bird.conf renders");
         assert!(bird.contains("protocol static anycast_dns {"));
+        assert!(bird.contains("include \"/lab/run/nsbeaco[n]/bird/anycast_dns.conf\";"));
         let frr = render_frr(
             &frr_templates_dir().join("nsbeacon-bgpd.conf"),
             &[("router bgp 65001", "router bgp 65001")],

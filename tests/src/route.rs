@@ -7,6 +7,9 @@ pub struct RouteInfo {
     pub prefix: String,
     /// The upstream protocol (BGP session) the route came from, e.g. `node` or `node6`.
     pub protocol: String,
+    /// When the upstream last changed this route (the time in `[node 16:42:19.947]`): a withdrawal and
+    /// re-announcement between two polls still shows as a new stamp.
+    pub since: String,
     /// `BGP.as_path`, first AS first (the node's AS, repeated when the node prepends).
     pub as_path: Vec<u32>,
     /// `BGP.next_hop`, as printed.
@@ -66,15 +69,17 @@ pub fn parse_show_route_all(reply: &str) -> Option<RouteInfo> {
             }
             let mut words = trimmed.split_whitespace();
             let prefix = words.next()?.to_owned();
-            let protocol = trimmed
+            let bracket = trimmed
                 .split_once('[')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or_default()
-                .trim_end_matches(']')
-                .to_owned();
+                .map(|(_, rest)| rest.split(']').next().unwrap_or_default())
+                .unwrap_or_default();
+            let mut words_in_bracket = bracket.split_whitespace();
+            let protocol = words_in_bracket.next().unwrap_or_default().to_owned();
+            let since = words_in_bracket.collect::<Vec<_>>().join(" ");
             info = Some(RouteInfo {
                 prefix,
                 protocol,
+                since,
                 as_path: Vec::new(),
                 next_hop: None,
                 communities: Vec::new(),
@@ -142,6 +147,7 @@ mod tests {
         let r = parse_show_route_all(GSHUT_V6).expect("route");
         assert_eq!(r.prefix, "2001:db8::53/128");
         assert_eq!(r.protocol, "node6");
+        assert_eq!(r.since, "16:42:22.083");
         assert_eq!(r.as_path, vec![65001]);
         assert_eq!(r.next_hop.as_deref(), Some("2001:db8:0:1::2"));
         assert!(r.has_graceful_shutdown());

@@ -141,6 +141,7 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
         let backend = BirdBackend::new(BirdConfig {
             socket: socket.clone(),
             timeout: Duration::from_secs(2),
+            decision_dir: None,
         })
         .map_err(|e| BenchError::new(e.to_string()))?;
         let name =
@@ -192,6 +193,7 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
             NodeKind::Bird,
             &BirdNodeOptions {
                 configure_variant: Some((include.clone(), configure_routes)),
+                decision_root: None,
             },
         )?;
         let socket = lab

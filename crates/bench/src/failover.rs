@@ -168,7 +168,7 @@ fn breakdown(
 }
 
 /// A cheap random delay in `0..max` so failures land at every phase of the probe schedule.
-fn random_delay(max: Duration) -> Duration {
+pub(crate) fn random_delay(max: Duration) -> Duration {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -359,7 +359,7 @@ fn run_profile(
     })
 }
 
-fn log_tail(daemon: &Nsbeacon) -> String {
+pub(crate) fn log_tail(daemon: &Nsbeacon) -> String {
     let text = std::fs::read_to_string(daemon.log_path()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
@@ -368,7 +368,7 @@ fn log_tail(daemon: &Nsbeacon) -> String {
 /// A port for knotd outside the kernel's ephemeral range (32768-60999), free on 127.0.0.1 for UDP and
 /// TCP. knotd is killed and restarted on the same port dozens of times; with an ephemeral port, a probe's
 /// or another test's outgoing socket can take the port in between and the restart fails.
-fn knot_port() -> Result<u16, BenchError> {
+pub(crate) fn knot_port() -> Result<u16, BenchError> {
     let seed = std::process::id() as usize
         + SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -388,7 +388,7 @@ fn knot_port() -> Result<u16, BenchError> {
 }
 
 /// `f()`, with a panic (testkit reports daemon failures by panicking) turned into an error.
-fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BenchError> {
+pub(crate) fn catch<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BenchError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
         let text = panic
             .downcast_ref::<String>()

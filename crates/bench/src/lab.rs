@@ -59,6 +59,10 @@ pub struct BirdNodeOptions {
     /// `birdc configure` benchmark), and a second static protocol holds this many extra IPv6 routes so
     /// that every `configure` parses and compares a config of that size.
     pub configure_variant: Option<(PathBuf, usize)>,
+    /// When set, the static protocol is `disabled` and includes nsbeacon's decision file through the
+    /// templates' glob, moved under this directory (`DIR/nsbeaco[n]/bird/anycast_dns.conf`), as
+    /// bird-templates/ do under /run. The lab then starts with nothing announced.
+    pub decision_root: Option<PathBuf>,
 }
 
 /// One running lab. Dropping it stops the daemons, then deletes the namespaces.
@@ -89,13 +93,18 @@ protocol bgp node {
 ";
 
 fn bird_node_conf(options: &BirdNodeOptions) -> String {
-    let anycast = match &options.configure_variant {
-        Some((include, _)) => format!(
+    let anycast = match (&options.configure_variant, &options.decision_root) {
+        (_, Some(root)) => format!(
+            "protocol static {BIRD_PROTOCOL} {{\ndisabled;\ninclude \"{}/nsbeaco[n]/bird/{BIRD_PROTOCOL}.conf\";\n\
+             ipv4; route {ANYCAST_PREFIX} blackhole;\n}}\n",
+            root.display()
+        ),
+        (Some((include, _)), None) => format!(
             // BIRD only recognises `include` at the start of a line.
             "protocol static {BIRD_PROTOCOL} {{ ipv4;\ninclude \"{}\";\n}}\n",
             include.display()
         ),
-        None => format!(
+        (None, None) => format!(
             "protocol static {BIRD_PROTOCOL} {{ ipv4; route {ANYCAST_PREFIX} blackhole; }}\n"
         ),
     };
@@ -132,7 +141,8 @@ exit
 
 impl Lab {
     /// Builds the namespaces and veth, starts the upstream BIRD and the node's daemon, and waits until the
-    /// upstream has learned the anycast prefix.
+    /// upstream has learned the anycast prefix (not with [`BirdNodeOptions::decision_root`]: nothing is
+    /// announced until nsbeacon decides).
     pub fn start(kind: NodeKind, options: &BirdNodeOptions) -> Result<Lab, BenchError> {
         let upstream_ns = Netns::create("bupstream")?;
         let node_ns = Netns::create("bnode")?;
@@ -160,10 +170,11 @@ impl Lab {
             _node_ns: node_ns,
             _upstream_ns: upstream_ns,
         };
-        if lab
-            .rib
-            .wait_for(true, Instant::now(), Duration::from_secs(60))
-            .is_none()
+        if options.decision_root.is_none()
+            && lab
+                .rib
+                .wait_for(true, Instant::now(), Duration::from_secs(60))
+                .is_none()
         {
             return Err(BenchError::new(format!(
                 "the upstream did not learn {ANYCAST_PREFIX} from the {} node within 60 s; upstream log:\n{}",

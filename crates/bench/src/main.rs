@@ -5,6 +5,7 @@
 //! nsbeacon-bench zones     [--zones N] [--runs N] [--concurrency N]       # part 4
 //! nsbeacon-bench failover  --nsbeacon PATH [--trials N] [--profiles ...]  # part 1
 //! nsbeacon-bench footprint --nsbeacon PATH [--seconds N]                  # part 3
+//! nsbeacon-bench restart   --nsbeacon PATH [--trials N]                   # part 5
 //! ```
 //! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
 //! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
@@ -16,6 +17,7 @@ mod failover;
 mod footprint;
 mod lab;
 mod pooled;
+mod restart;
 mod rib;
 mod stats;
 mod zones;
@@ -143,6 +145,16 @@ enum Part {
         #[arg(long)]
         sequential: bool,
     },
+    /// Part 5: the node's BIRD crashes and restarts while DNS is healthy: time until the upstream has the
+    /// route again, with and without nsbeacon's decision files.
+    Restart {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// Trials per mode.
+        #[arg(long, default_value_t = 10)]
+        trials: usize,
+    },
     /// Part 3: RSS and CPU of nsbeacon over a window (20 services at 1 Hz; one 10,000-zone sweep).
     Footprint {
         /// The nsbeacon binary.
@@ -186,6 +198,7 @@ fn main() {
             services,
             zones,
         } => footprint::run(&nsbeacon, seconds, services, zones),
+        Part::Restart { nsbeacon, trials } => restart::run(&nsbeacon, trials),
     };
     match result {
         Ok(markdown) => {

@@ -37,9 +37,14 @@ impl Backend {
     /// start before the BGP daemon.
     pub fn from_config(config: &BackendConfig) -> Result<Backend, BackendSetupError> {
         match config {
-            BackendConfig::Bird { socket, timeout } => BirdBackend::new(BirdConfig {
+            BackendConfig::Bird {
+                socket,
+                timeout,
+                decision_dir,
+            } => BirdBackend::new(BirdConfig {
                 socket: socket.clone(),
                 timeout: *timeout,
+                decision_dir: decision_dir.clone(),
             })
             .map(Backend::Bird)
             .map_err(|e| BackendSetupError {

@@ -659,6 +659,21 @@ pub fn render_status(doc: &StatusDocument, now: f64) -> String {
             let _ = writeln!(out, "  {reason}");
         }
     }
+    let exports: Vec<String> = doc
+        .targets
+        .iter()
+        .filter_map(|t| {
+            t.exports
+                .as_ref()
+                .map(|e| format!("  {}: {}", t.id.target, e.summary()))
+        })
+        .collect();
+    if !exports.is_empty() {
+        let _ = writeln!(out, "exports (what the BGP daemon sends its peers):");
+        for line in exports {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
 
@@ -1246,9 +1261,96 @@ mod tests {
                     actual: *actual,
                     detail: String::new(),
                     last_error: None,
+                    exports: None,
                 })
                 .collect(),
         }
+    }
+
+    fn bgp_peer(name: &str, established: bool, exported: bool) -> nsbeacon_routing::PeerExport {
+        nsbeacon_routing::PeerExport {
+            session: nsbeacon_routing::PeerSession {
+                peer: name.to_owned(),
+                established,
+                state: if established { "Established" } else { "Active" }.to_owned(),
+                bfd: established.then(|| "Up".to_owned()),
+            },
+            exported,
+        }
+    }
+
+    #[test]
+    fn status_shows_how_many_peers_receive_each_announced_target_and_unknown_as_unknown() {
+        use crate::status::{ExportsReport, TargetReport};
+        let backend = BackendReport {
+            kind: "bird".to_owned(),
+            reachable: true,
+            ..BackendReport::default()
+        };
+        let mut doc = document(backend, true, Vec::new());
+        let target = |name: &str, exports: Option<ExportsReport>| TargetReport {
+            id: TargetId {
+                kind: TargetKind::BirdProtocol,
+                target: name.to_owned(),
+            },
+            services: vec!["dns".to_owned()],
+            desired: RouteState::Announced,
+            actual: Some(RouteState::Announced),
+            detail: String::new(),
+            last_error: None,
+            in_sync: true,
+            missing: false,
+            exports,
+        };
+        doc.targets = vec![
+            target(
+                "anycast_dns",
+                Some(ExportsReport::known(
+                    vec![
+                        bgp_peer("upstream1", true, true),
+                        bgp_peer("upstream2", true, true),
+                    ],
+                    1.0,
+                )),
+            ),
+            target(
+                "anycast_dns6",
+                Some(ExportsReport::known(
+                    vec![
+                        bgp_peer("upstream1_v6", true, false),
+                        bgp_peer("upstream2_v6", false, false),
+                    ],
+                    1.0,
+                )),
+            ),
+            target(
+                "frr_like",
+                Some(ExportsReport::Unknown {
+                    reason: "the frr backend cannot read what it exports to its peers".to_owned(),
+                    at_unix: 1.0,
+                }),
+            ),
+            target("not_read_yet", None),
+        ];
+        let table = render_status(&doc, 2.0);
+        assert!(
+            table.contains(
+                "  anycast_dns: announced to 2/2 peers (upstream1 bfd Up, upstream2 bfd Up)\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "  anycast_dns6: announced to 0/2 peers (upstream1_v6 bfd Up not exported, upstream2_v6 Active): NO PEER RECEIVES IT\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("  frr_like: exports unknown: the frr backend cannot read"),
+            "{table}"
+        );
+        assert!(!table.contains("not_read_yet"), "{table}");
+        assert!(!table.contains("frr_like: announced to 0"), "{table}");
     }
 
     #[test]

@@ -172,7 +172,10 @@ pub async fn run(
     let withdraw_on_shutdown =
         Arc::new(AtomicBool::new(config.on_shutdown == OnShutdown::Withdraw));
     let nudge = Arc::new(tokio::sync::Notify::new());
-    if let BackendConfig::Bird { socket, timeout } = &config.backend {
+    if let BackendConfig::Bird {
+        socket, timeout, ..
+    } = &config.backend
+    {
         tokio::spawn(birdlog::watch(
             socket.clone(),
             *timeout,

@@ -9,6 +9,10 @@
 //! daemon says do not exist (back to the services), and, once, the first-pass signal (READY=1,
 //! `/healthz` 200).
 //!
+//! Beside its loop the executor runs the exports watch ([`exports`]): a read-only task that asks the
+//! backend which BGP peers receive each announced target's route, for `/status` and the
+//! `nsbeacon_route_export*` metrics, without ever holding up the loop.
+//!
 //! Probing is never blocked by the BGP daemon: probes and services run in other tasks and only ever write
 //! into the desired-table watch channel.
 //!
@@ -29,6 +33,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use self::exports::{ExportsWatch, LatestExports, merge_exports};
 use crate::metrics::Metrics;
 use crate::routes::book::{
     Event, Io, LogHeader, LogLine, Next, Notice, OpError, PENDING_PASSES_WORTH_SAYING, RouteBook,
@@ -85,8 +90,14 @@ pub struct RouteExecutor<B> {
     backend: Arc<B>,
     settings: ExecutorSettings,
     desired_rx: watch::Receiver<DesiredTable>,
-    report_tx: watch::Sender<RoutingReport>,
+    report_tx: Arc<watch::Sender<RoutingReport>>,
     metrics: Metrics,
+    /// The targets announced at the last pass, for the exports watch.
+    announced_tx: watch::Sender<Vec<RouteTarget>>,
+    /// The watch's end, until `run` hands it over.
+    announced_rx: Option<watch::Receiver<Vec<RouteTarget>>>,
+    /// What the exports watch read last, merged into every report published.
+    latest_exports: LatestExports,
     first_pass_done: Option<oneshot::Sender<()>>,
     /// The targets the last published report listed, so their metric labels go when they do.
     published: HashSet<TargetId>,
@@ -178,13 +189,17 @@ impl<B: RoutingBackend + 'static> RouteExecutor<B> {
             ..RoutingReport::default()
         });
         let (first_tx, first_rx) = oneshot::channel();
+        let (announced_tx, announced_rx) = watch::channel(Vec::new());
         (
             RouteExecutor {
                 backend,
                 settings,
                 desired_rx,
-                report_tx,
+                report_tx: Arc::new(report_tx),
                 metrics,
+                announced_tx,
+                announced_rx: Some(announced_rx),
+                latest_exports: LatestExports::default(),
                 first_pass_done: Some(first_tx),
                 published: HashSet::new(),
             },
@@ -202,7 +217,19 @@ impl<B: RoutingBackend + 'static> RouteExecutor<B> {
         shutdown: CancellationToken,
     ) -> Result<(), ShutdownWithdrawalFailed> {
         let span = info_span!("reconciler", backend = self.settings.backend_kind);
-        async move {
+        let exports_task = self.announced_rx.take().map(|targets| {
+            let watch = ExportsWatch {
+                backend: self.backend.clone(),
+                targets,
+                report_tx: self.report_tx.clone(),
+                latest: self.latest_exports.clone(),
+                metrics: self.metrics.clone(),
+                interval: self.settings.interval,
+                backend_kind: self.settings.backend_kind,
+            };
+            tokio::spawn(watch.run(shutdown.child_token()).instrument(span.clone()))
+        });
+        let result = async move {
             let started = clock_now();
             let mut book =
                 RouteBook::new(self.settings.backend_kind, self.settings.interval, started);
@@ -255,7 +282,11 @@ impl<B: RoutingBackend + 'static> RouteExecutor<B> {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        if let Some(task) = exports_task {
+            task.abort();
+        }
+        result
     }
 
     /// Performs one backend operation, timing it into the metrics; the result is the next event.
@@ -413,7 +444,22 @@ impl<B: RoutingBackend + 'static> RouteExecutor<B> {
 
     /// Publishes the report, the missing set and the route gauges; fires the first-pass signal once.
     fn publish(&mut self, book: &RouteBook) {
-        let report = book.report(Some(crate::clock::unix_now()));
+        let mut report = book.report(Some(crate::clock::unix_now()));
+        merge_exports(
+            &mut report,
+            &self
+                .latest_exports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let announced = book.announced_targets();
+        self.announced_tx.send_if_modified(|known| {
+            let changed = *known != announced;
+            if changed {
+                *known = announced;
+            }
+            changed
+        });
         let mut now_listed = HashSet::new();
         for target in &report.targets {
             let labels = target.id.labels();
@@ -474,6 +520,8 @@ impl<B: RoutingBackend + 'static> RouteExecutor<B> {
         }
     }
 }
+
+mod exports;
 
 #[cfg(test)]
 mod tests;

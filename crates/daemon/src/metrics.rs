@@ -56,6 +56,9 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_route_actual_announced", &["kind", "target"]),
     ("nsbeacon_route_drift_total", &["kind", "target"]),
     ("nsbeacon_route_target_missing", &["kind", "target"]),
+    ("nsbeacon_route_exported", &["kind", "target", "peer"]),
+    ("nsbeacon_route_exported_peers", &["kind", "target"]),
+    ("nsbeacon_route_export_peers", &["kind", "target"]),
     ("nsbeacon_backend_up", &["backend"]),
     (
         "nsbeacon_backend_operation_duration_seconds",
@@ -117,6 +120,15 @@ pub struct Metrics {
     pub route_drift_total: IntCounterVec,
     /// 1 while the BGP daemon says the target does not exist (a misspelled name), else 0.
     pub route_target_missing: IntGaugeVec,
+    /// For an announced target, per BGP peer that could receive it: 1 while the BGP daemon exports the
+    /// target's route to that peer, 0 when not (filter, session down); absent while unknown (the backend
+    /// cannot tell, the read failed) and for withdrawn targets.
+    pub route_exported: IntGaugeVec,
+    /// For an announced target: how many BGP peers the daemon exports its route to; absent while unknown.
+    pub route_exported_peers: IntGaugeVec,
+    /// For an announced target: how many BGP peers could receive its route (sessions of its address family,
+    /// established or not); absent while unknown.
+    pub route_export_peers: IntGaugeVec,
     /// 1 while the BGP daemon answers, else 0.
     pub backend_up: IntGaugeVec,
     /// Duration of backend operations (`set`, `read`, `health`).
@@ -246,6 +258,18 @@ impl Metrics {
             route_target_missing: int_gauge(
                 "nsbeacon_route_target_missing",
                 "1 while the BGP daemon answers that the route target does not exist (misspelled protocol or neighbor), else 0.",
+            )?,
+            route_exported: int_gauge(
+                "nsbeacon_route_exported",
+                "For an announced route target and one BGP peer: 1 while the BGP daemon exports the route to the peer, 0 when not (filter, session down); absent while unknown.",
+            )?,
+            route_exported_peers: int_gauge(
+                "nsbeacon_route_exported_peers",
+                "For an announced route target: BGP peers the daemon exports its route to; absent while unknown. 0 while announced is an announcement nobody receives.",
+            )?,
+            route_export_peers: int_gauge(
+                "nsbeacon_route_export_peers",
+                "For an announced route target: BGP peers that could receive its route (sessions of its address family, up or not); absent while unknown.",
             )?,
             backend_up: int_gauge(
                 "nsbeacon_backend_up",
@@ -481,6 +505,15 @@ mod tests {
         m.route_target_missing
             .with_label_values(&["bird_protocol", "anycast"])
             .set(0);
+        m.route_exported
+            .with_label_values(&["bird_protocol", "anycast", "upstream1"])
+            .set(1);
+        m.route_exported_peers
+            .with_label_values(&["bird_protocol", "anycast"])
+            .set(1);
+        m.route_export_peers
+            .with_label_values(&["bird_protocol", "anycast"])
+            .set(1);
         m.backend_up.with_label_values(&["bird"]).set(1);
         m.backend_operation_duration_seconds
             .with_label_values(&["bird", "set"])

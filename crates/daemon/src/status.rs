@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use nsbeacon_routing::RouteState;
+use nsbeacon_routing::{PeerExport, RouteState};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CheckKind, OnShutdown};
@@ -35,6 +35,86 @@ pub struct TargetReport {
     /// The BGP daemon answered that this target does not exist (a misspelled name).
     #[serde(default)]
     pub missing: bool,
+    /// Which BGP peers receive the target's route, while it is announced (`None` while withdrawn or not
+    /// read yet): the proof that an announcement left the node.
+    #[serde(default)]
+    pub exports: Option<ExportsReport>,
+}
+
+/// What the BGP daemon exports of one announced target to its peers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExportsReport {
+    /// The daemon said, per BGP peer of the target's address family, whether the route goes out.
+    Known {
+        /// Each peer: its session (state, BFD) and whether the route is exported to it.
+        peers: Vec<PeerExport>,
+        /// Peers the route is exported to.
+        exported_to: u32,
+        /// Peers listed (sessions of the target's address family, established or not).
+        peers_total: u32,
+        /// When it was read (seconds since the Unix epoch).
+        at_unix: f64,
+    },
+    /// Not known: the backend cannot read its exports (say "unknown", never "0 peers"), or reading failed.
+    Unknown {
+        /// Why.
+        reason: String,
+        /// When it was tried (seconds since the Unix epoch).
+        at_unix: f64,
+    },
+}
+
+impl ExportsReport {
+    /// The report for `peers` read at `at_unix`.
+    pub fn known(peers: Vec<PeerExport>, at_unix: f64) -> ExportsReport {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        ExportsReport::Known {
+            exported_to: count(peers.iter().filter(|p| p.exported).count()),
+            peers_total: count(peers.len()),
+            peers,
+            at_unix,
+        }
+    }
+
+    /// For people: `announced to 2/2 peers (upstream1, upstream2)`, or why it is unknown. Peers not
+    /// established show their session state, and BFD its state where it runs.
+    pub fn summary(&self) -> String {
+        match self {
+            ExportsReport::Known {
+                peers,
+                exported_to,
+                peers_total,
+                ..
+            } => {
+                let names: Vec<String> = peers
+                    .iter()
+                    .map(|p| {
+                        let mut s = p.session.peer.clone();
+                        if !p.session.established {
+                            s.push_str(&format!(" {}", p.session.state));
+                        }
+                        if let Some(bfd) = &p.session.bfd {
+                            s.push_str(&format!(" bfd {bfd}"));
+                        }
+                        if p.session.established && !p.exported {
+                            s.push_str(" not exported");
+                        }
+                        s
+                    })
+                    .collect();
+                let mut s = format!("announced to {exported_to}/{peers_total} peers");
+                if !names.is_empty() {
+                    s.push_str(&format!(" ({})", names.join(", ")));
+                }
+                if *exported_to == 0 {
+                    s.push_str(": NO PEER RECEIVES IT");
+                }
+                s
+            }
+            ExportsReport::Unknown { reason, .. } => format!("exports unknown: {reason}"),
+        }
+    }
 }
 
 /// The backend as the reconciler sees it.
@@ -266,6 +346,9 @@ pub struct ServiceTargetStatus {
     pub detail: String,
     /// Last backend error for the target.
     pub last_error: Option<String>,
+    /// Which BGP peers receive the route, while announced.
+    #[serde(default)]
+    pub exports: Option<ExportsReport>,
 }
 
 impl ServiceTargetStatus {
@@ -280,6 +363,7 @@ impl ServiceTargetStatus {
             actual: known.and_then(|r| r.actual),
             detail: known.map(|r| r.detail.clone()).unwrap_or_default(),
             last_error: known.and_then(|r| r.last_error.clone()),
+            exports: known.and_then(|r| r.exports.clone()),
         }
     }
 }
@@ -444,6 +528,7 @@ mod tests {
             last_error: None,
             in_sync: actual == Some(RouteState::Announced),
             missing: false,
+            exports: None,
         }
     }
 

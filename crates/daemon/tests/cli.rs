@@ -140,7 +140,8 @@ fn check_config_says_where_the_backend_is_reached() {
     let out = nsbeacon(&config, &["check-config"]);
     assert!(out.status.success(), "{}", text(&out));
     let expected = format!(
-        "OK (1 service(s), 1 check(s), backend bird over its control socket {}/bird.ctl)",
+        "OK (1 service(s), 1 check(s), backend bird over its control socket {}/bird.ctl, no decision files \
+         (birdc configure re-disables))",
         dir.path().display()
     );
     assert!(text(&out).contains(&expected), "{}", text(&out));

@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = BirdBackend::new(BirdConfig {
         socket: socket.clone(),
         timeout: Duration::from_secs(2),
+        decision_dir: None,
     })?;
 
     // Warm up: connect once, and let the page cache hold birdc.

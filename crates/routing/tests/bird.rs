@@ -33,6 +33,7 @@ fn backend(socket: &Path, timeout: Duration) -> BirdBackend {
     BirdBackend::new(BirdConfig {
         socket: socket.to_owned(),
         timeout,
+        decision_dir: None,
     })
     .expect("valid config")
 }
@@ -1097,4 +1098,160 @@ async fn reassert_after_bird_crash_and_socket_recreation_is_not_delayed_by_backo
         worst <= BOUND,
         "re-assert took up to {worst:?} after the socket reappeared (bound {BOUND:?}): {delays:?}"
     );
+}
+
+#[tokio::test]
+async fn exports_per_peer_from_a_real_bird() {
+    let (node_port, upstream_port) = (free_port(), free_port());
+    let node = BirdDaemon::start(&node_config(Some((node_port, upstream_port))), None);
+    let _upstream = BirdDaemon::start(&upstream_config(node_port, upstream_port), None);
+    assert!(
+        node.wait_protocol_state("upstream1", "up", Duration::from_secs(30)),
+        "BGP session did not come up:\n{}",
+        node.command("show protocols all upstream1")
+    );
+    let backend = backend(&node.socket(), TIMEOUT);
+
+    // anycast_dns goes to upstream1 (its export filter takes it); silent_peer never establishes.
+    let peers = backend
+        .exports(&target("anycast_dns"))
+        .await
+        .expect("exports")
+        .value;
+    let by_name = |name: &str| {
+        peers
+            .iter()
+            .find(|p| p.session.peer == name)
+            .unwrap_or_else(|| panic!("no peer {name} in {peers:?}"))
+            .clone()
+    };
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    let up = by_name("upstream1");
+    assert!(up.session.established && up.exported, "{up:?}");
+    assert_eq!(up.session.state, "Established");
+    assert_eq!(up.session.bfd, None, "no BFD protocol runs");
+    let silent = by_name("silent_peer");
+    assert!(
+        !silent.session.established && !silent.exported,
+        "{silent:?}"
+    );
+
+    // The IPv6 protocol (a name BIRD needs apostrophes for) has no BGP peer of its table: none listed.
+    let v6 = backend
+        .exports(&target("anycast-dns.v6"))
+        .await
+        .expect("exports of an apostrophe name")
+        .value;
+    assert!(v6.is_empty(), "{v6:?}");
+
+    // Withdrawn: its routes are gone, so no peer receives them.
+    backend
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    let peers = backend
+        .exports(&target("anycast_dns"))
+        .await
+        .expect("exports")
+        .value;
+    assert!(peers.iter().all(|p| !p.exported), "{peers:?}");
+
+    // An unknown protocol is the same clear error as for set/read.
+    let err = backend
+        .exports(&target("anycast_typo"))
+        .await
+        .expect_err("unknown protocol");
+    assert!(err.is_missing_target(), "{err}");
+}
+
+/// A node BIRD whose static protocol is `disabled` and includes its decision file like bird-templates/.
+fn decision_config(root: &Path) -> String {
+    format!(
+        "router id 192.0.2.2;\nprotocol device {{}}\n\
+         protocol static anycast_dns {{\n  disabled;\n  include \"{}/nsbeaco[n]/bird/anycast_dns.conf\";\n  \
+         ipv4;\n  route 203.0.113.53/32 blackhole;\n}}\n",
+        root.display()
+    )
+}
+
+#[tokio::test]
+async fn decision_files_survive_configure_fail_closed_and_never_block_a_withdrawal() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = BirdDaemon::start(&decision_config(root.path()), None);
+    let dir = root.path().join("nsbeacon/bird");
+    let file = dir.join("anycast_dns.conf");
+    let with_dir = |decision_dir: PathBuf| {
+        BirdBackend::new(BirdConfig {
+            socket: node.socket(),
+            timeout: TIMEOUT,
+            decision_dir: Some(decision_dir),
+        })
+        .expect("valid config")
+    };
+    let backend = with_dir(dir.clone());
+    assert_eq!(node.protocol_state("anycast_dns").as_deref(), Some("down"));
+
+    // Announce: the file first, then `enable`; a configure keeps it up (config and state agree).
+    backend
+        .set(&target("anycast_dns"), RouteState::Announced)
+        .await
+        .expect("announce");
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("decision file")
+            .ends_with("disabled no;\n")
+    );
+    let since = node.command("show protocols anycast_dns");
+    let reply = node.command("configure");
+    assert!(reply.lines().any(|l| l.starts_with("0003 ")), "{reply}");
+    assert_eq!(node.protocol_state("anycast_dns").as_deref(), Some("up"));
+    assert_eq!(
+        node.command("show protocols anycast_dns"),
+        since,
+        "configure restarted the protocol"
+    );
+
+    // A stale file (an operator's `birdc disable` while nsbeacon was away) is aligned by the read-back.
+    node.command("disable anycast_dns");
+    let status = backend.read(&target("anycast_dns")).await.expect("read");
+    assert_eq!(status.value.state, RouteState::Withdrawn);
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("decision file")
+            .ends_with("disabled yes;\n")
+    );
+    let reply = node.command("configure");
+    assert!(reply.lines().any(|l| l.starts_with("0003 ")), "{reply}");
+    assert_eq!(node.protocol_state("anycast_dns").as_deref(), Some("down"));
+
+    // A decision dir that cannot be written: an announcement fails closed (nothing enabled) ...
+    let blocker = root.path().join("not-a-dir");
+    std::fs::write(&blocker, "").expect("write");
+    let blocked = with_dir(blocker.join("bird"));
+    let err = blocked
+        .set(&target("anycast_dns"), RouteState::Announced)
+        .await
+        .expect_err("cannot write the decision file");
+    assert!(err.to_string().contains("decision_dir"), "{err}");
+    assert_eq!(node.protocol_state("anycast_dns").as_deref(), Some("down"));
+    // ... while a withdrawal still disables, and reports the file problem afterwards.
+    node.command("enable anycast_dns");
+    let err = blocked
+        .set(&target("anycast_dns"), RouteState::Withdrawn)
+        .await
+        .expect_err("the file problem is reported");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+    assert_eq!(node.protocol_state("anycast_dns").as_deref(), Some("down"));
+
+    // A BIRD restart starts what the file says, and no file (a reboot) means disabled.
+    backend
+        .set(&target("anycast_dns"), RouteState::Announced)
+        .await
+        .expect("announce");
+    let mut node = node;
+    node.restart();
+    assert!(node.wait_protocol_state("anycast_dns", "up", Duration::from_secs(10)));
+    std::fs::remove_dir_all(&dir).expect("clear the decision dir");
+    node.restart();
+    assert!(node.wait_protocol_state("anycast_dns", "down", Duration::from_secs(10)));
 }

@@ -224,6 +224,9 @@ pub enum BackendConfig {
         socket: PathBuf,
         /// Bound on one command. Default [`DEFAULT_BIRD_TIMEOUT`].
         timeout: Duration,
+        /// Where nsbeacon writes its decision per protocol for the templates to include (`decision_dir`),
+        /// so `birdc configure` and BIRD restarts keep it; `None` (unset): no files, the old behaviour.
+        decision_dir: Option<PathBuf>,
     },
     /// FRR, over bgpd's vty socket or through `vtysh`. Route targets are prefixes (`network`) or neighbors
     /// (`neighbor X shutdown`).
@@ -267,8 +270,16 @@ impl BackendConfig {
 impl fmt::Display for BackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendConfig::Bird { socket, .. } => {
-                write!(f, "bird over its control socket {}", socket.display())
+            BackendConfig::Bird {
+                socket,
+                decision_dir,
+                ..
+            } => {
+                write!(f, "bird over its control socket {}", socket.display())?;
+                match decision_dir {
+                    Some(dir) => write!(f, ", decision files in {}", dir.display()),
+                    None => write!(f, ", no decision files (birdc configure re-disables)"),
+                }
             }
             BackendConfig::Frr {
                 transport,

@@ -65,6 +65,7 @@ pub(crate) struct RawBackend {
     pub allow_default_route: Option<bool>,
     pub announce_via: Option<String>,
     pub kernel_protocol: Option<i64>,
+    pub decision_dir: Option<String>,
 }
 
 /// `[http]`.

@@ -170,7 +170,8 @@ fn bird_example_gets_documented_defaults() {
         config.backend,
         BackendConfig::Bird {
             socket: "/run/bird/bird.ctl".into(),
-            timeout: DEFAULT_BIRD_TIMEOUT
+            timeout: DEFAULT_BIRD_TIMEOUT,
+            decision_dir: None,
         }
     );
     assert_eq!(
@@ -742,6 +743,37 @@ fn frr_backend_errors() {
     assert_eq!(issues.len(), 6, "{issues:#?}");
     let as_trans = self::issues(&FRR_EXAMPLE.replace("asn = 65001", "asn = 23456"));
     assert_issue(&as_trans, "backend.asn", "AS_TRANS");
+}
+
+#[test]
+fn bird_decision_dir_is_absolute_and_bird_only() {
+    let with = |dir: &str| {
+        BIRD_EXAMPLE.replace(
+            "socket = \"/run/bird/bird.ctl\"",
+            &format!("socket = \"/run/bird/bird.ctl\"\ndecision_dir = \"{dir}\""),
+        )
+    };
+    let config = ok(&with("/run/nsbeacon/bird"));
+    assert!(
+        matches!(&config.backend, BackendConfig::Bird { decision_dir: Some(d), .. } if d.as_path() == std::path::Path::new("/run/nsbeacon/bird")),
+        "{:?}",
+        config.backend
+    );
+    for bad in ["run/nsbeacon/bird", "/run/nsbeacon/../etc", ""] {
+        let issues = issues(&with(bad));
+        assert_issue(&issues, "backend.decision_dir", "not an absolute path");
+        assert_eq!(issues.len(), 1, "{bad:?}: {issues:#?}");
+    }
+    let frr = FRR_EXAMPLE.replace(
+        "[backend]\n",
+        "[backend]\ndecision_dir = \"/run/nsbeacon/bird\"\n",
+    );
+    assert!(frr.contains("decision_dir"), "{frr}");
+    assert_issue(
+        &issues(&frr),
+        "backend.decision_dir",
+        "only applies to kind = \"bird\"",
+    );
 }
 
 #[test]

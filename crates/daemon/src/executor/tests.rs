@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use nsbeacon_routing::{RoutingError, Timed};
+use nsbeacon_routing::{PeerExport, PeerSession, RoutingError, Timed};
 
 use super::*;
 use crate::routes::fixtures::{proto, table};
@@ -18,6 +18,8 @@ struct FakeBackend {
     state: Mutex<HashMap<RouteTarget, RouteState>>,
     calls: Mutex<Vec<String>>,
     fail_sets: AtomicBool,
+    /// What `exports` answers for every target; `None`: unsupported (the trait's default answer).
+    peers: Mutex<Option<Vec<PeerExport>>>,
 }
 
 impl FakeBackend {
@@ -86,6 +88,147 @@ impl RoutingBackend for FakeBackend {
             ..BackendHealth::default()
         }
     }
+
+    async fn exports(&self, _target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        match self.peers.lock().expect("lock").clone() {
+            Some(peers) => Ok(Timed {
+                value: peers,
+                elapsed: Duration::from_micros(100),
+            }),
+            None => Err(RoutingError::ExportsUnsupported { backend: "fake" }),
+        }
+    }
+}
+
+fn fake_peer(name: &str, exported: bool) -> PeerExport {
+    PeerExport {
+        session: PeerSession {
+            peer: name.to_owned(),
+            established: true,
+            state: "Established".to_owned(),
+            bfd: None,
+        },
+        exported,
+    }
+}
+
+fn exports_of(h: &Harness, target: &str) -> Option<crate::status::ExportsReport> {
+    h.report
+        .borrow()
+        .targets
+        .iter()
+        .find(|t| t.id.target == target)
+        .and_then(|t| t.exports.clone())
+}
+
+fn series(metrics: &Metrics, family: &str) -> Vec<(Vec<String>, f64)> {
+    metrics
+        .registry()
+        .gather()
+        .into_iter()
+        .filter(|f| f.name() == family)
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    (
+                        m.get_label().iter().map(|l| l.value().to_owned()).collect(),
+                        m.get_gauge().get_value(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn exports_of_announced_targets_are_published_per_peer_and_go_with_the_announcement() {
+    let backend = Arc::new(FakeBackend::default());
+    *backend.peers.lock().expect("lock") = Some(vec![
+        fake_peer("upstream1", true),
+        fake_peer("upstream2", false),
+    ]);
+    let h = start_with(
+        table(&[("main", Announced)]),
+        Duration::from_secs(60),
+        None,
+        backend,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    match exports_of(&h, "main") {
+        Some(crate::status::ExportsReport::Known {
+            exported_to,
+            peers_total,
+            ..
+        }) => assert_eq!((exported_to, peers_total), (1, 2)),
+        other => panic!("exports of main: {other:?}"),
+    }
+    assert_eq!(
+        gauge(&h.metrics, "nsbeacon_route_exported_peers", "main"),
+        Some(1.0)
+    );
+    assert_eq!(
+        gauge(&h.metrics, "nsbeacon_route_export_peers", "main"),
+        Some(2.0)
+    );
+    let mut per_peer = series(&h.metrics, "nsbeacon_route_exported");
+    per_peer.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        per_peer,
+        vec![
+            // Label values in label-name order: kind, peer, target.
+            (
+                vec!["bird_protocol".into(), "upstream1".into(), "main".into()],
+                1.0
+            ),
+            (
+                vec!["bird_protocol".into(), "upstream2".into(), "main".into()],
+                0.0
+            ),
+        ]
+    );
+    // The filter starts rejecting: the next interval's read says 0 peers.
+    *h.backend.peers.lock().expect("lock") = Some(vec![
+        fake_peer("upstream1", false),
+        fake_peer("upstream2", false),
+    ]);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(
+        gauge(&h.metrics, "nsbeacon_route_exported_peers", "main"),
+        Some(0.0)
+    );
+    // Withdrawn: nothing to export, no exports in the report, no series.
+    h.desired.send(table(&[("main", Withdrawn)])).expect("send");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(exports_of(&h, "main"), None);
+    assert!(series(&h.metrics, "nsbeacon_route_exported").is_empty());
+    assert_eq!(
+        gauge(&h.metrics, "nsbeacon_route_exported_peers", "main"),
+        None
+    );
+    h.shutdown.cancel();
+    h.task.await.expect("ends").expect("withdrawn at shutdown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_cannot_read_exports_is_unknown_never_zero_peers() {
+    let h = start(table(&[("main", Announced)]), Duration::from_secs(60), None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        matches!(
+            exports_of(&h, "main"),
+            Some(crate::status::ExportsReport::Unknown { ref reason, .. }) if reason.contains("cannot read")
+        ),
+        "{:?}",
+        exports_of(&h, "main")
+    );
+    assert_eq!(
+        gauge(&h.metrics, "nsbeacon_route_exported_peers", "main"),
+        None
+    );
+    assert!(series(&h.metrics, "nsbeacon_route_exported").is_empty());
+    h.shutdown.cancel();
+    h.task.await.expect("ends").expect("withdrawn at shutdown");
 }
 
 struct Harness {

@@ -487,6 +487,7 @@ impl RouteBook {
                 last_error: r.last_error.clone(),
                 in_sync: r.actual == Some(r.desired),
                 missing: r.missing,
+                exports: None,
             })
             .collect();
         targets.sort_by(|a, b| a.id.cmp(&b.id));
@@ -513,6 +514,21 @@ impl RouteBook {
             .filter(|(_, r)| r.missing)
             .map(|(t, _)| t.clone())
             .collect()
+    }
+
+    /// The targets both desired and read back announced, sorted: the ones whose exports to BGP peers the
+    /// executor reads (a withdrawn target has nothing to export).
+    pub fn announced_targets(&self) -> Vec<RouteTarget> {
+        let mut targets: Vec<RouteTarget> = self
+            .targets
+            .iter()
+            .filter(|(_, r)| {
+                r.desired == RouteState::Announced && r.actual == Some(RouteState::Announced)
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        targets.sort_by_key(TargetId::of);
+        targets
     }
 
     /// How many targets the book knows (listed, or orphans not yet withdrawn).

@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::decision::{Decision, DecisionDir};
 use super::error::BirdError;
+use super::exports::{
+    ProtocolDetails, parse_bfd_sessions, parse_protocols_all, parse_route_prefixes, quoted_symbol,
+};
 use super::reply::{Reply, ReplyCode};
 use super::socket::BirdControlSocket;
 use crate::{
-    BackendHealth, BirdProtocolName, RouteState, RouteTarget, RoutingBackend, RoutingError,
-    TargetStatus, Timed,
+    BackendHealth, BirdProtocolName, PeerExport, PeerSession, RouteState, RouteTarget,
+    RoutingBackend, RoutingError, TargetStatus, Timed,
 };
 
 /// BIRD's control socket on Debian/Ubuntu (`bird2` package) and in BIRD's default build
@@ -29,6 +33,10 @@ pub struct BirdConfig {
     /// Bound on every operation (`set`, `read`, `health`), connecting and waiting for its turn included;
     /// default [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
+    /// Where nsbeacon writes its decision for each protocol (`<dir>/<protocol>.conf`, see [`DecisionDir`])
+    /// before each `enable`/`disable`, for the templates to include. `None`: no files, and every
+    /// `birdc configure` re-disables the protocols nsbeacon enabled (repaired by the log watch).
+    pub decision_dir: Option<PathBuf>,
 }
 
 impl Default for BirdConfig {
@@ -36,6 +44,7 @@ impl Default for BirdConfig {
         BirdConfig {
             socket: PathBuf::from(DEFAULT_SOCKET),
             timeout: DEFAULT_TIMEOUT,
+            decision_dir: None,
         }
     }
 }
@@ -111,7 +120,7 @@ pub struct ProtocolRow {
 
 impl ProtocolRow {
     /// Parses a `1002` row's text: name, type, table and state are the first four columns.
-    fn parse(text: &str) -> Option<ProtocolRow> {
+    pub(crate) fn parse(text: &str) -> Option<ProtocolRow> {
         let mut rest = text.trim_start();
         let mut columns = Vec::with_capacity(4);
         for _ in 0..4 {
@@ -154,9 +163,15 @@ pub struct DaemonStatus {
 /// validated [`BirdProtocolName`] (no `*`/`?`) matches exactly that protocol, and an unknown name yields
 /// `8003 No protocols match` instead of a parse error. Read-back is the State column of
 /// `show protocols "NAME"`: `up` is [`RouteState::Announced`], anything else [`RouteState::Withdrawn`].
+///
+/// With a [`DecisionDir`], `set` first writes the protocol's decision file (announce: it must succeed before
+/// the `enable`; withdraw: the `disable` runs whatever happens to the file, which is removed if it cannot
+/// be rewritten), and `read` makes the file agree with the protocol's running state, so a file left by an
+/// earlier run never contradicts what BIRD does.
 #[derive(Debug)]
 pub struct BirdBackend {
     socket: BirdControlSocket,
+    decisions: Option<DecisionDir>,
 }
 
 impl BirdBackend {
@@ -173,14 +188,31 @@ impl BirdBackend {
                 reason: format!("the socket path is empty; BIRD's default is {DEFAULT_SOCKET}"),
             });
         }
+        if let Some(dir) = &config.decision_dir
+            && !dir.is_absolute()
+        {
+            return Err(BirdError::InvalidConfig {
+                reason: format!(
+                    "the decision dir {} is not an absolute path; the templates include an absolute path \
+                     (/run/nsbeacon/bird)",
+                    dir.display()
+                ),
+            });
+        }
         Ok(BirdBackend {
             socket: BirdControlSocket::new(config.socket, config.timeout),
+            decisions: config.decision_dir.map(DecisionDir::new),
         })
     }
 
     /// The control socket path.
     pub fn socket_path(&self) -> &Path {
         self.socket.path()
+    }
+
+    /// The decision files, when configured.
+    pub fn decision_dir(&self) -> Option<&DecisionDir> {
+        self.decisions.as_ref()
     }
 
     /// The underlying control-socket client, for commands this backend does not wrap.
@@ -381,6 +413,151 @@ impl BirdBackend {
     }
 }
 
+impl BirdBackend {
+    /// Every BGP protocol whose channels use `target`'s table, with its session, BFD state and whether all
+    /// of `target`'s routes pass its export filter; one deadline for all commands. See
+    /// [`RoutingBackend::exports`].
+    pub async fn peer_exports(
+        &self,
+        target: &BirdProtocolName,
+    ) -> Result<Timed<Vec<PeerExport>>, BirdError> {
+        let start = Instant::now();
+        let deadline = start + self.socket.timeout();
+        let command = "show protocols all";
+        let reply = self.socket.command_until(command, deadline).await?;
+        self.check_reply(&reply, command)?;
+        let protocols = parse_protocols_all(&reply).ok_or_else(|| {
+            self.unexpected(
+                command,
+                &reply,
+                "1002 rows with name, type, table and state columns",
+            )
+        })?;
+        let Some(own) = protocols.iter().find(|p| p.row.name == target.as_str()) else {
+            return Err(BirdError::UnknownProtocol {
+                socket: self.socket.path().to_owned(),
+                protocol: target.clone(),
+                command: command.to_owned(),
+                code: ReplyCode::OK,
+                message: "not among the protocols BIRD lists".to_owned(),
+            });
+        };
+        let table = own.row.table.clone();
+        let quoted_target = Self::symbol(target.as_str(), command, &reply, self)?;
+        let prefixes = if own.row.state == ProtocolState::Up {
+            let command = format!("show route protocol {quoted_target}");
+            let routes = self.socket.command_until(&command, deadline).await?;
+            self.check_route_reply(&routes, &command)?;
+            parse_route_prefixes(&routes)
+        } else {
+            Default::default()
+        };
+        let bfd_running = protocols
+            .iter()
+            .any(|p| p.row.protocol == "BFD" && p.row.state == ProtocolState::Up);
+        let bfd = if bfd_running {
+            let command = "show bfd sessions";
+            let sessions = self.socket.command_until(command, deadline).await?;
+            self.check_reply(&sessions, command)?;
+            parse_bfd_sessions(&sessions)
+        } else {
+            Default::default()
+        };
+        let peers: Vec<&ProtocolDetails> = protocols
+            .iter()
+            .filter(|p| p.row.is_bgp())
+            .filter(|p| p.tables.is_empty() || p.tables.contains(&table))
+            .collect();
+        let mut exports = Vec::with_capacity(peers.len());
+        for peer in peers {
+            let exported = if peer.established() && !prefixes.is_empty() {
+                let quoted_peer = Self::symbol(&peer.row.name, command, &reply, self)?;
+                let command = format!("show route protocol {quoted_target} export {quoted_peer}");
+                let routes = self.socket.command_until(&command, deadline).await?;
+                // A 9xxx here is `No valid tables`: the peer's channel went down since the listing.
+                match routes.first_error() {
+                    Some(line) if line.code.class() == super::reply::CodeClass::ParseError => false,
+                    _ => {
+                        self.check_route_reply(&routes, &command)?;
+                        prefixes.is_subset(&parse_route_prefixes(&routes))
+                    }
+                }
+            } else {
+                false
+            };
+            exports.push(PeerExport {
+                session: PeerSession {
+                    peer: peer.row.name.clone(),
+                    established: peer.established(),
+                    state: peer.session_state(),
+                    bfd: peer.neighbor.and_then(|n| bfd.get(&n).cloned()),
+                },
+                exported,
+            });
+        }
+        Ok(Timed {
+            value: exports,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// `name` as a quoted BIRD symbol, or an error naming the reply it came from.
+    fn symbol(
+        name: &str,
+        command: &str,
+        reply: &Reply,
+        backend: &BirdBackend,
+    ) -> Result<String, BirdError> {
+        quoted_symbol(name).ok_or_else(|| {
+            backend.unexpected(
+                command,
+                reply,
+                "protocol names BIRD accepts as symbols (no quotes or white space)",
+            )
+        })
+    }
+
+    /// `show route` replies: `8001` (network not found) is an empty answer, other error codes errors.
+    fn check_route_reply(&self, reply: &Reply, command: &str) -> Result<(), BirdError> {
+        match reply.first_error() {
+            Some(line) if line.code == ReplyCode::NETWORK_NOT_FOUND => Ok(()),
+            _ => self.check_reply(reply, command),
+        }
+    }
+
+    /// Makes the decision file of `name` say what BIRD runs (enabled while the protocol is `up` or `start`),
+    /// so a file left by an earlier run (a crash, an operator's `birdc disable`) can never turn a later
+    /// `birdc configure` or BIRD restart into an announcement nobody decided. A failure is logged, not
+    /// returned: the read itself succeeded, and the next `set` reports the same file problem as an error.
+    async fn align_decision(
+        &self,
+        decisions: &DecisionDir,
+        name: &BirdProtocolName,
+        row: &ProtocolRow,
+        deadline: Instant,
+    ) {
+        let running = if matches!(row.state, ProtocolState::Up | ProtocolState::Start) {
+            Decision::Enabled
+        } else {
+            Decision::Disabled
+        };
+        let result = match decisions.read(name, deadline).await {
+            Ok(on_file) if on_file == running => return,
+            Ok(_) => decisions.write(name, running, deadline).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) => tracing::info!(
+                protocol = %name,
+                file = %decisions.file(name).display(),
+                ?running,
+                "decision file did not match BIRD's running state; rewritten"
+            ),
+            Err(err) => tracing::warn!(protocol = %name, %err, "cannot align the decision file"),
+        }
+    }
+}
+
 /// Maps a protocol row to the route state the reconciler compares with what it wants.
 fn target_status(row: &ProtocolRow) -> TargetStatus {
     let state = if row.state == ProtocolState::Up {
@@ -406,23 +583,67 @@ impl RoutingBackend for BirdBackend {
         state: RouteState,
     ) -> Result<Timed<()>, RoutingError> {
         let name = Self::protocol_of(target)?;
-        let timed = match state {
-            RouteState::Announced => self.enable(name).await?,
-            RouteState::Withdrawn => self.disable(name).await?,
+        let start = Instant::now();
+        let Some(decisions) = &self.decisions else {
+            let timed = match state {
+                RouteState::Announced => self.enable(name).await?,
+                RouteState::Withdrawn => self.disable(name).await?,
+            };
+            return Ok(Timed {
+                value: (),
+                elapsed: timed.elapsed,
+            });
         };
+        // Half of the budget for the file at most, so a hung file system never starves the command.
+        let file_deadline = start + self.socket.timeout() / 2;
+        match state {
+            RouteState::Announced => {
+                // The file first: enabled in BIRD but `disabled` in its config would flap on the next
+                // `birdc configure`. Without the file, do not announce; the error says how to fix it.
+                decisions
+                    .write(name, Decision::Enabled, file_deadline)
+                    .await?;
+                self.enable(name).await?;
+            }
+            RouteState::Withdrawn => {
+                // A withdrawal never waits on the file: write `disabled yes;`, or else remove the file (a
+                // missing file is disabled too), disable either way, and report a file failure afterwards.
+                let written = match decisions
+                    .write(name, Decision::Disabled, file_deadline)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(err) => decisions.remove(name, file_deadline).await.map_err(|_| err),
+                };
+                self.disable(name).await?;
+                written?;
+            }
+        }
         Ok(Timed {
             value: (),
-            elapsed: timed.elapsed,
+            elapsed: start.elapsed(),
         })
     }
 
     async fn read(&self, target: &RouteTarget) -> Result<Timed<TargetStatus>, RoutingError> {
         let name = Self::protocol_of(target)?;
-        let timed = self.protocol(name).await?;
+        let start = Instant::now();
+        let row = self
+            .protocol_until(name, start + self.socket.timeout())
+            .await?;
+        if let Some(decisions) = &self.decisions {
+            self.align_decision(decisions, name, &row, start + self.socket.timeout())
+                .await;
+        }
         Ok(Timed {
-            value: target_status(&timed.value),
-            elapsed: timed.elapsed,
+            value: target_status(&row),
+            elapsed: start.elapsed(),
         })
+    }
+
+    async fn exports(&self, target: &RouteTarget) -> Result<Timed<Vec<PeerExport>>, RoutingError> {
+        let name = Self::protocol_of(target)?;
+        Ok(self.peer_exports(name).await?)
     }
 
     /// `show status` then `show protocols`, both within one timeout.

@@ -214,6 +214,18 @@ pub enum BirdError {
         /// BIRD's message, for humans.
         message: String,
     },
+    /// A decision file (`[backend] decision_dir`) could not be read or written.
+    #[error(
+        "cannot update nsbeacon's decision file {} for BIRD: {reason}; nsbeacon must be able to create and write \
+         files in the decision_dir of [backend] (and BIRD to read them), so check that directory's owner and mode",
+        path.display()
+    )]
+    DecisionFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// BIRD answered with success codes, but not the ones this command produces.
     #[error(
         "unexpected reply from BIRD on {} to `{command}`: expected {expected}, got {reply:?}",

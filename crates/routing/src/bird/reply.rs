@@ -38,14 +38,27 @@ impl ReplyCode {
     pub const ALREADY_ENABLED: ReplyCode = ReplyCode(10);
     /// `0011`: the protocol has been enabled.
     pub const ENABLED: ReplyCode = ReplyCode(11);
+    /// `0003`: `configure` finished reconfiguring.
+    pub const RECONFIGURED: ReplyCode = ReplyCode(3);
+    /// `0004`: `configure` started a reconfiguration that waits for protocols to stop (BIRD 3 words it
+    /// differently; the code is what counts).
+    pub const RECONFIGURATION_IN_PROGRESS: ReplyCode = ReplyCode(4);
     /// `0013`: the final line of `show status`.
     pub const STATUS_REPORT: ReplyCode = ReplyCode(13);
     /// `1000`: the BIRD version row of `show status` (`BIRD 2.0.12`).
     pub const VERSION: ReplyCode = ReplyCode(1000);
     /// `1002`: one row of the `show protocols` table.
     pub const PROTOCOL_ROW: ReplyCode = ReplyCode(1002);
+    /// `1006`: the details of a protocol (`show protocols all`), continuation lines included.
+    pub const PROTOCOL_DETAILS: ReplyCode = ReplyCode(1006);
+    /// `1007`: the route list of `show route` (table heading and routes).
+    pub const ROUTE_LIST: ReplyCode = ReplyCode(1007);
+    /// `1020`: the session table of `show bfd sessions`.
+    pub const BFD_SESSIONS: ReplyCode = ReplyCode(1020);
     /// `2002`: the heading of the `show protocols` table.
     pub const PROTOCOL_HEADING: ReplyCode = ReplyCode(2002);
+    /// `8001`: `show route` for a network the table does not have.
+    pub const NETWORK_NOT_FOUND: ReplyCode = ReplyCode(8001);
     /// `8003`: a quoted protocol pattern matched no protocol.
     pub const NO_PROTOCOLS_MATCH: ReplyCode = ReplyCode(8003);
 

@@ -88,13 +88,42 @@ impl Validator<'_> {
             Some(s) => Some(PathBuf::from(s)),
         };
         let timeout = self.backend_timeout(raw, DEFAULT_BIRD_TIMEOUT);
+        let decision_dir = self.bird_decision_dir(raw.decision_dir.as_deref());
         Some(BackendConfig::Bird {
             socket: socket?,
             timeout: timeout?,
+            decision_dir: decision_dir?,
         })
     }
 
+    /// `decision_dir`: `Some(None)` when unset (no decision files), `None` when invalid. It must be absolute,
+    /// since the templates include an absolute path; it belongs on a tmpfs (/run), which README explains.
+    fn bird_decision_dir(&mut self, raw: Option<&str>) -> Option<Option<PathBuf>> {
+        match raw {
+            None => Some(None),
+            Some(dir) if dir.starts_with('/') && !dir.contains("..") => {
+                Some(Some(PathBuf::from(dir)))
+            }
+            Some(dir) => {
+                self.issue(
+                    "backend.decision_dir",
+                    format!("{dir:?} is not an absolute path without `..`"),
+                    "use the directory the BIRD templates include, /run/nsbeacon/bird (on a tmpfs, so a reboot \
+                     forgets every decision), or remove the key",
+                );
+                None
+            }
+        }
+    }
+
     fn frr_backend(&mut self, raw: &RawBackend) -> Option<BackendConfig> {
+        if raw.decision_dir.is_some() {
+            self.issue(
+                "backend.decision_dir",
+                "`decision_dir` only applies to kind = \"bird\"",
+                "remove it, or switch the backend to bird",
+            );
+        }
         let transport = self.frr_transport(raw);
         let asn = self.frr_asn(raw.asn);
         let vrf = self.frr_vrf(raw.vrf.as_deref());
