@@ -32,7 +32,9 @@
 //! question or from another source and keep waiting (after retries of their own), so all of those become
 //! an unexplained timeout, and a stalled TCP reply looks like silence. A health verdict that says
 //! *which* of these happened is worth the ~250 lines in the private `wire` module: one fresh socket per
-//! exchange, no retries, one deadline over connect, send and every read.
+//! exchange, one deadline over connect, send and every read; over UDP the query is sent again (same ID)
+//! after a third and two thirds of that deadline when nothing came back, so a lost datagram costs latency,
+//! not a failed probe.
 //!
 //! # Example
 //! A probe of a port where nothing listens is a `Fail` outcome, not an error:

@@ -174,3 +174,18 @@ async fn missing_aa_is_not_authoritative() {
         "AA not required: {outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_udp_query_is_sent_again_within_the_timeout_and_passes() {
+    let responder = hostile(Behaviour::DropFirst).await;
+    let outcome = probe(&spec(responder.addr(), Transport::Udp))
+        .await
+        .expect("valid spec");
+    assert_eq!(outcome.status, ProbeStatus::Pass, "{outcome:?}");
+    let latency = outcome.transports[0].latency;
+    // The resend goes out a third of the way into the timeout.
+    assert!(
+        latency >= TIMEOUT / 3 && latency < TIMEOUT,
+        "answered after {latency:?}: the resend, not the first query"
+    );
+}

@@ -33,6 +33,9 @@ pub enum Behaviour {
     OtherSource,
     /// A correct answer without the AA flag.
     NoAa,
+    /// UDP: drops every query whose message ID it sees for the first time and answers a resent one (a
+    /// lost datagram). TCP: correct.
+    DropFirst,
 }
 
 /// A running hostile responder; aborted on drop.
@@ -113,12 +116,19 @@ pub async fn hostile(behaviour: Behaviour) -> Hostile {
 
     let udp_task = tokio::spawn(async move {
         let mut buf = vec![0u8; 65535];
+        let mut seen_ids = std::collections::HashSet::new();
         loop {
             let Ok((len, from)) = udp.recv_from(&mut buf).await else {
                 return;
             };
+            if behaviour == Behaviour::DropFirst
+                && len >= 2
+                && seen_ids.insert(u16::from_be_bytes([buf[0], buf[1]]))
+            {
+                continue;
+            }
             let udp_behaviour = match behaviour {
-                Behaviour::StallAfterPrefix => Behaviour::Correct,
+                Behaviour::StallAfterPrefix | Behaviour::DropFirst => Behaviour::Correct,
                 b => b,
             };
             if udp_behaviour == Behaviour::Silence {
