@@ -11,6 +11,8 @@
 //! stop nsbeacon and every daemon by PID and delete the namespaces and the lab dir. The demo then checks
 //! that nothing is left and says so (exit code 1 if something is).
 //!
+//! `--fleet N` runs N nodes with the fleet guard instead (the e2e tests' `FleetLab`; see `demo/fleet.rs`).
+//!
 //! On a terminal the view is redrawn in place; otherwise (or with `--plain`) each change is printed as one
 //! timestamped line, then a final snapshot of the view: that is what `tests/tests/demo.rs` asserts on.
 
