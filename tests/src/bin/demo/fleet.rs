@@ -344,6 +344,11 @@ fn instructions(setup: &Setup, lab: &mut FleetLab) -> String {
     );
     let _ = writeln!(
         out,
+        "                        #   with the Knot hung too, the guard cannot answer: every node decides locally \
+         (on_unavailable = \"local\") and withdraws"
+    );
+    let _ = writeln!(
+        out,
         "  {bin} drain -c {cfg0} --reason test   # node-0 withdraws on purpose (undrain -c {cfg0})"
     );
     let _ = writeln!(
