@@ -340,6 +340,115 @@ struct Steady {
     hwm_plain: f64,
     threads: (u64, u64),
     guard_calls: String,
+    daemon_guard: DaemonGuard,
+}
+
+/// One outcome's histogram: count, sum in seconds, cumulative buckets `(le, count)`.
+type Histogram = (f64, f64, Vec<(f64, f64)>);
+
+/// The daemons' own `nsbeacon_fleet_guard_duration_seconds`, summed over the fleet nodes, per outcome.
+#[derive(Debug, Default)]
+struct DaemonGuard {
+    rounds: usize,
+    /// Per round, the nodes' states while the Knot hung (e.g. `down 3, held 2`).
+    states: Vec<String>,
+    /// outcome -> its histogram.
+    outcomes: std::collections::BTreeMap<String, Histogram>,
+}
+
+/// The value of label `name` in a metric line.
+fn label<'l>(line: &'l str, name: &str) -> Option<&'l str> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = &line[start..];
+    Some(&rest[..rest.find('"')?])
+}
+
+impl DaemonGuard {
+    fn add(&mut self, metrics: &str) {
+        const NAME: &str = "nsbeacon_fleet_guard_duration_seconds";
+        for line in metrics.lines().filter(|l| l.starts_with(NAME)) {
+            let (Some(outcome), Some(value)) = (
+                label(line, "outcome"),
+                line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            let entry = self.outcomes.entry(outcome.to_owned()).or_default();
+            if line.starts_with(&format!("{NAME}_count")) {
+                entry.0 += value;
+            } else if line.starts_with(&format!("{NAME}_sum")) {
+                entry.1 += value;
+            } else if let Some(le) = label(line, "le") {
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or(f64::NAN)
+                };
+                match entry.2.iter_mut().find(|(b, _)| *b == le) {
+                    Some(bucket) => bucket.1 += value,
+                    None => entry.2.push((le, value)),
+                }
+            }
+        }
+    }
+}
+
+/// The upper bound (ms) of the first bucket holding at least `q` of the calls.
+fn bucket_quantile(count: f64, buckets: &[(f64, f64)], q: f64) -> String {
+    let mut sorted = buckets.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sorted.iter().find(|(_, c)| *c >= q * count).map_or_else(
+        || "n/a".to_owned(),
+        |(le, _)| {
+            if le.is_infinite() {
+                "> largest bucket".to_owned()
+            } else {
+                format!("<= {}", num(le * 1000.0))
+            }
+        },
+    )
+}
+
+/// After the steady window: `rounds` times, the shared Knot hangs (every node fails at once, so every
+/// node asks its guard) and comes back; then every fleet node's guard histogram is read.
+fn daemon_guard_rounds(
+    knot: &KnotServer,
+    daemons: &[(Nsbeacon, u16)],
+    rounds: usize,
+) -> Result<DaemonGuard, BenchError> {
+    let mut result = DaemonGuard {
+        rounds,
+        ..DaemonGuard::default()
+    };
+    for _ in 0..rounds {
+        crate::check_interrupted()?;
+        knot.signal(nsbeacon_testkit::Signal::SIGSTOP);
+        // fall 3 at 1 s, 1 s timeouts: every node has decided within about 5 s.
+        std::thread::sleep(Duration::from_secs(7));
+        let mut states = std::collections::BTreeMap::<String, usize>::new();
+        for (_, port) in daemons {
+            let state = http_get(*port, "/status")
+                .ok()
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .and_then(|doc| doc["services"][0]["state"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "no answer".to_owned());
+            *states.entry(state).or_default() += 1;
+        }
+        result.states.push(
+            states
+                .iter()
+                .map(|(state, n)| format!("{state} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        knot.signal(nsbeacon_testkit::Signal::SIGCONT);
+        // rise 3 at 1 s: back up within about 4 s.
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    for (_, port) in daemons {
+        result.add(&http_get(*port, "/metrics")?);
+    }
+    Ok(result)
 }
 
 fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchError> {
@@ -427,6 +536,7 @@ fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchErro
                 .join(", ")
         })
         .unwrap_or_else(|e| format!("unreadable: {e}"));
+    let daemon_guard = daemon_guard_rounds(&knot, &daemons[..nodes], 3)?;
     drop(daemons);
     drop(birds);
     Ok(Steady {
@@ -444,6 +554,7 @@ fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchErro
         } else {
             guard_calls
         },
+        daemon_guard,
     })
 }
 
@@ -632,9 +743,39 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
         "- (c) the largest peak RSS (VmHWM) among all {nodes} fleet nodes: {} MiB.",
         num(st.rss_fleet_all_max)
     );
+    let mut daemon_table = Table::new(&[
+        "outcome (nsbeacon_fleet_guard_duration_seconds, all nodes)",
+        "calls",
+        "mean",
+        "p50 (bucket bound)",
+        "p95 (bucket bound)",
+    ]);
+    for (outcome, (count, sum, buckets)) in &st.daemon_guard.outcomes {
+        daemon_table.row(vec![
+            outcome.clone(),
+            format!("{count:.0}"),
+            if *count > 0.0 {
+                num(sum / count * 1000.0)
+            } else {
+                "n/a".into()
+            },
+            bucket_quantile(*count, buckets, 0.5),
+            bucket_quantile(*count, buckets, 0.95),
+        ]);
+    }
+    let daemon_rendered = if st.daemon_guard.outcomes.is_empty() {
+        "No guard call was recorded by the daemons (not measured).\n".to_owned()
+    } else {
+        format!(
+            "{}\nThe nodes' states 7 s into each hang (min_announcing 2 of {nodes}): {}. A held node asks \
+             again whenever the fleet changes, so `held` counts those retries too.\n",
+            daemon_table.render(),
+            st.daemon_guard.states.join("; ")
+        )
+    };
     let writes_rendered = writes.render();
     let rss_rendered = rss.render();
-    println!("{writes_rendered}\n{rss_rendered}\n{notes}");
+    println!("{daemon_rendered}\n{writes_rendered}\n{rss_rendered}\n{notes}");
     Ok(format!(
         "## 5. Fleet guard (etcd)\n\n\
          A 3-member etcd 3.4 on loopback (the testkit's: own data dirs, 10 ms heartbeat, 100 ms election \
@@ -646,6 +787,10 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
          {nodes} members registered and announcing, {rounds} calls per row (the racing row: rounds of all \
          {nodes} at once). Allowed: a range read and one transaction (a write, so a raft round and an fsync \
          on a quorum); held: the range read only. Milliseconds.\n\n{guard_rendered}\n\
+         The same call as the daemons time it: after the steady window of 5b, the Knot all {nodes} daemons \
+         probe was hung (SIGSTOP) for 7 s and resumed, {} times, so every node asked its guard at about \
+         the same instant (held nodes ask again whenever the fleet changes). From every node's `/metrics` \
+         at the end, summed; quantiles only to the histogram's bucket bounds (ms):\n\n{daemon_rendered}\n\
          ### 5b. etcd writes in steady state\n\n\
          {nodes} nsbeacon daemons (release build), each with its own BIRD 2 (a static protocol, no BGP) \
          and the fleet section, probing one shared Knot at 1 s, all up and registered; one more nsbeacon \
@@ -654,6 +799,7 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
          ### 5c. Memory with and without the fleet guard\n\n\
          Sampled once a second from `/proc/PID/status` over the same window.\n\n{rss_rendered}\n{notes}\n\
          Targets:\n\n{}\n",
+        st.daemon_guard.rounds,
         st.window,
         verdicts.join("\n")
     ))
