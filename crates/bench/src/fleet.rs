@@ -22,7 +22,7 @@ use nsbeacon_testkit::etcd::EtcdCluster;
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 
 use crate::BenchError;
-use crate::daemon::{Nsbeacon, http_get};
+use crate::daemon::Nsbeacon;
 use crate::footprint::{base_config, bird_with_protocols, sample};
 use crate::stats::{Summary, Table, num};
 
@@ -230,11 +230,12 @@ const SERIES: [&str; 8] = [
     "grpc_server_msg_received_total{grpc_method=\"LeaseKeepAlive\"",
 ];
 
-/// `GET /metrics` from an etcd member over HTTP/1.0 (an HTTP/1.1 reply may be chunked), bounded.
-fn etcd_metrics(addr: std::net::SocketAddr) -> Result<String, BenchError> {
+/// `GET path` from `addr` over HTTP/1.0, bounded: the body of a 200 reply. HTTP/1.0, because an HTTP/1.1
+/// reply may come chunked, and the chunk-size lines split metric lines (counts went missing that way).
+fn get(addr: std::net::SocketAddr, path: &str) -> Result<String, BenchError> {
     use std::io::{Read, Write};
     let fail = |what: &str, e: std::io::Error| {
-        BenchError::new(format!("etcd {addr} /metrics: {what}: {e}"))
+        BenchError::new(format!("GET http://{addr}{path}: {what}: {e}"))
     };
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| fail("connect", e))?;
@@ -242,7 +243,7 @@ fn etcd_metrics(addr: std::net::SocketAddr) -> Result<String, BenchError> {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| fail("socket", e))?;
     stream
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .map_err(|e| fail("send", e))?;
     let mut reply = String::new();
     stream
@@ -255,16 +256,21 @@ fn etcd_metrics(addr: std::net::SocketAddr) -> Result<String, BenchError> {
             Ok(body.to_owned())
         }
         _ => Err(BenchError::new(format!(
-            "etcd {addr} /metrics: unexpected reply {}",
+            "GET http://{addr}{path}: unexpected reply {}",
             reply.lines().next().unwrap_or("")
         ))),
     }
 }
 
+/// `GET path` from an nsbeacon's HTTP listener on 127.0.0.1:`port` (see [`get`]).
+fn nsbeacon_get(port: u16, path: &str) -> Result<String, BenchError> {
+    get(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
 fn read_counters(etcd: &EtcdCluster) -> Result<EtcdCounters, BenchError> {
     let mut members = Vec::new();
     for m in 0..MEMBERS {
-        let body = etcd_metrics(etcd.client_addr(m))?;
+        let body = get(etcd.client_addr(m), "/metrics")?;
         let values = SERIES
             .iter()
             .map(|series| {
@@ -352,6 +358,10 @@ struct DaemonGuard {
     rounds: usize,
     /// Per round, the nodes' states while the Knot hung (e.g. `down 3, held 2`).
     states: Vec<String>,
+    /// Nodes seen down 7 s into the hangs, over all rounds.
+    down: usize,
+    /// The distinct guard-related clauses of the nodes' reasons, prefixed by their state.
+    reasons: std::collections::BTreeSet<String>,
     /// outcome -> its histogram.
     outcomes: std::collections::BTreeMap<String, Histogram>,
 }
@@ -427,11 +437,24 @@ fn daemon_guard_rounds(
         std::thread::sleep(Duration::from_secs(7));
         let mut states = std::collections::BTreeMap::<String, usize>::new();
         for (_, port) in daemons {
-            let state = http_get(*port, "/status")
+            let service = nsbeacon_get(*port, "/status")
                 .ok()
                 .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
-                .and_then(|doc| doc["services"][0]["state"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "no answer".to_owned());
+                .map(|doc| doc["services"][0].clone())
+                .unwrap_or_default();
+            let state = service["state"].as_str().unwrap_or("no answer").to_owned();
+            // Why a down node withdrew, as its /status says (the guard's answer or a local decision).
+            if let Some(why) = service["reason"].as_str().and_then(|r| {
+                r.split(';')
+                    .find(|part| part.contains("guard") || part.contains("locally"))
+            }) {
+                result
+                    .reasons
+                    .insert(format!("{state}:{}", why.trim().trim_end_matches(')')));
+            }
+            if state == "down" {
+                result.down += 1;
+            }
             *states.entry(state).or_default() += 1;
         }
         result.states.push(
@@ -446,7 +469,7 @@ fn daemon_guard_rounds(
         std::thread::sleep(Duration::from_secs(6));
     }
     for (_, port) in daemons {
-        result.add(&http_get(*port, "/metrics")?);
+        result.add(&nsbeacon_get(*port, "/metrics")?);
     }
     Ok(result)
 }
@@ -483,13 +506,13 @@ fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchErro
         ));
     }
     let registered = nsbeacon_testkit::wait_until(Duration::from_secs(15), || {
-        http_get(daemons[0].1, "/fleet")
+        nsbeacon_get(daemons[0].1, "/fleet")
             .is_ok_and(|body| body.matches("\"state\":\"up\"").count() >= nodes)
     });
     if !registered {
         return Err(BenchError::new(format!(
             "node-0's /fleet does not show {nodes} nodes up within 15 s: {}",
-            http_get(daemons[0].1, "/fleet").unwrap_or_else(|e| e.to_string())
+            nsbeacon_get(daemons[0].1, "/fleet").unwrap_or_else(|e| e.to_string())
         )));
     }
     // Let start-up writes settle (records, the first keep-alives).
@@ -527,7 +550,7 @@ fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchErro
     }
     let fleet_last = sample(fleet_pid)?;
     let plain_last = sample(plain_pid)?;
-    let guard_calls = http_get(daemons[0].1, "/metrics")
+    let guard_calls = nsbeacon_get(daemons[0].1, "/metrics")
         .map(|m| {
             m.lines()
                 .filter(|l| l.starts_with("nsbeacon_fleet_guard_duration_seconds_count"))
@@ -771,6 +794,20 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
              again whenever the fleet changes, so `held` counts those retries too.\n",
             daemon_table.render(),
             st.daemon_guard.states.join("; ")
+        ) + &format!(
+            "{} nodes were down 7 s into the hangs and {} allowed guard calls were counted. They need not \
+             match one to one: a held node asks again on every fleet change, also while the others recover \
+             (then it may be allowed to withdraw for the moment it still fails: held, down, up), and a \
+             node that did not announce when it failed withdraws without asking. What the nodes' `/status` \
+             reasons said about the guard: {}.\n",
+            st.daemon_guard.down,
+            st.daemon_guard.outcomes.get("allowed").map_or(0.0, |h| h.0),
+            st.daemon_guard
+                .reasons
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let writes_rendered = writes.render();
