@@ -786,6 +786,7 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
             bucket_quantile(*count, buckets, 0.95),
         ]);
     }
+    let allowed_calls = st.daemon_guard.outcomes.get("allowed").map_or(0.0, |h| h.0);
     let daemon_rendered = if st.daemon_guard.outcomes.is_empty() {
         "No guard call was recorded by the daemons (not measured).\n".to_owned()
     } else {
@@ -795,13 +796,17 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
             daemon_table.render(),
             st.daemon_guard.states.join("; ")
         ) + &format!(
-            "{} nodes were down 7 s into the hangs and {} allowed guard calls were counted. They need not \
-             match one to one: a held node asks again on every fleet change, also while the others recover \
-             (then it may be allowed to withdraw for the moment it still fails: held, down, up), and a \
-             node that did not announce when it failed withdraws without asking. What the nodes' `/status` \
-             reasons said about the guard: {}.\n",
+            "{} nodes were down 7 s into the hangs and {} allowed guard calls were counted{}. They need \
+             not match one to one: a held node asks again on every fleet change, also while the others \
+             recover (then it may be allowed to withdraw while it still fails: held, down, up; seen in \
+             `demo --fleet 5`). What the nodes' `/status` reasons said about the guard: {}.\n",
             st.daemon_guard.down,
-            st.daemon_guard.outcomes.get("allowed").map_or(0.0, |h| h.0),
+            allowed_calls,
+            if allowed_calls < st.daemon_guard.down as f64 {
+                " (fewer calls than down nodes: not explained by this benchmark)"
+            } else {
+                ""
+            },
             st.daemon_guard
                 .reasons
                 .iter()
