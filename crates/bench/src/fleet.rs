@@ -442,7 +442,10 @@ fn daemon_guard_rounds(
                 .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
                 .map(|doc| doc["services"][0].clone())
                 .unwrap_or_default();
-            let state = service["state"].as_str().unwrap_or("no answer").to_owned();
+            let mut state = service["state"].as_str().unwrap_or("no answer").to_owned();
+            if service["suppressed"].as_bool() == Some(true) {
+                state.push_str(" (suppressed by damping)");
+            }
             // Why a down node withdrew, as its /status says (the guard's answer or a local decision).
             if let Some(why) = service["reason"].as_str().and_then(|r| {
                 r.split(';')
@@ -452,7 +455,7 @@ fn daemon_guard_rounds(
                     .reasons
                     .insert(format!("{state}:{}", why.trim().trim_end_matches(')')));
             }
-            if state == "down" {
+            if state.starts_with("down") {
                 result.down += 1;
             }
             *states.entry(state).or_default() += 1;
