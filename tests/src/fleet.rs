@@ -260,6 +260,11 @@ impl FleetLab {
         self.upstream.socket()
     }
 
+    /// The upstream BIRD (its PID, its protocols).
+    pub fn upstream_bird(&self) -> &BirdDaemon {
+        &self.upstream
+    }
+
     /// The upstream's namespace.
     pub fn upstream_netns(&self) -> &Netns {
         &self.upstream_ns
@@ -314,8 +319,14 @@ impl FleetLab {
 
     /// Starts node `i`'s nsbeacon (its config must be written).
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with(i, &nsbeacon_binary());
+    }
+
+    /// Starts node `i`'s nsbeacon from `binary` (the demo passes its `--nsbeacon`; tests use
+    /// [`Self::start_node`], which builds the one beside the test binary).
+    pub fn start_node_with(&mut self, i: usize, binary: &Path) {
         let node = &mut self.nodes[i];
-        let mut cmd = std::process::Command::new(nsbeacon_binary());
+        let mut cmd = std::process::Command::new(binary);
         cmd.arg("-c").arg(&node.config_path).arg("run");
         node.nsbeacon = Some(DaemonGuard::spawn(
             &format!("nsbeacon {}", node.name),

@@ -2,7 +2,8 @@
 //! without a terminal: its line-per-change output must show the anycast prefixes announced at the
 //! upstream, withdrawn after the scripted DNS failure, and announced again after the restart; and once it
 //! exits (after `--duration`, or on SIGINT) nothing it started may be left: no namespace, no process, no
-//! lab dir.
+//! lab dir. `--fleet 3` must show all three nodes announcing, the fleet guard holding one of them when all
+//! three fail at once, and all three back afterwards.
 
 use std::path::Path;
 use std::process::Command;
@@ -60,9 +61,8 @@ fn word_after<'a>(output: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {prefix:?} in the output:\n{output}"))
 }
 
-/// Asserts nothing the demo started is left: its namespaces (named after its PID), processes whose
-/// command line names its lab dir or its upstream BIRD's dir, the dirs themselves, the PIDs it printed.
-fn assert_nothing_left(demo_pid: u32, output: &str) {
+/// Asserts the demo said it cleaned up and no namespace named after its PID is left.
+fn assert_no_namespaces(demo_pid: u32, output: &str) {
     assert!(output.contains("demo: clean:"), "{output}");
     let tag = format!("-{demo_pid}-");
     let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
@@ -78,6 +78,12 @@ fn assert_nothing_left(demo_pid: u32, output: &str) {
         namespaces.is_empty(),
         "namespaces left: {namespaces:?}\n{output}"
     );
+}
+
+/// Asserts nothing the demo started is left: its namespaces (named after its PID), processes whose
+/// command line names its lab dir or its upstream BIRD's dir, the dirs themselves, the PIDs it printed.
+fn assert_nothing_left(demo_pid: u32, output: &str) {
+    assert_no_namespaces(demo_pid, output);
     let config = word_after(output, "undrain -c ");
     let lab_dir = Path::new(config).parent().expect("lab dir");
     let bird_socket = word_after(output, "birdc -s ");
@@ -168,4 +174,112 @@ fn demo_cleans_up_on_sigint() {
     let output = wait_for_exit(&mut demo, OVERHEAD);
     assert!(output.contains("demo: stop signal received"), "{output}");
     assert_nothing_left(demo_pid, &output);
+}
+
+/// `demo --fleet 3` as the README runs it, without a terminal: all 3 nodes announce at the upstream; the
+/// scripted SIGSTOP of the Knot all of them probe makes every node fail at once, and the guard
+/// (min_announcing 1, the default for 3 nodes) withdraws 2 and holds 1, announcing the degraded path, so
+/// no refresh of the view ever shows the upstream without a path; after SIGCONT all 3 announce again; the
+/// teardown withdraws everything and leaves nothing behind.
+#[test]
+fn demo_fleet_holds_min_announcing_when_every_node_fails_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = spawn_demo(
+        dir.path(),
+        &[
+            "--fleet",
+            "3",
+            "--duration",
+            "20",
+            "--dns-stop-after",
+            "7",
+            "--dns-cont-after",
+            "13",
+        ],
+    );
+    let demo_pid = demo.pid();
+    let output = wait_for_exit(&mut demo, Duration::from_secs(20) + OVERHEAD);
+    let lines: Vec<&str> = output.lines().collect();
+    let all = "upstream announcing: 3 of 3 nodes (3 normal, 0 degraded)";
+    let first = line_after(&lines, 0, all, &output);
+    let stop = line_after(&lines, 0, "demo: SIGSTOP to the shared Knot", &output);
+    assert!(
+        first < stop,
+        "not every node announced before the stop:\n{output}"
+    );
+    let cont = line_after(&lines, stop, "demo: SIGCONT to the shared Knot", &output);
+    let held = line_after(
+        &lines,
+        stop,
+        "upstream announcing: 1 of 3 nodes (0 normal, 1 degraded)",
+        &output,
+    );
+    assert!(held < cont, "the guard did not hold one node:\n{output}");
+    let window = &lines[stop..cont];
+    let says = |state: &str| {
+        window
+            .iter()
+            .filter(|l| (0..3).any(|i| l.contains(&format!("] node-{i}: {state}"))))
+            .count()
+    };
+    assert_eq!(
+        (says("down"), says("held")),
+        (2, 1),
+        "expected 2 nodes down and 1 held while the Knot hung:\n{output}"
+    );
+    let end = line_after(&lines, cont, "reached, cleaning up", &output);
+    assert!(
+        !lines[first..end]
+            .iter()
+            .any(|l| l.contains("upstream announcing: 0 of 3")),
+        "a refresh showed no node announcing:\n{output}"
+    );
+    line_after(&lines, cont, all, &output);
+    let final_view = line_after(&lines, end, "---- final view ----", &output);
+    line_after(
+        &lines,
+        final_view,
+        "sees 203.0.113.53/32 from 3 of 3 nodes",
+        &output,
+    );
+    line_after(
+        &lines,
+        end,
+        "after the nsbeacons stopped, upstream sees 203.0.113.53/32 from 0 node(s)",
+        &output,
+    );
+
+    assert_no_namespaces(demo_pid, &output);
+    let log = word_after(&output, "tail -f ");
+    let lab_dir = Path::new(log)
+        .parent()
+        .and_then(Path::parent)
+        .expect("lab dir");
+    assert!(
+        !lab_dir.exists(),
+        "{} left behind\n{output}",
+        lab_dir.display()
+    );
+    let needle = lab_dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !(is_alive(pid) && cmdline.contains(needle.as_str())),
+            "process {pid} ({cmdline}) left behind\n{output}"
+        );
+    }
+    let knot_pid: u32 = word_after(&output, "kill -STOP ")
+        .parse()
+        .expect("Knot pid");
+    assert!(!is_alive(knot_pid), "the shared Knot still runs\n{output}");
+    for i in 0..3 {
+        let pid: u32 = word_after(&output, &format!("node-{i} nsbeacon: pid "))
+            .parse()
+            .expect("nsbeacon pid");
+        assert!(!is_alive(pid), "node-{i}'s nsbeacon still runs\n{output}");
+    }
 }

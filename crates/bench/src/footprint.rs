@@ -17,21 +17,27 @@ use crate::stats::{Summary, Table, num};
 use crate::zones::start_knots;
 
 /// Kernel clock ticks per second of `/proc/PID/stat` times (USER_HZ, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
+pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
 /// Length of the windows whose CPU % gives the spread.
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One sample of the process.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    cpu_ticks: u64,
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
+pub(crate) struct Sample {
+    /// When it was taken.
+    pub(crate) at: Instant,
+    /// utime + stime of every thread, in ticks.
+    pub(crate) cpu_ticks: u64,
+    /// VmRSS.
+    pub(crate) rss_kib: u64,
+    /// VmHWM (peak RSS).
+    pub(crate) hwm_kib: u64,
+    /// Threads.
+    pub(crate) threads: u64,
 }
 
-fn sample(pid: u32) -> Result<Sample, BenchError> {
+/// One sample of process `pid` from `/proc`.
+pub(crate) fn sample(pid: u32) -> Result<Sample, BenchError> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| BenchError::new(format!("read /proc/{pid}/stat: {e} (did nsbeacon exit?)")))?;
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
@@ -121,7 +127,8 @@ fn measure(daemon: &mut Nsbeacon, seconds: u64) -> Result<Footprint, BenchError>
     })
 }
 
-fn bird_with_protocols(names: &[String]) -> BirdDaemon {
+/// A BIRD 2 in the root namespace with one static protocol (a blackhole /32) per name.
+pub(crate) fn bird_with_protocols(names: &[String]) -> BirdDaemon {
     let mut conf = String::from("router id 192.0.2.2;\n");
     for (i, name) in names.iter().enumerate() {
         let _ = writeln!(
@@ -133,7 +140,8 @@ fn bird_with_protocols(names: &[String]) -> BirdDaemon {
     BirdDaemon::start(&conf, None)
 }
 
-fn base_config(socket: &Path, http_port: u16) -> String {
+/// The top of an nsbeacon config: state dir placeholder, BIRD backend, HTTP port, info logs in JSON.
+pub(crate) fn base_config(socket: &Path, http_port: u16) -> String {
     format!(
         "state_dir = \"@STATE@\"\n\n[backend]\nkind = \"bird\"\nsocket = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{}\"\n\n\
          [log]\nlevel = \"info\"\nformat = \"json\"\n\n",

@@ -6,6 +6,7 @@
 //! nsbeacon-bench failover  --nsbeacon PATH [--trials N] [--profiles ...]  # part 1
 //! nsbeacon-bench footprint --nsbeacon PATH [--seconds N]                  # part 3
 //! nsbeacon-bench restart   --nsbeacon PATH [--trials N]                   # part 5
+//! nsbeacon-bench fleet     --nsbeacon PATH [--nodes N] [--rounds N] [--seconds N]   # part 6
 //! ```
 //! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
 //! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
@@ -14,6 +15,7 @@
 mod backend_ops;
 mod daemon;
 mod failover;
+mod fleet;
 mod footprint;
 mod lab;
 mod pooled;
@@ -170,6 +172,21 @@ enum Part {
         #[arg(long, default_value_t = 10_000)]
         zones: usize,
     },
+    /// Part 5: the fleet guard on etcd: guard-call latency, etcd writes in steady state, RSS with the guard.
+    Fleet {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// Fleet nodes (guard members, then nsbeacon daemons).
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Guard calls per scenario.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// The steady-state window.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() {
@@ -199,6 +216,12 @@ fn main() {
             zones,
         } => footprint::run(&nsbeacon, seconds, services, zones),
         Part::Restart { nsbeacon, trials } => restart::run(&nsbeacon, trials),
+        Part::Fleet {
+            nsbeacon,
+            nodes,
+            rounds,
+            seconds,
+        } => fleet::run(&nsbeacon, nodes, rounds, seconds),
     };
     match result {
         Ok(markdown) => {

@@ -11,6 +11,8 @@
 //! stop nsbeacon and every daemon by PID and delete the namespaces and the lab dir. The demo then checks
 //! that nothing is left and says so (exit code 1 if something is).
 //!
+//! `--fleet N` runs N nodes with the fleet guard instead (the e2e tests' `FleetLab`; see `demo/fleet.rs`).
+//!
 //! On a terminal the view is redrawn in place; otherwise (or with `--plain`) each change is printed as one
 //! timestamped line, then a final snapshot of the view: that is what `tests/tests/demo.rs` asserts on.
 
@@ -37,6 +39,9 @@ use nsbeacon_testkit::bird::bird_command;
 use nsbeacon_testkit::frr::FrrDaemon;
 use nsbeacon_testkit::process::{is_alive, signal};
 use nsbeacon_testkit::{DaemonGuard, Signal};
+
+#[path = "demo/fleet.rs"]
+mod fleet;
 
 /// How often the view is refreshed.
 const REFRESH: Duration = Duration::from_millis(500);
@@ -80,6 +85,25 @@ struct Args {
     /// Print one line per change instead of redrawing the view (the default when stdout is no terminal).
     #[arg(long)]
     plain: bool,
+    /// A fleet instead of one node: N nodes (each its own namespace, BIRD 2 and nsbeacon) behind one
+    /// upstream, sharing one Knot and a 3-member etcd, with the fleet guard on.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(2..=20),
+        conflicts_with_all = ["frr", "dns", "dns_kill_after", "dns_restart_after", "http"]
+    )]
+    fleet: Option<u8>,
+    /// With --fleet: how many other nodes must still announce before one may withdraw (default: N / 2).
+    #[arg(long, value_name = "K", requires = "fleet")]
+    min_announcing: Option<u8>,
+    /// With --fleet, scripted failure: SIGSTOP the Knot every node probes this many seconds after the
+    /// nodes' start (every node's DNS hangs at the same instant).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, requires = "fleet")]
+    dns_stop_after: Option<f64>,
+    /// With --fleet, scripted recovery: SIGCONT the shared Knot this many seconds after the nodes' start.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, requires = "fleet")]
+    dns_cont_after: Option<f64>,
 }
 
 /// A number of seconds on the command line: finite and not negative.
@@ -246,6 +270,9 @@ fn run(args: &Args) -> Result<(), DemoError> {
     let flags = SignalFlags::install()?;
     let binary = nsbeacon_path(args)?;
     let tty = !args.plain && std::io::stdout().is_terminal();
+    if let Some(nodes) = args.fleet {
+        return fleet::run(args, &flags, &binary, usize::from(nodes), tty);
+    }
     let bgp = if args.frr {
         NodeBgpKind::Frr
     } else {
@@ -864,7 +891,16 @@ impl Events {
     }
 
     fn observe(&mut self, snapshot: &Snapshot) {
-        let facts: Vec<(String, String)> = snapshot.facts();
+        self.observe_facts(snapshot.facts(), |key| snapshot.service_reason(key));
+    }
+
+    /// Records one line per fact whose value changed (with `reason(key)` appended when it has one) and
+    /// one per fact no longer reported.
+    fn observe_facts(
+        &mut self,
+        facts: Vec<(String, String)>,
+        reason: impl Fn(&str) -> Option<String>,
+    ) {
         let changed: Vec<(String, String)> = facts
             .iter()
             .filter(|(k, v)| self.last.get(k) != Some(v))
@@ -872,9 +908,7 @@ impl Events {
             .collect();
         let facts: BTreeMap<String, String> = facts.into_iter().collect();
         for (key, value) in changed {
-            let reason = snapshot
-                .service_reason(&key)
-                .map_or_else(String::new, |r| format!(" ({r})"));
+            let reason = reason(&key).map_or_else(String::new, |r| format!(" ({r})"));
             self.push(format!("{key}: {value}{reason}"));
         }
         let gone: Vec<String> = self
@@ -896,7 +930,13 @@ fn paint(word: &str, tty: bool) -> String {
         return word.to_owned();
     }
     let colour = match word {
-        w if w.starts_with("ANNOUNCED (degraded)") || w == "degraded" || w == "drained" => "33",
+        w if w.starts_with("ANNOUNCED (degraded)")
+            || w == "degraded"
+            || w == "drained"
+            || w == "held" =>
+        {
+            "33"
+        }
         w if w.starts_with("ANNOUNCED") || w == "up" || w == "announced" || w == "running" => "32",
         w if w.starts_with("NO ROUTE")
             || w == "down"
