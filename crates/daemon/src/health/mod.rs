@@ -616,10 +616,22 @@ impl ServiceHealth {
 
     /// The fleet changed (another node's record, a lease expiry, etcd reachable again): a held service asks
     /// the guard again, keeping its routes meanwhile. A no-op unless `held`.
+    ///
+    /// Not while the checks are recovering (every down check's last result passed): when a shared
+    /// failure ends, the other nodes recover first, and asking then would let this node withdraw for
+    /// the few probes it still needs to come back up, a needless withdrawal and re-announcement.
     pub fn guard_retry(&mut self, now: Instant) -> Option<Transition> {
         let GuardState::Held { why } = &self.guard_state else {
             return None;
         };
+        let recovering = self
+            .checks
+            .iter()
+            .filter(|c| c.decided && !c.up && !c.pending)
+            .all(|c| c.consecutive_fail == 0);
+        if recovering {
+            return None;
+        }
         self.guard_state = GuardState::Waiting {
             asked: false,
             reason: why.clone(),

@@ -1788,3 +1788,43 @@ fn etcd_failing_a_held_services_retry_keeps_it_held_even_with_on_unavailable_loc
     );
     assert_eq!(h.state(), ServiceState::Down);
 }
+
+#[test]
+fn a_held_service_that_is_recovering_is_not_asked_again() {
+    let mut clock = Clock::new();
+    let mut h = up_service(&service(), &mut clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Held {
+            announcing: 2,
+            needed: 3,
+        },
+        clock.step(),
+    );
+    // The shared failure ends: this node passes once (rise 3), the others come back and the fleet
+    // changes. Asking now could withdraw a node two probes away from up.
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 1);
+    assert_eq!(h.guard_retry(clock.step()), None);
+    assert_eq!(h.guard_question(), None, "not asked while recovering");
+    assert_eq!(h.state(), ServiceState::Held);
+    feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 2);
+    assert_eq!(h.state(), ServiceState::Up);
+    // Failing again while held: asked again on the next change.
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
+    h.guard_asked();
+    h.guard_answered(
+        GuardAnswer::Held {
+            announcing: 2,
+            needed: 3,
+        },
+        clock.step(),
+    );
+    feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
+    h.guard_retry(clock.step());
+    assert!(h.guard_question().is_some());
+}
