@@ -1,4 +1,4 @@
-//! Part 5: the fleet guard on etcd (issue 13). A 3-member etcd on loopback (the testkit's, 10 ms raft
+//! Part 6: the fleet guard on etcd (issue 13). A 3-member etcd on loopback (the testkit's, 10 ms raft
 //! heartbeat), and:
 //!
 //! - (a) the time one guard call takes, `Member::try_withdraw` through `nsbeacon-fleet` exactly as the daemon
@@ -612,7 +612,7 @@ fn steady(binary: &Path, nodes: usize, seconds: u64) -> Result<Steady, BenchErro
     })
 }
 
-/// Runs part 5 and returns its markdown section.
+/// Runs part 6 and returns its markdown section.
 pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<String, BenchError> {
     if nodes < 2 {
         return Err(BenchError::new("--nodes must be at least 2"));
@@ -858,26 +858,26 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
     let rss_rendered = rss.render();
     println!("{daemon_rendered}\n{writes_rendered}\n{rss_rendered}\n{notes}");
     Ok(format!(
-        "## 5. Fleet guard (etcd)\n\n\
+        "## 6. Fleet guard (etcd)\n\n\
          A 3-member etcd 3.4 on loopback (the testkit's: own data dirs, 10 ms heartbeat, 100 ms election \
          timeout), fsync on the same disk as everything else. nsbeacon's fleet defaults: `lease_ttl` 10 s \
          (a keep-alive every 3.3 s), `timeout` 1 s, `guard_timeout` 200 ms.\n\n\
-         ### 5a. Time the guard adds to a withdrawal\n\n\
+         ### 6a. Time the guard adds to a withdrawal\n\n\
          `Member::try_withdraw` of `nsbeacon-fleet`, the call the daemon makes when health decides a \
          withdrawal (and times in `nsbeacon_fleet_guard_duration_seconds`), measured around the call with \
          {nodes} members registered and announcing, {rounds} calls per row (the racing row: rounds of all \
          {nodes} at once). Allowed: a range read and one transaction (a write, so a raft round and an fsync \
          on a quorum); held: the range read only. Milliseconds.\n\n{guard_rendered}\n\
-         The same call as the daemons time it: after the steady window of 5b, the Knot all {nodes} daemons \
+         The same call as the daemons time it: after the steady window of 6b, the Knot all {nodes} daemons \
          probe was hung (SIGSTOP) for 7 s and resumed, {} times (each time once every node was up again), so every node asked its guard at about \
          the same instant (held nodes ask again whenever the fleet changes). From every node's `/metrics` \
          at the end, summed; quantiles only to the histogram's bucket bounds (ms):\n\n{daemon_rendered}\n\
-         ### 5b. etcd writes in steady state\n\n\
+         ### 6b. etcd writes in steady state\n\n\
          {nodes} nsbeacon daemons (release build), each with its own BIRD 2 (a static protocol, no BGP) \
          and the fleet section, probing one shared Knot at 1 s (damping off, as in part 1), all up and registered; one more nsbeacon \
          without `[fleet]` for (c). etcd's `/metrics` was read from every member 3 s after all nodes \
          showed up in `/fleet` and again after a {:.0} s window.\n\n{writes_rendered}\n\
-         ### 5c. Memory with and without the fleet guard\n\n\
+         ### 6c. Memory with and without the fleet guard\n\n\
          Sampled once a second from `/proc/PID/status` over the same window.\n\n{rss_rendered}\n{notes}\n\
          Targets:\n\n{}\n",
         st.daemon_guard.rounds,
