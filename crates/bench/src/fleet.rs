@@ -303,7 +303,8 @@ fn value(c: &EtcdCounters, member: usize, series: &str) -> f64 {
 }
 
 /// A config for node `i` of part (b): one service announcing `anycast_dns` while the shared Knot answers
-/// (defaults: 1 s interval), and `[fleet]` when `etcd` is given.
+/// (defaults: 1 s interval), flap damping off (the guard rounds flap every node on purpose; with the
+/// defaults a node would stay suppressed after two rounds), and `[fleet]` when `etcd` is given.
 fn node_config(
     bird: &BirdDaemon,
     port: u16,
@@ -328,6 +329,7 @@ fn node_config(
     let _ = write!(
         config,
         "[[service]]\nname = \"{SERVICE}\"\nannounce = [\"anycast_dns\"]\n{min}\n\
+         [service.damping]\nenabled = false\n\n\
          [[service.check]]\nname = \"soa\"\ntarget = \"{}\"\nqname = \"{ZONE}\"\n",
         knot.addr()
     );
@@ -358,6 +360,8 @@ struct DaemonGuard {
     rounds: usize,
     /// Per round, the nodes' states while the Knot hung (e.g. `down 3, held 2`).
     states: Vec<String>,
+    /// Hangs that started before every node was up again (within 60 s), with the states then.
+    not_up: Vec<String>,
     /// Nodes seen down 7 s into the hangs, over all rounds.
     down: usize,
     /// The distinct guard-related clauses of the nodes' reasons, prefixed by their state.
@@ -430,8 +434,28 @@ fn daemon_guard_rounds(
         rounds,
         ..DaemonGuard::default()
     };
-    for _ in 0..rounds {
+    let node_state = |port: u16| -> Option<String> {
+        let body = nsbeacon_get(port, "/status").ok()?;
+        let doc = serde_json::from_str::<serde_json::Value>(&body).ok()?;
+        doc["services"][0]["state"].as_str().map(str::to_owned)
+    };
+    for round in 0..rounds {
         crate::check_interrupted()?;
+        // Every node up again first (rise after the last hang, damping), so each hang starts alike.
+        let up = nsbeacon_testkit::wait_until(Duration::from_secs(60), || {
+            daemons
+                .iter()
+                .all(|(_, port)| node_state(*port).as_deref() == Some("up"))
+        });
+        if !up {
+            let states: Vec<String> = daemons
+                .iter()
+                .map(|(_, port)| node_state(*port).unwrap_or_else(|| "no answer".to_owned()))
+                .collect();
+            result
+                .not_up
+                .push(format!("before hang {}: {}", round + 1, states.join(", ")));
+        }
         knot.signal(nsbeacon_testkit::Signal::SIGSTOP);
         // fall 3 at 1 s, 1 s timeouts: every node has decided within about 5 s.
         std::thread::sleep(Duration::from_secs(7));
@@ -468,9 +492,13 @@ fn daemon_guard_rounds(
                 .join(", "),
         );
         knot.signal(nsbeacon_testkit::Signal::SIGCONT);
-        // rise 3 at 1 s: back up within about 4 s.
-        std::thread::sleep(Duration::from_secs(6));
     }
+    // The last recovery too (a held node may ask again while the others come back).
+    nsbeacon_testkit::wait_until(Duration::from_secs(60), || {
+        daemons
+            .iter()
+            .all(|(_, port)| node_state(*port).as_deref() == Some("up"))
+    });
     for (_, port) in daemons {
         result.add(&nsbeacon_get(*port, "/metrics")?);
     }
@@ -799,10 +827,18 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
             daemon_table.render(),
             st.daemon_guard.states.join("; ")
         ) + &format!(
-            "{} nodes were down 7 s into the hangs and {} allowed guard calls were counted{}. They need \
+            "{}{} nodes were down 7 s into the hangs and {} allowed guard calls were counted{}. They need \
              not match one to one: a held node asks again on every fleet change, also while the others \
              recover (then it may be allowed to withdraw while it still fails: held, down, up; seen in \
              `demo --fleet 5`). What the nodes' `/status` reasons said about the guard: {}.\n",
+            if st.daemon_guard.not_up.is_empty() {
+                "Every hang started with all nodes up. ".to_owned()
+            } else {
+                format!(
+                    "Not every node was up again within 60 s: {}. ",
+                    st.daemon_guard.not_up.join("; ")
+                )
+            },
             st.daemon_guard.down,
             allowed_calls,
             if allowed_calls < st.daemon_guard.down as f64 {
@@ -832,13 +868,13 @@ pub fn run(binary: &Path, nodes: usize, rounds: usize, seconds: u64) -> Result<S
          {nodes} members registered and announcing, {rounds} calls per row (the racing row: rounds of all \
          {nodes} at once). Allowed: a range read and one transaction (a write, so a raft round and an fsync \
          on a quorum); held: the range read only. Milliseconds.\n\n{guard_rendered}\n\
-         The same call as the daemons time it: after the steady window of 5b, the Knot all {nodes} daemons \
-         probe was hung (SIGSTOP) for 7 s and resumed, {} times, so every node asked its guard at about \
+         The same call as the daemons time it: after the steady window of 6b, the Knot all {nodes} daemons \
+         probe was hung (SIGSTOP) for 7 s and resumed, {} times (each time once every node was up again), so every node asked its guard at about \
          the same instant (held nodes ask again whenever the fleet changes). From every node's `/metrics` \
          at the end, summed; quantiles only to the histogram's bucket bounds (ms):\n\n{daemon_rendered}\n\
          ### 6b. etcd writes in steady state\n\n\
          {nodes} nsbeacon daemons (release build), each with its own BIRD 2 (a static protocol, no BGP) \
-         and the fleet section, probing one shared Knot at 1 s, all up and registered; one more nsbeacon \
+         and the fleet section, probing one shared Knot at 1 s (damping off, as in part 1), all up and registered; one more nsbeacon \
          without `[fleet]` for (c). etcd's `/metrics` was read from every member 3 s after all nodes \
          showed up in `/fleet` and again after a {:.0} s window.\n\n{writes_rendered}\n\
          ### 6c. Memory with and without the fleet guard\n\n\
