@@ -1016,16 +1016,11 @@ fn drain(path: &Path, service: Option<&str>, reason: Option<String>, options: Dr
         return code;
     }
     let reason = reason.unwrap_or_else(|| "drained by operator".to_owned());
-    let result = DrainStore::open(&config.state_dir).and_then(|mut store| {
-        let existing = match service {
-            Some(name) => store.entries().get(name).cloned(),
-            None => store.all(),
-        };
-        match existing {
+    let result =
+        DrainStore::open(&config.state_dir).and_then(|mut store| match store.own(service) {
             Some(drain) if options.keep_existing => Ok(Some(drain.reason)),
             _ => store.set(service, &reason).map(|()| None),
-        }
-    });
+        });
     let what = service.unwrap_or("all services");
     match result {
         Ok(Some(kept)) => out!("{what} is already drained ({kept}); left as it is"),
@@ -1097,11 +1092,7 @@ fn undrain(path: &Path, service: Option<&str>, if_reason: Option<&str>) -> i32 {
     }
     let what = service.unwrap_or("all services");
     let result = DrainStore::open(&config.state_dir).and_then(|mut store| {
-        let current = match service {
-            Some(name) => store.entries().get(name).cloned(),
-            None => store.all(),
-        };
-        if let (Some(wanted), Some(drain)) = (if_reason, &current)
+        if let (Some(wanted), Some(drain)) = (if_reason, &store.own(service))
             && drain.reason != wanted
         {
             out!(

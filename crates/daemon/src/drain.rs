@@ -181,6 +181,15 @@ impl DrainStore {
         self.file.all.clone()
     }
 
+    /// The drain recorded for exactly `service` (`None`: the drain of all services), ignoring the other
+    /// key: what `drain --keep-existing` and `undrain --if-reason` compare against.
+    pub fn own(&self, service: Option<&str>) -> Option<DrainRequest> {
+        match service {
+            Some(name) => self.file.services.get(name).cloned(),
+            None => self.file.all.clone(),
+        }
+    }
+
     /// Drains of single services, by service name.
     pub fn entries(&self) -> BTreeMap<String, DrainRequest> {
         self.file.services.clone()

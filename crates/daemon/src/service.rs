@@ -160,12 +160,7 @@ impl ServiceRuntime {
             cancel.child_token(),
             &span,
         );
-        let process_watch = config.watch.as_ref().map(|watch| {
-            tokio::spawn(
-                procwatch::watch(watch.clone(), probe_now.clone(), cancel.child_token())
-                    .instrument(span.clone()),
-            )
-        });
+        let process_watch = spawn_process_watch(&config, &probe_now, &cancel, &span);
         let runtime = ServiceRuntime {
             probes,
             config,
@@ -208,16 +203,8 @@ impl ServiceRuntime {
             if let Some(task) = self.process_watch.take() {
                 task.abort();
             }
-            self.process_watch = self.config.watch.as_ref().map(|watch| {
-                tokio::spawn(
-                    procwatch::watch(
-                        watch.clone(),
-                        self.probe_now.clone(),
-                        self.cancel.child_token(),
-                    )
-                    .instrument(self.span.clone()),
-                )
-            });
+            self.process_watch =
+                spawn_process_watch(&self.config, &self.probe_now, &self.cancel, &self.span);
         }
     }
 
@@ -237,6 +224,21 @@ impl ServiceRuntime {
         }
         let _ = self.service_task.await;
     }
+}
+
+/// Starts the process watch of `config` (`[service.watch]`), if it has one.
+fn spawn_process_watch(
+    config: &ServiceConfig,
+    probe_now: &Arc<watch::Sender<ProbeNow>>,
+    cancel: &CancellationToken,
+    span: &tracing::Span,
+) -> Option<JoinHandle<()>> {
+    config.watch.as_ref().map(|watch| {
+        tokio::spawn(
+            procwatch::watch(watch.clone(), probe_now.clone(), cancel.child_token())
+                .instrument(span.clone()),
+        )
+    })
 }
 
 /// The probe rhythm of a service's checks.
@@ -373,12 +375,8 @@ impl ServiceTask {
         match command {
             ServiceCommand::Reconfigure { config, generation } => {
                 let transition = self.health.reconfigure(&config, Instant::now());
-                if let Some(fleet) = &mut self.fleet {
-                    fleet.set_min_announcing(
-                        config
-                            .min_announcing
-                            .unwrap_or(crate::config::DEFAULT_MIN_ANNOUNCING),
-                    );
+                if let (Some(fleet), Some(shared)) = (&mut self.fleet, &self.shared.fleet) {
+                    fleet.set_min_announcing(shared.config().min_announcing(&config));
                 }
                 let policy = guard_policy(&self.shared, &config);
                 let guarded = self.health.set_guard_policy(policy, Instant::now());

@@ -129,17 +129,21 @@ fn the_dns_units_stop_hook_withdraws_before_the_server_stops_and_its_start_hook_
     node.expect_service("dns", "up");
     wait_bird(&node, "up", WAIT);
     let hook_reason = "knot.service stopped";
+    // The ExecStop and ExecStartPost commands of deploy/systemd/dns-hooks/.
+    let stop_hook = |node: &Node| {
+        node.cli(&[
+            "drain",
+            "dns",
+            "--reason",
+            hook_reason,
+            "--keep-existing",
+            "--wait",
+            "5s",
+        ])
+    };
 
     // ExecStop: the drain returns only once BIRD has withdrawn the route, while Knot still answers.
-    let stop = node.cli(&[
-        "drain",
-        "dns",
-        "--reason",
-        hook_reason,
-        "--keep-existing",
-        "--wait",
-        "5s",
-    ]);
+    let stop = stop_hook(&node);
     assert!(stop.status.success(), "{}", common::text(&stop));
     assert!(
         common::text(&stop).contains("withdrawn after"),
@@ -170,15 +174,7 @@ fn the_dns_units_stop_hook_withdraws_before_the_server_stops_and_its_start_hook_
             .success()
     );
     node.expect_service("dns", "drained");
-    let stop = node.cli(&[
-        "drain",
-        "dns",
-        "--reason",
-        hook_reason,
-        "--keep-existing",
-        "--wait",
-        "5s",
-    ]);
+    let stop = stop_hook(&node);
     assert!(stop.status.success(), "{}", common::text(&stop));
     assert!(
         common::text(&stop).contains("already drained (maintenance)"),

@@ -1520,6 +1520,22 @@ fn guarded(on_unavailable: crate::config::OnUnavailable, all_failures: bool) -> 
     }
 }
 
+/// An up service under the fleet guard with `on_unavailable = "local"`.
+fn guarded_up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
+    let mut h = up_service(config, clock);
+    h.set_guard_policy(
+        Some(guarded(crate::config::OnUnavailable::Local, false)),
+        clock.now,
+    );
+    h
+}
+
+/// Marks the pending question asked and feeds `answer`.
+fn answer(h: &mut ServiceHealth, clock: &mut Clock, answer: GuardAnswer) -> Option<Transition> {
+    h.guard_asked();
+    h.guard_answered(answer, clock.step())
+}
+
 fn announced(h: &ServiceHealth) -> Vec<String> {
     steps(h)
         .iter()
@@ -1531,11 +1547,7 @@ fn announced(h: &ServiceHealth) -> Vec<String> {
 #[test]
 fn a_guarded_withdrawal_keeps_the_routes_until_the_guard_allows_it() {
     let mut clock = Clock::new();
-    let mut h = up_service(&service(), &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&service(), &mut clock);
     assert_eq!(h.guard_question(), None, "nothing to ask while up");
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
     assert_eq!(h.state(), ServiceState::Up, "routes kept while asking");
@@ -1569,11 +1581,7 @@ fn a_guarded_withdrawal_keeps_the_routes_until_the_guard_allows_it() {
 #[test]
 fn a_held_service_announces_its_degrade_targets_and_asks_again_when_the_fleet_changes() {
     let mut clock = Clock::new();
-    let mut h = up_service(&service(), &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&service(), &mut clock);
     feed(&mut h, &mut clock, 0, &hard("answer mismatch"), 3);
     h.guard_asked();
     let t = h
@@ -1605,13 +1613,13 @@ fn a_held_service_announces_its_degrade_targets_and_asks_again_when_the_fleet_ch
     assert_eq!(h.guard_retry(clock.step()), None, "no route change");
     assert_eq!(h.state(), ServiceState::Held);
     assert!(h.guard_question().is_some());
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Allowed {
             announcing: 2,
             needed: 2,
         },
-        clock.step(),
     );
     assert_eq!(h.state(), ServiceState::Down);
     assert!(all_withdrawn(&h));
@@ -1622,19 +1630,15 @@ fn a_held_service_without_degrade_targets_keeps_its_normal_targets_and_recovers_
     let mut clock = Clock::new();
     let mut config = service();
     config.degrade.clear();
-    let mut h = up_service(&config, &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&config, &mut clock);
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Held {
             announcing: 0,
             needed: 1,
         },
-        clock.step(),
     );
     assert_eq!(h.state(), ServiceState::Held);
     assert_eq!(announced(&h), ["anycast"]);
@@ -1724,11 +1728,7 @@ fn drains_missing_targets_and_services_announcing_nothing_are_not_guarded() {
 #[test]
 fn a_late_answer_after_recovery_is_ignored() {
     let mut clock = Clock::new();
-    let mut h = up_service(&service(), &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&service(), &mut clock);
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
     h.guard_asked();
     feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
@@ -1750,41 +1750,37 @@ fn a_late_answer_after_recovery_is_ignored() {
 #[test]
 fn etcd_failing_a_held_services_retry_keeps_it_held_even_with_on_unavailable_local() {
     let mut clock = Clock::new();
-    let mut h = up_service(&service(), &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&service(), &mut clock);
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Held {
             announcing: 2,
             needed: 3,
         },
-        clock.step(),
     );
     assert_eq!(h.state(), ServiceState::Held);
     h.guard_retry(clock.step());
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Unavailable {
             error: "no answer within guard_timeout".to_owned(),
         },
-        clock.step(),
     );
     assert_eq!(h.state(), ServiceState::Held, "{}", h.reason());
     assert_eq!(announced(&h), ["anycast_prepend"]);
     assert!(h.reason().contains("still held"), "{}", h.reason());
     // The next retry that etcd answers decides.
     h.guard_retry(clock.step());
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Allowed {
             announcing: 3,
             needed: 3,
         },
-        clock.step(),
     );
     assert_eq!(h.state(), ServiceState::Down);
 }
@@ -1792,19 +1788,15 @@ fn etcd_failing_a_held_services_retry_keeps_it_held_even_with_on_unavailable_loc
 #[test]
 fn a_held_service_that_is_recovering_is_not_asked_again() {
     let mut clock = Clock::new();
-    let mut h = up_service(&service(), &mut clock);
-    h.set_guard_policy(
-        Some(guarded(crate::config::OnUnavailable::Local, false)),
-        clock.now,
-    );
+    let mut h = guarded_up_service(&service(), &mut clock);
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Held {
             announcing: 2,
             needed: 3,
         },
-        clock.step(),
     );
     // The shared failure ends: this node passes once (rise 3), the others come back and the fleet
     // changes. Asking now could withdraw a node two probes away from up.
@@ -1816,13 +1808,13 @@ fn a_held_service_that_is_recovering_is_not_asked_again() {
     assert_eq!(h.state(), ServiceState::Up);
     // Failing again while held: asked again on the next change.
     feed(&mut h, &mut clock, 0, &hard("timeout"), 3);
-    h.guard_asked();
-    h.guard_answered(
+    answer(
+        &mut h,
+        &mut clock,
         GuardAnswer::Held {
             announcing: 2,
             needed: 3,
         },
-        clock.step(),
     );
     feed(&mut h, &mut clock, 0, &hard("timeout"), 1);
     h.guard_retry(clock.step());
