@@ -160,7 +160,15 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     lab.wait_paths("5 normal paths", SETTLE, |p| {
         p.len() == NODES && p.iter().all(|p| p.node_as_count == 1)
     });
-    let before = lab.upstream_paths();
+    // Settled first (the paths unchanged for a second), so that a route still moving after the previous
+    // phase is not blamed on the reload.
+    let mut before = lab.upstream_paths();
+    let settled = nsbeacon_testkit::wait_until(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = lab.upstream_paths();
+        std::mem::replace(&mut before, now) == before
+    });
+    assert!(settled, "the upstream's paths did not settle: {before:?}");
     for i in 0..4 {
         lab.write_config(i, None, "", "min_announcing = 1");
         let guard = lab.nodes[i].nsbeacon().expect("running");
@@ -174,7 +182,9 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     assert_eq!(
         lab.upstream_paths(),
         before,
-        "the reload changed a route at the upstream"
+        "the reload changed a route at the upstream; states {:?}\nnode-0 log tail:\n{}",
+        lab.states(),
+        nsbeacon_e2e::fleet::tail(&lab.nodes[0].log(), 20)
     );
     lab.signal_knot(0, Signal::SIGSTOP);
     lab.signal_knot(1, Signal::SIGSTOP);
