@@ -96,7 +96,10 @@ fn expiry_walk(kind: DnsServerKind) {
         KnotRole::Standalone,
     );
     let left = VALIDITY.saturating_sub(signed_at.elapsed().as_secs() + 1);
-    assert!(left > 10, "{kind:?} took too long to start: {left} s of validity left");
+    assert!(
+        left > 10,
+        "{kind:?} took too long to start: {left} s of validity left"
+    );
     let config = write_config(
         dir.path(),
         &format!("{}s", left - 2),
@@ -105,9 +108,17 @@ fn expiry_walk(kind: DnsServerKind) {
     let valid = wait_for_exit(&netns, &config, 0, Duration::from_secs(1));
     assert!(text(&valid).contains("1 valid"), "{}", text(&valid));
     let soft = wait_for_exit(&netns, &config, 4, Duration::from_secs(5));
-    assert!(text(&soft).contains("example.com.: expiring"), "{}", text(&soft));
+    assert!(
+        text(&soft).contains("example.com.: expiring"),
+        "{}",
+        text(&soft)
+    );
     let hard = wait_for_exit(&netns, &config, 1, Duration::from_secs(6));
-    assert!(text(&hard).contains("example.com.: critical"), "{}", text(&hard));
+    assert!(
+        text(&hard).contains("example.com.: critical"),
+        "{}",
+        text(&hard)
+    );
 }
 
 fn stripped_soa(kind: DnsServerKind) {

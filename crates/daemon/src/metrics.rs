@@ -83,7 +83,7 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_dnssec_zones", &["service", "check", "verdict"]),
     (
         "nsbeacon_dnssec_zones_expiring_within_seconds",
-        &["service", "check", "le"],
+        &["service", "check", "within"],
     ),
     ("nsbeacon_damping_penalty", &["service"]),
     ("nsbeacon_damping_suppressed", &["service"]),
@@ -165,7 +165,7 @@ pub struct Metrics {
     /// `missing_signature`, `unsigned`, `local_failed`) in the latest sweep.
     pub dnssec_zones: IntGaugeVec,
     /// The latest sweep's distribution of the remaining validity: zones whose earliest signature expires
-    /// within `le` seconds (cumulative, like histogram buckets; `+Inf` = every zone with a signature). A
+    /// within `within` seconds (cumulative, like histogram buckets; `+Inf` = every zone with a signature). A
     /// snapshot per sweep rather than a Prometheus histogram, which would add up every sweep's zones.
     pub dnssec_zones_expiring_within_seconds: IntGaugeVec,
     /// Current flap-damping penalty of the service.
@@ -339,7 +339,7 @@ impl Metrics {
             )?,
             dnssec_zones_expiring_within_seconds: int_gauge(
                 "nsbeacon_dnssec_zones_expiring_within_seconds",
-                "Zones of a DNSSEC check whose earliest RRSIG expires within le seconds, in its latest sweep (cumulative).",
+                "Zones of a DNSSEC check whose earliest RRSIG expires within `within` seconds, in its latest sweep (cumulative).",
             )?,
             damping_penalty: gauge(
                 "nsbeacon_damping_penalty",
@@ -535,7 +535,7 @@ pub const SERIAL_VERDICTS: &[&str] = &[
 /// Label values of `nsbeacon_dnssec_zones{verdict}`.
 pub const DNSSEC_VERDICTS: &[&str] = nsbeacon_prober::ExpiryVerdict::ALL;
 
-/// The `le` buckets of `nsbeacon_dnssec_zones_expiring_within_seconds`: an hour (the default
+/// The `within` buckets of `nsbeacon_dnssec_zones_expiring_within_seconds`: an hour (the default
 /// `fail_before`), 6 h, a day, 3 days (the default `warn_before`), a week, two weeks, 30 days, and every
 /// zone with a signature. `None` is `+Inf`.
 pub const DNSSEC_EXPIRY_BUCKETS: &[(Option<i64>, &str)] = &[
@@ -556,6 +556,18 @@ mod tests {
 
     /// Fills one series of every family so each appears in the scrape.
     fn populate(m: &Metrics) {
+        m.dnssec_expiry_seconds
+            .with_label_values(&["dns", "sigs", "example.com."])
+            .set(86_400);
+        m.dnssec_min_expiry_seconds
+            .with_label_values(&["dns", "sigs"])
+            .set(86_400);
+        m.dnssec_zones
+            .with_label_values(&["dns", "sigs", "valid"])
+            .set(1);
+        m.dnssec_zones_expiring_within_seconds
+            .with_label_values(&["dns", "sigs", "86400"])
+            .set(1);
         m.probe_duration_seconds
             .with_label_values(&["dns", "soa", "udp"])
             .observe(0.001);

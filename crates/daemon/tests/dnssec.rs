@@ -71,18 +71,29 @@ fn expiring_signatures_degrade_then_withdraw() {
     );
     let (_, metrics) = node.get("/metrics");
     assert!(
-        metrics.contains(r#"nsbeacon_dnssec_zones{check="sigs",service="dns",verdict="expiring"} 1"#),
+        metrics
+            .contains(r#"nsbeacon_dnssec_zones{check="sigs",service="dns",verdict="expiring"} 1"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"nsbeacon_dnssec_expiry_seconds{check="sigs",service="dns",zone="example.com."}"#),
+        metrics.contains(
+            r#"nsbeacon_dnssec_expiry_seconds{check="sigs",service="dns",zone="example.com."}"#
+        ),
         "{metrics}"
     );
 
     node.expect_service("dns", "down");
     let down_after = signed_at.elapsed();
-    node.expect_protocol("anycast_dns", "down", "signatures within fail_before withdraw");
-    node.expect_protocol("anycast_degraded", "down", "signatures within fail_before withdraw");
+    node.expect_protocol(
+        "anycast_dns",
+        "down",
+        "signatures within fail_before withdraw",
+    );
+    node.expect_protocol(
+        "anycast_degraded",
+        "down",
+        "signatures within fail_before withdraw",
+    );
     let report = dnssec_report(&node);
     let result = report["result"].as_str().unwrap_or_default().to_owned();
     assert!(result == "critical" || result == "expired", "{report}");
@@ -111,7 +122,8 @@ fn a_signed_zone_serving_an_unsigned_soa_withdraws() {
     node.write_config_with_checks("", &dnssec_check(&node, "3d", "1h"), "");
     node.start();
     assert!(
-        wait_until(WAIT, || dnssec_report(&node)["result"] == "missing_signature"),
+        wait_until(WAIT, || dnssec_report(&node)["result"]
+            == "missing_signature"),
         "{}\n{}",
         dnssec_report(&node),
         node.log()

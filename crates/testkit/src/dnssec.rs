@@ -23,9 +23,7 @@ pub fn sign_zone(zone: &Zone, valid_for: Duration, dir: &Path) -> Zone {
     std::fs::write(&unsigned, zone.render())
         .unwrap_or_else(|e| panic!("write {}: {e}", unsigned.display()));
     let run = |cmd: &mut Command, what: &str| {
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("run {what}: {e}"));
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {what}: {e}"));
         assert!(
             out.status.success(),
             "{what} failed: {}{}",

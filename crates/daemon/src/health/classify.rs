@@ -230,7 +230,10 @@ pub fn classify_dnssec(report: &DnssecReport) -> CheckSignal {
                 zone.zone
             ),
             ExpiryVerdict::MissingSignature { rtype } => {
-                format!("{}: {rtype} has no RRSIG although the zone has a DNSKEY", zone.zone)
+                format!(
+                    "{}: {rtype} has no RRSIG although the zone has a DNSKEY",
+                    zone.zone
+                )
             }
             ExpiryVerdict::Unsigned => format!("{}: not signed (no DNSKEY)", zone.zone),
             ExpiryVerdict::LocalFailed(reason) => format!("{}: local server: {reason}", zone.zone),
@@ -263,5 +266,73 @@ fn fmt_validity(remaining: i64) -> String {
         format!("expires in {}", span(remaining))
     } else {
         format!("expired {} ago", span(remaining))
+    }
+}
+
+#[cfg(test)]
+mod dnssec_tests {
+    use std::time::Duration;
+
+    use nsbeacon_prober::dnssec::{DnssecSummary, EarliestSignature, ZoneExpiry};
+    use nsbeacon_prober::proto::rr::{Name, RecordType};
+    use nsbeacon_prober::{DnssecReport, ExpiryVerdict, FailReason};
+
+    use super::*;
+
+    fn report(verdicts: Vec<ExpiryVerdict>) -> DnssecReport {
+        let zones = verdicts
+            .into_iter()
+            .enumerate()
+            .map(|(i, verdict)| ZoneExpiry {
+                zone: Name::from_ascii(format!("z{i}.example.")).expect("name"),
+                verdict,
+                earliest: Some(EarliestSignature {
+                    covered: RecordType::SOA,
+                    expires_unix: 0,
+                    remaining: 100,
+                }),
+            })
+            .collect();
+        DnssecReport {
+            zones,
+            summary: DnssecSummary::default(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn expiring_is_soft_and_failures_are_hard_never_refused() {
+        assert_eq!(
+            classify_dnssec(&report(vec![ExpiryVerdict::Valid])),
+            CheckSignal::Pass
+        );
+        assert!(matches!(
+            classify_dnssec(&report(vec![ExpiryVerdict::Valid, ExpiryVerdict::Expiring])),
+            CheckSignal::Soft(_)
+        ));
+        for bad in [
+            ExpiryVerdict::Critical,
+            ExpiryVerdict::Expired,
+            ExpiryVerdict::Unsigned,
+            ExpiryVerdict::MissingSignature {
+                rtype: RecordType::SOA,
+            },
+            ExpiryVerdict::NotYetValid {
+                rtype: RecordType::SOA,
+                starts_in: 4000,
+            },
+            // Even a refused connection: the signatures, not the socket, are what this check judges.
+            ExpiryVerdict::LocalFailed(FailReason::ConnectionRefused),
+        ] {
+            let signal = classify_dnssec(&report(vec![ExpiryVerdict::Expiring, bad.clone()]));
+            assert!(
+                matches!(signal, CheckSignal::Hard(_)),
+                "{bad:?}: {signal:?}"
+            );
+        }
+        assert!(matches!(
+            classify_dnssec(&report(vec![])),
+            CheckSignal::Soft(_)
+        ));
     }
 }

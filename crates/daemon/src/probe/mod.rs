@@ -10,7 +10,9 @@ pub mod record;
 
 use std::time::{Duration, Instant};
 
-use nsbeacon_prober::{DnssecReport, DnssecSweep, ProbeOutcome, SerialSweep, SpecError, SweepReport};
+use nsbeacon_prober::{
+    DnssecReport, DnssecSweep, ProbeOutcome, SerialSweep, SpecError, SweepReport,
+};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;

@@ -353,7 +353,10 @@ impl CheckLabels<'_> {
                         .set(e.remaining),
                     // No signature read: no value is better than a stale one.
                     None => {
-                        let _ = self.metrics.dnssec_expiry_seconds.remove_label_values(&labels);
+                        let _ = self
+                            .metrics
+                            .dnssec_expiry_seconds
+                            .remove_label_values(&labels);
                     }
                 }
             }

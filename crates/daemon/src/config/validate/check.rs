@@ -177,7 +177,7 @@ impl Validator<'_> {
             from_service
         };
         let described: fn(&str, &str, Duration) -> String = if value != from_service {
-            |_, _, i| format!("the default sweep interval {}", fmt_duration(i))
+            |_, _, i| format!("the default serial interval {}", fmt_duration(i))
         } else if service.interval_written {
             |_, service, i| format!("{service}.interval {}", fmt_duration(i))
         } else {

@@ -94,7 +94,9 @@ impl Validator<'_> {
                 Ok(t) if NOT_APEX_SIGNED.contains(&t) => {
                     self.issue(
                         format!("{path}.types[{i}]"),
-                        format!("{t} is not an RRset that carries its own signature at the zone apex"),
+                        format!(
+                            "{t} is not an RRset that carries its own signature at the zone apex"
+                        ),
                         "list apex RRsets such as SOA, DNSKEY, NS, TXT",
                     );
                     ok = false;
