@@ -40,7 +40,8 @@ pub fn sign_zone(zone: &Zone, valid_for: Duration, dir: &Path) -> Zone {
     );
     run(
         Command::new(signzone)
-            .args(["-q", "-z", "-S", "-O", "full", "-s", "now-60"])
+            .args(["-q", "-z", "-S", "-O", "full", "-s", "now-60", "-d"])
+            .arg(dir)
             .arg("-e")
             .arg(format!("now+{}", valid_for.as_secs()))
             .arg("-K")
