@@ -674,7 +674,46 @@ pub fn render_status(doc: &StatusDocument, now: f64) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    render_dnssec(doc, now, &mut out);
     out
+}
+
+/// Zones shown per DNSSEC check in `nsbeacon status`.
+const DNSSEC_ZONES_SHOWN: usize = 5;
+
+/// Each DNSSEC check's counts and its zones with the earliest expiry.
+fn render_dnssec(doc: &StatusDocument, now: f64, out: &mut String) {
+    for service in &doc.services {
+        for check in &service.checks {
+            let Some(d) = &check.dnssec else { continue };
+            let counts: Vec<String> = d.verdicts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+            let _ = writeln!(
+                out,
+                "dnssec {}/{}: {} zone(s): {}",
+                service.name,
+                check.name,
+                d.zones,
+                counts.join(", ")
+            );
+            for zone in d.worst.iter().take(DNSSEC_ZONES_SHOWN) {
+                // The report's remaining validity was measured at the run; count on from there.
+                let at = check.at_unix.unwrap_or(now);
+                let left = zone.remaining_seconds as f64 - (now - at).max(0.0);
+                let when = if left > 0.0 {
+                    format!(
+                        "expires in {}",
+                        humantime::format_duration(Duration::from_secs(left as u64))
+                    )
+                } else {
+                    format!(
+                        "expired {} ago",
+                        humantime::format_duration(Duration::from_secs((-left) as u64))
+                    )
+                };
+                let _ = writeln!(out, "  {} {} RRSIG {when}", zone.zone, zone.covered);
+            }
+        }
+    }
 }
 
 /// The lines above the table: the backend, readiness, a failed reload, drains.
@@ -850,12 +889,66 @@ fn print_run(run: &CheckRun, out: &mut String) {
                 );
             }
         }
-        CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) => {
+        CheckRun::Dnssec(Ok(report)) => print_dnssec(report, out),
+        CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) | CheckRun::Dnssec(Err(e)) => {
             let _ = writeln!(out, "    invalid check: {e}");
         }
         CheckRun::Hung(bound) => {
             let _ = writeln!(out, "    did not finish within {}", ms(*bound));
         }
+    }
+}
+
+/// A DNSSEC sweep: counts per verdict, then every zone of a small sweep or the zones not valid (at most
+/// 50) of a large one.
+fn print_dnssec(report: &nsbeacon_prober::DnssecReport, out: &mut String) {
+    use nsbeacon_prober::ExpiryVerdict;
+    let s = &report.summary;
+    let counts: Vec<String> = ExpiryVerdict::ALL
+        .iter()
+        .filter(|v| s.count(v) > 0)
+        .map(|v| format!("{} {v}", s.count(v)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    {} zone(s) in {}: {}",
+        s.zones,
+        ms(report.elapsed),
+        counts.join(", ")
+    );
+    let mut shown = 0;
+    for zone in &report.zones {
+        if report.zones.len() > 10 && zone.verdict == ExpiryVerdict::Valid {
+            continue;
+        }
+        shown += 1;
+        if shown > 50 {
+            let _ = writeln!(out, "    ... (more zones not shown)");
+            break;
+        }
+        let earliest = zone
+            .earliest
+            .map(|e| {
+                format!(
+                    " earliest {} RRSIG {} s left (expires at unix time {})",
+                    e.covered, e.remaining, e.expires_unix
+                )
+            })
+            .unwrap_or_default();
+        let detail = match &zone.verdict {
+            ExpiryVerdict::LocalFailed(reason) => format!(": {reason}"),
+            ExpiryVerdict::MissingSignature { rtype } => format!(": {rtype} unsigned"),
+            ExpiryVerdict::NotYetValid { rtype, starts_in } => {
+                format!(": {rtype} valid only in {starts_in} s")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "      {}: {}{earliest}{detail}",
+            zone.zone,
+            zone.verdict.as_str()
+        );
     }
 }
 

@@ -557,6 +557,9 @@ fn check_series(service: &ServiceConfig) -> Vec<CheckSeries> {
                 CheckKind::Serial(s) if s.zones.len() <= PER_ZONE_SERIES_LIMIT => {
                     s.zones.iter().map(ToString::to_string).collect()
                 }
+                CheckKind::Dnssec(d) if d.zones.len() <= PER_ZONE_SERIES_LIMIT => {
+                    d.zones.iter().map(ToString::to_string).collect()
+                }
                 _ => Vec::new(),
             },
         })

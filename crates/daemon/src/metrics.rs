@@ -6,7 +6,10 @@
 //!
 //! Serial sweeps over thousands of zones are exported as aggregates per check (zones per verdict, largest
 //! lag); per-zone serial series are kept only for checks with at most [`PER_ZONE_SERIES_LIMIT`] zones, so a
-//! 10,000-zone node does not emit 30,000 series.
+//! 10,000-zone node does not emit 30,000 series. DNSSEC sweeps likewise: the earliest expiry per check,
+//! zones per verdict and a distribution of the remaining validity
+//! (`nsbeacon_dnssec_zones_expiring_within_seconds`) for any size, one expiry series per zone only up to
+//! [`PER_ZONE_SERIES_LIMIT`] zones.
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -72,6 +75,16 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
     ("nsbeacon_zone_serial_lag", &["service", "check", "zone"]),
     ("nsbeacon_serial_zones", &["service", "check", "verdict"]),
     ("nsbeacon_serial_max_lag", &["service", "check"]),
+    (
+        "nsbeacon_dnssec_expiry_seconds",
+        &["service", "check", "zone"],
+    ),
+    ("nsbeacon_dnssec_min_expiry_seconds", &["service", "check"]),
+    ("nsbeacon_dnssec_zones", &["service", "check", "verdict"]),
+    (
+        "nsbeacon_dnssec_zones_expiring_within_seconds",
+        &["service", "check", "within"],
+    ),
     ("nsbeacon_damping_penalty", &["service"]),
     ("nsbeacon_damping_suppressed", &["service"]),
     ("nsbeacon_service_drained", &["service"]),
@@ -143,6 +156,18 @@ pub struct Metrics {
     pub serial_zones: IntGaugeVec,
     /// The largest serial lag among a check's zones.
     pub serial_max_lag: IntGaugeVec,
+    /// Seconds of validity left of a zone's earliest-expiring RRSIG, negative once expired (DNSSEC
+    /// checks with at most [`PER_ZONE_SERIES_LIMIT`] zones).
+    pub dnssec_expiry_seconds: IntGaugeVec,
+    /// The smallest validity left among every zone of a DNSSEC check (any size): what alerts watch.
+    pub dnssec_min_expiry_seconds: IntGaugeVec,
+    /// Zones per DNSSEC verdict (`valid`, `expiring`, `critical`, `expired`, `not_yet_valid`,
+    /// `missing_signature`, `unsigned`, `local_failed`) in the latest sweep.
+    pub dnssec_zones: IntGaugeVec,
+    /// The latest sweep's distribution of the remaining validity: zones whose earliest signature expires
+    /// within `within` seconds (cumulative, like histogram buckets; `+Inf` = every zone with a signature). A
+    /// snapshot per sweep rather than a Prometheus histogram, which would add up every sweep's zones.
+    pub dnssec_zones_expiring_within_seconds: IntGaugeVec,
     /// Current flap-damping penalty of the service.
     pub damping_penalty: GaugeVec,
     /// 1 while damping holds the service withdrawn.
@@ -300,6 +325,22 @@ impl Metrics {
                 "nsbeacon_serial_max_lag",
                 "Largest serial lag among the zones of a serial check in its latest sweep.",
             )?,
+            dnssec_expiry_seconds: int_gauge(
+                "nsbeacon_dnssec_expiry_seconds",
+                "Seconds of validity left of the zone's earliest-expiring RRSIG, negative once expired (only for DNSSEC checks with few zones).",
+            )?,
+            dnssec_min_expiry_seconds: int_gauge(
+                "nsbeacon_dnssec_min_expiry_seconds",
+                "Smallest validity left, in seconds, among the earliest-expiring RRSIGs of every zone of a DNSSEC check.",
+            )?,
+            dnssec_zones: int_gauge(
+                "nsbeacon_dnssec_zones",
+                "Zones of a DNSSEC check per verdict in its latest sweep.",
+            )?,
+            dnssec_zones_expiring_within_seconds: int_gauge(
+                "nsbeacon_dnssec_zones_expiring_within_seconds",
+                "Zones of a DNSSEC check whose earliest RRSIG expires within `within` seconds, in its latest sweep (cumulative).",
+            )?,
             damping_penalty: gauge(
                 "nsbeacon_damping_penalty",
                 "Current flap-damping penalty of the service (decays with the configured half-life).",
@@ -412,7 +453,23 @@ impl Metrics {
                         .remove_label_values(&[service, name, transport, result]);
                 }
             }
+            let _ = self
+                .dnssec_min_expiry_seconds
+                .remove_label_values(&[service, name]);
+            for verdict in DNSSEC_VERDICTS {
+                let _ = self
+                    .dnssec_zones
+                    .remove_label_values(&[service, name, verdict]);
+            }
+            for le in DNSSEC_EXPIRY_BUCKETS.iter().map(|(_, le)| le) {
+                let _ = self
+                    .dnssec_zones_expiring_within_seconds
+                    .remove_label_values(&[service, name, le]);
+            }
             for zone in &check.zones {
+                let _ = self
+                    .dnssec_expiry_seconds
+                    .remove_label_values(&[service, name, zone]);
                 for server in ["local", "reference"] {
                     let _ = self
                         .zone_serial
@@ -434,7 +491,7 @@ impl Metrics {
 pub struct CheckSeries {
     /// Check name.
     pub name: String,
-    /// Zone names with per-zone serial series (small serial checks only).
+    /// Zone names with per-zone serial or DNSSEC expiry series (small serial and dnssec checks only).
     pub zones: Vec<String>,
 }
 
@@ -475,6 +532,23 @@ pub const SERIAL_VERDICTS: &[&str] = &[
     "reference_unreachable",
 ];
 
+/// Label values of `nsbeacon_dnssec_zones{verdict}`.
+pub const DNSSEC_VERDICTS: &[&str] = nsbeacon_prober::ExpiryVerdict::ALL;
+
+/// The `within` buckets of `nsbeacon_dnssec_zones_expiring_within_seconds`: an hour (the default
+/// `fail_before`), 6 h, a day, 3 days (the default `warn_before`), a week, two weeks, 30 days, and every
+/// zone with a signature. `None` is `+Inf`.
+pub const DNSSEC_EXPIRY_BUCKETS: &[(Option<i64>, &str)] = &[
+    (Some(3600), "3600"),
+    (Some(21_600), "21600"),
+    (Some(86_400), "86400"),
+    (Some(259_200), "259200"),
+    (Some(604_800), "604800"),
+    (Some(1_209_600), "1209600"),
+    (Some(2_592_000), "2592000"),
+    (None, "+Inf"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +556,18 @@ mod tests {
 
     /// Fills one series of every family so each appears in the scrape.
     fn populate(m: &Metrics) {
+        m.dnssec_expiry_seconds
+            .with_label_values(&["dns", "sigs", "example.com."])
+            .set(86_400);
+        m.dnssec_min_expiry_seconds
+            .with_label_values(&["dns", "sigs"])
+            .set(86_400);
+        m.dnssec_zones
+            .with_label_values(&["dns", "sigs", "valid"])
+            .set(1);
+        m.dnssec_zones_expiring_within_seconds
+            .with_label_values(&["dns", "sigs", "86400"])
+            .set(1);
         m.probe_duration_seconds
             .with_label_values(&["dns", "soa", "udp"])
             .observe(0.001);

@@ -164,6 +164,8 @@ pub enum CheckType {
     Query,
     /// A zone serial sweep.
     Serial,
+    /// A DNSSEC signature expiry sweep.
+    Dnssec,
 }
 
 impl CheckType {
@@ -172,6 +174,7 @@ impl CheckType {
         match kind {
             CheckKind::Query(_) => CheckType::Query,
             CheckKind::Serial(_) => CheckType::Serial,
+            CheckKind::Dnssec(_) => CheckType::Dnssec,
         }
     }
 }
@@ -236,12 +239,37 @@ pub struct SerialSummaryReport {
     pub reference_serial: Option<u32>,
 }
 
+/// DNSSEC sweep counts and the worst zones for `/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DnssecSummaryReport {
+    /// Zones checked.
+    pub zones: usize,
+    /// Zones per verdict (`valid`, `expiring`, `critical`, `expired`, `not_yet_valid`,
+    /// `missing_signature`, `unsigned`, `local_failed`); verdicts with no zone are left out.
+    pub verdicts: BTreeMap<String, usize>,
+    /// The zones whose earliest signature expires first, earliest first (at most 10).
+    pub worst: Vec<ZoneExpiryReport>,
+}
+
+/// One zone's earliest-expiring signature, for `/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ZoneExpiryReport {
+    /// The zone apex.
+    pub zone: String,
+    /// The RRset the signature covers (`SOA`, `DNSKEY`, ...).
+    pub covered: String,
+    /// Its expiration (seconds since the Unix epoch).
+    pub expires_unix: i64,
+    /// Seconds of validity left when checked; negative once expired.
+    pub remaining_seconds: i64,
+}
+
 /// The last run of one check, for `/status`; filled by the probe stage (`crate::probe`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CheckReport {
     /// Check name.
     pub name: String,
-    /// `query` or `serial`.
+    /// `query`, `serial` or `dnssec`.
     pub kind: CheckType,
     /// What the check talks to.
     pub target: String,
@@ -259,6 +287,9 @@ pub struct CheckReport {
     pub identity: Option<String>,
     /// Serial sweep counts, for serial checks.
     pub serial: Option<SerialSummaryReport>,
+    /// DNSSEC sweep counts and worst zones, for dnssec checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<DnssecSummaryReport>,
     /// When the last run ended (seconds since the Unix epoch).
     pub at_unix: Option<f64>,
     /// Runs since the service started.
@@ -512,6 +543,16 @@ mod tests {
                 max_lag: 3,
                 local_serial: Some(7),
                 reference_serial: Some(10),
+            }),
+            dnssec: Some(DnssecSummaryReport {
+                zones: 1,
+                verdicts: BTreeMap::from([("expiring".to_owned(), 1)]),
+                worst: vec![ZoneExpiryReport {
+                    zone: "example.".to_owned(),
+                    covered: "DNSKEY".to_owned(),
+                    expires_unix: 1_800_086_400,
+                    remaining_seconds: 86_400,
+                }],
             }),
             at_unix: Some(1100.75),
             runs: 9,

@@ -69,4 +69,14 @@ pub enum SpecError {
         "SerialSweep.concurrency is 0: allow at least 1 query in flight (64 to 512 is typical)"
     )]
     ZeroConcurrency,
+    /// A DNSSEC sweep with no RRset types would read no signature.
+    #[error(
+        "DnssecSweep.types is empty: list the apex RRsets whose RRSIGs are read, e.g. SOA and DNSKEY"
+    )]
+    NoDnssecTypes,
+    /// `fail_before` must be below `warn_before`, or no zone could ever be only degraded.
+    #[error(
+        "DnssecSweep.fail_before is not below warn_before: a zone must pass through `expiring` (soft) before `critical` (hard)"
+    )]
+    ThresholdsOutOfOrder,
 }

@@ -17,6 +17,8 @@
 //!   different verdicts: a shared dependency failing must not make every node look broken.
 //! - [`sweep_serials`] / [`SerialSweep`]: the same for 10,000+ zones, with bounded concurrency, no task or
 //!   thread per query, and summary counts ([`SweepSummary`]).
+//! - [`sweep_dnssec`] / [`DnssecSweep`] ([`dnssec`]): the RRSIG validity windows of many zones' apex
+//!   RRsets (SOA, DNSKEY), on the same sweep engine: expiring, expired, not yet valid, missing.
 //!
 //! # Bad input from the network
 //! Every exchange ends within its timeout whatever the server does, and each misbehaviour has its own
@@ -76,6 +78,7 @@
 //! The integration tests (`tests/knot.rs`, `tests/sweep.rs`) run the same calls against real Knot DNS
 //! instances; `examples/sweep.rs` times a 10,000-zone sweep.
 
+pub mod dnssec;
 mod error;
 pub mod outcome;
 mod probe;
@@ -84,6 +87,9 @@ pub mod spec;
 mod sweep;
 mod wire;
 
+pub use dnssec::{
+    DnssecReport, DnssecSummary, DnssecSweep, ExpiryVerdict, ZoneExpiry, sweep_dnssec,
+};
 pub use error::SpecError;
 pub use hickory_proto as proto;
 pub use outcome::*;

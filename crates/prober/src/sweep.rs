@@ -163,32 +163,77 @@ const MAX_SWEEP_WORKERS: usize = 4;
 
 /// Checks the SOA serial of every zone at `sweep.local` against `sweep.reference`.
 ///
-/// The zones are spread over a few worker tasks (one per core, at most 4, never more than `concurrency`)
-/// spawned on the caller's runtime, so a multi-threaded runtime checks zones on every core. The workers
-/// pull zone indices from one shared counter (a fast worker takes more zones) and share one UDP socket
-/// pool per server. `concurrency` is split between the workers, so at most `concurrency` zones are in
-/// flight in total. On a current-thread runtime the sweep runs on the caller's task alone, as spawning
-/// would gain nothing there. Dropping the returned future aborts the workers.
+/// The zones are spread over a few worker tasks (see [`sweep_zones`]), so a multi-threaded runtime
+/// checks zones on every core, and share one UDP socket pool per server. At most `concurrency` zones are
+/// in flight in total. Dropping the returned future aborts the workers.
 ///
 /// `Err` only for misuse: zero concurrency, a bad timeout, `Transport::Both`, or a relative zone name.
 pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepReport, SpecError> {
     validate_sweep(sweep.timeout, sweep.transport, sweep.concurrency, zones)?;
     let started = Instant::now();
-    let shared = Arc::new(SweepWork {
+    let check = SerialZoneCheck {
         sweep: sweep.clone(),
-        zones: zones.to_vec(),
-        next: AtomicUsize::new(0),
         local_pool: UdpPool::new(sweep.local, sweep.concurrency),
         reference_pool: UdpPool::new(sweep.reference, sweep.concurrency),
+    };
+    let outcomes = sweep_zones(check, zones, sweep.concurrency).await;
+    let mut summary = SweepSummary::default();
+    let zones: Vec<ZoneSerial> = zones
+        .iter()
+        .zip(outcomes)
+        .map(|(zone, outcome)| {
+            summary.count(zone, &outcome);
+            ZoneSerial {
+                zone: zone.clone(),
+                outcome,
+            }
+        })
+        .collect();
+    Ok(SweepReport {
+        zones,
+        summary,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// What a sweep does for one zone: the part that differs between the serial and the DNSSEC sweeps. The
+/// rest (workers, the shared counter, bounded concurrency, zones not checked at runtime shutdown) is
+/// [`sweep_zones`].
+pub(crate) trait ZoneCheck: Send + Sync + 'static {
+    /// One zone's result.
+    type Outcome: Send + 'static;
+    /// Checks one zone; must end within the sweep's timeouts (every exchange is bounded).
+    fn check(&self, zone: &Name) -> impl Future<Output = Self::Outcome> + Send;
+    /// The result of a zone whose worker was cancelled before checking it (only at runtime shutdown).
+    fn not_checked(&self) -> Self::Outcome;
+}
+
+/// Runs `check` over every zone with at most `concurrency` zones in flight, and returns the outcomes in
+/// the order of `zones`.
+///
+/// The zones are spread over a few worker tasks (one per core, at most 4, never more than
+/// `concurrency`) spawned on the caller's runtime, so a multi-threaded runtime checks zones on every
+/// core. The workers pull zone indices from one shared counter (a fast worker takes more zones).
+/// `concurrency` is split between the workers. On a current-thread runtime the sweep runs on the
+/// caller's task alone, as spawning would gain nothing there. Dropping the returned future aborts the
+/// workers.
+pub(crate) async fn sweep_zones<C: ZoneCheck>(
+    check: C,
+    zones: &[Name],
+    concurrency: usize,
+) -> Vec<C::Outcome> {
+    let shared = Arc::new(SweepWork {
+        check,
+        zones: zones.to_vec(),
+        next: AtomicUsize::new(0),
     });
-    let workers = worker_count(sweep.concurrency, zones.len());
-    let mut results: Vec<(usize, SerialOutcome)> = if workers <= 1 {
-        Arc::clone(&shared).check_zones(sweep.concurrency).await
+    let workers = worker_count(concurrency, zones.len());
+    let mut results: Vec<(usize, C::Outcome)> = if workers <= 1 {
+        Arc::clone(&shared).check_zones(concurrency).await
     } else {
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..workers {
-            let in_flight =
-                sweep.concurrency / workers + usize::from(worker < sweep.concurrency % workers);
+            let in_flight = concurrency / workers + usize::from(worker < concurrency % workers);
             tasks.spawn(Arc::clone(&shared).check_zones(in_flight));
         }
         let mut results = Vec::with_capacity(zones.len());
@@ -204,29 +249,13 @@ pub async fn sweep_serials(zones: &[Name], sweep: &SerialSweep) -> Result<SweepR
         results
     };
     results.sort_unstable_by_key(|(index, _)| *index);
-
-    let mut summary = SweepSummary::default();
     let mut results = results.into_iter().peekable();
-    let zones: Vec<ZoneSerial> = zones
-        .iter()
-        .enumerate()
-        .map(|(index, zone)| {
-            let outcome = match results.next_if(|(i, _)| *i == index) {
-                Some((_, outcome)) => outcome,
-                None => not_checked(sweep.timeout),
-            };
-            summary.count(zone, &outcome);
-            ZoneSerial {
-                zone: zone.clone(),
-                outcome,
-            }
+    (0..zones.len())
+        .map(|index| match results.next_if(|(i, _)| *i == index) {
+            Some((_, outcome)) => outcome,
+            None => shared.check.not_checked(),
         })
-        .collect();
-    Ok(SweepReport {
-        zones,
-        summary,
-        elapsed: started.elapsed(),
-    })
+        .collect()
 }
 
 /// How many worker tasks to use: one per core (at most [`MAX_SWEEP_WORKERS`]) on a multi-threaded
@@ -245,54 +274,65 @@ fn worker_count(concurrency: usize, zones: usize) -> usize {
         .max(1)
 }
 
-/// The outcome of a zone whose worker was cancelled before checking it (only at runtime shutdown).
-fn not_checked(timeout: Duration) -> SerialOutcome {
-    serial_outcome(
-        (Err(FailReason::Timeout), timeout),
-        (Err(FailReason::Timeout), timeout),
-        0,
-    )
-}
-
-/// What the workers of one sweep share.
-struct SweepWork {
+/// The serial sweep's part of a zone: the SOA at the local server and at the reference, concurrently.
+struct SerialZoneCheck {
     sweep: SerialSweep,
-    zones: Vec<Name>,
-    /// The index of the next zone no worker has taken yet.
-    next: AtomicUsize,
     local_pool: UdpPool,
     reference_pool: UdpPool,
 }
 
-impl SweepWork {
+impl ZoneCheck for SerialZoneCheck {
+    type Outcome = SerialOutcome;
+
+    async fn check(&self, zone: &Name) -> SerialOutcome {
+        let sweep = &self.sweep;
+        let (local, reference) = futures::join!(
+            soa_serial(
+                sweep.local,
+                zone,
+                sweep.transport,
+                sweep.timeout,
+                Some(&self.local_pool)
+            ),
+            soa_serial(
+                sweep.reference,
+                zone,
+                sweep.transport,
+                sweep.timeout,
+                Some(&self.reference_pool)
+            ),
+        );
+        serial_outcome(local, reference, sweep.max_lag)
+    }
+
+    fn not_checked(&self) -> SerialOutcome {
+        let timeout = self.sweep.timeout;
+        serial_outcome(
+            (Err(FailReason::Timeout), timeout),
+            (Err(FailReason::Timeout), timeout),
+            0,
+        )
+    }
+}
+
+/// What the workers of one sweep share.
+struct SweepWork<C> {
+    check: C,
+    zones: Vec<Name>,
+    /// The index of the next zone no worker has taken yet.
+    next: AtomicUsize,
+}
+
+impl<C: ZoneCheck> SweepWork<C> {
     /// Checks zones taken from the shared counter, at most `in_flight` at once, until none is left.
-    async fn check_zones(self: Arc<Self>, in_flight: usize) -> Vec<(usize, SerialOutcome)> {
+    async fn check_zones(self: Arc<Self>, in_flight: usize) -> Vec<(usize, C::Outcome)> {
         let work = &*self;
         let indices = std::iter::from_fn(|| {
             let index = work.next.fetch_add(1, Ordering::Relaxed);
             (index < work.zones.len()).then_some(index)
         });
-        let checks = indices.map(|index| async move {
-            let sweep = &work.sweep;
-            let zone = &work.zones[index];
-            let (local, reference) = futures::join!(
-                soa_serial(
-                    sweep.local,
-                    zone,
-                    sweep.transport,
-                    sweep.timeout,
-                    Some(&work.local_pool)
-                ),
-                soa_serial(
-                    sweep.reference,
-                    zone,
-                    sweep.transport,
-                    sweep.timeout,
-                    Some(&work.reference_pool)
-                ),
-            );
-            (index, serial_outcome(local, reference, sweep.max_lag))
-        });
+        let checks =
+            indices.map(|index| async move { (index, work.check.check(&work.zones[index]).await) });
         futures::stream::iter(checks)
             .buffer_unordered(in_flight.max(1))
             .collect()

@@ -31,6 +31,21 @@ impl PreparedQuery {
     /// Encodes `query` with a random ID, RD=0 (authoritative servers need no recursion), EDNS with
     /// `payload`, and an empty NSID option when `nsid` is set.
     pub(crate) fn new(query: &QuerySpec, payload: u16, nsid: bool) -> Result<Self, FailReason> {
+        Self::build(query, payload, nsid, false)
+    }
+
+    /// Like [`PreparedQuery::new`] without NSID, with the EDNS DO bit set, so a signed zone's answer
+    /// carries its RRSIGs (RFC 3225).
+    pub(crate) fn dnssec(query: &QuerySpec, payload: u16) -> Result<Self, FailReason> {
+        Self::build(query, payload, false, true)
+    }
+
+    fn build(
+        query: &QuerySpec,
+        payload: u16,
+        nsid: bool,
+        dnssec_ok: bool,
+    ) -> Result<Self, FailReason> {
         let mut message = Message::query();
         message.metadata.recursion_desired = false;
         let mut question = Query::query(query.name.clone(), query.record_type);
@@ -38,6 +53,7 @@ impl PreparedQuery {
         message.add_query(question.clone());
         let mut edns = Edns::new();
         edns.set_max_payload(payload);
+        edns.set_dnssec_ok(dnssec_ok);
         if nsid {
             let empty = NSIDPayload::new(Vec::new())
                 .map_err(|e| FailReason::Io(format!("cannot build the NSID option: {e}")))?;

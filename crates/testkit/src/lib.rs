@@ -5,6 +5,7 @@
 //! failing or panicking test leaves nothing behind. A missing binary is a test failure, never a skip.
 
 pub mod bird;
+pub mod dnssec;
 pub mod etcd;
 pub mod frr;
 pub mod knot;

@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nsbeacon_prober::proto::rr::Name;
+use nsbeacon_prober::proto::rr::{Name, RecordType};
 use nsbeacon_prober::{ProbeSpec, Transport};
 use nsbeacon_routing::RouteTarget;
 use nsbeacon_routing::frr::{FrrAnnounce, FrrTransport};
@@ -605,14 +605,17 @@ pub enum CheckKind {
     Query(ProbeSpec),
     /// SOA serial freshness of a set of zones against a reference server.
     Serial(SerialCheck),
+    /// DNSSEC signature expiry of a set of zones at the local server.
+    Dnssec(DnssecCheck),
 }
 
 impl CheckKind {
-    /// `"query"` or `"serial"`, as written in the config.
+    /// `"query"`, `"serial"` or `"dnssec"`, as written in the config.
     pub fn type_name(&self) -> &'static str {
         match self {
             CheckKind::Query(_) => "query",
             CheckKind::Serial(_) => "serial",
+            CheckKind::Dnssec(_) => "dnssec",
         }
     }
 }
@@ -638,6 +641,29 @@ pub struct SerialCheck {
     /// always hard.
     pub max_behind_zones: usize,
     /// SOA queries kept in flight.
+    pub concurrency: usize,
+}
+
+/// A DNSSEC expiry sweep: the RRSIG validity of `types` at every zone's apex on `local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnssecCheck {
+    /// The zones (absolute names, deduplicated), from `zones` and/or `zones_file`.
+    pub zones: Vec<Name>,
+    /// The local server.
+    pub local: SocketAddr,
+    /// Transport (`udp`, with TC=1 asked again over TCP, or `tcp`).
+    pub transport: Transport,
+    /// Bound on each exchange.
+    pub timeout: Duration,
+    /// The apex RRsets whose signatures are read (default SOA and DNSKEY).
+    pub types: Vec<RecordType>,
+    /// Less validity left than this degrades (default 3 days).
+    pub warn_before: Duration,
+    /// Less validity left than this withdraws (default 1 hour); expired always does.
+    pub fail_before: Duration,
+    /// How far in the future an inception may be before the signature counts as not yet valid.
+    pub clock_skew: Duration,
+    /// Zones kept in flight.
     pub concurrency: usize,
 }
 

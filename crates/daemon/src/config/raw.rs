@@ -157,6 +157,11 @@ pub(crate) struct RawCheck {
     pub max_lag: Option<i64>,
     pub max_behind_zones: Option<i64>,
     pub concurrency: Option<i64>,
+    // dnssec checks (also local, zones, zones_file, concurrency)
+    pub types: Option<Vec<String>>,
+    pub warn_before: Option<String>,
+    pub fail_before: Option<String>,
+    pub clock_skew: Option<String>,
 }
 
 impl RawCheck {
@@ -188,23 +193,39 @@ impl RawCheck {
         keys
     }
 
-    /// Keys set that only serial checks accept.
-    pub fn serial_only_keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let set: [(&'static str, bool); 7] = [
+    /// Keys set that serial and DNSSEC checks accept (a zone sweep's keys), and query checks do not.
+    pub fn sweep_keys(&self) -> Vec<&'static str> {
+        present([
             ("local", self.local.is_some()),
-            ("reference", self.reference.is_some()),
             ("zones", self.zones.is_some()),
             ("zones_file", self.zones_file.is_some()),
+            ("concurrency", self.concurrency.is_some()),
+        ])
+    }
+
+    /// Keys set that only serial checks accept.
+    pub fn serial_only_keys(&self) -> Vec<&'static str> {
+        present([
+            ("reference", self.reference.is_some()),
             ("max_lag", self.max_lag.is_some()),
             ("max_behind_zones", self.max_behind_zones.is_some()),
-            ("concurrency", self.concurrency.is_some()),
-        ];
-        for (key, present) in set {
-            if present {
-                keys.push(key);
-            }
-        }
-        keys
+        ])
     }
+
+    /// Keys set that only DNSSEC checks accept.
+    pub fn dnssec_only_keys(&self) -> Vec<&'static str> {
+        present([
+            ("types", self.types.is_some()),
+            ("warn_before", self.warn_before.is_some()),
+            ("fail_before", self.fail_before.is_some()),
+            ("clock_skew", self.clock_skew.is_some()),
+        ])
+    }
+}
+
+/// The keys whose flag is set.
+fn present<const N: usize>(set: [(&'static str, bool); N]) -> Vec<&'static str> {
+    set.into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
 }

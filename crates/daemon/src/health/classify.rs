@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use nsbeacon_prober::{
-    FailReason, ProbeOutcome, ProbeStatus, SerialVerdict, SweepReport, TransportResult,
+    DnssecReport, ExpiryVerdict, FailReason, ProbeOutcome, ProbeStatus, SerialVerdict, SweepReport,
+    TransportResult,
 };
 
 use super::CheckSignal;
@@ -190,4 +191,148 @@ fn name_some(items: &[String]) -> String {
         let _ = write!(text, " and {} more", items.len() - ZONES_NAMED);
     }
     text
+}
+
+/// Classifies a DNSSEC expiry sweep.
+///
+/// - Any zone expired, within `fail_before` of expiry (`critical`), not yet valid (inception in the
+///   future beyond the clock skew), missing a signature on a signed zone, unsigned, or not answered by
+///   the local server -> [`CheckSignal::Hard`]. Never [`CheckSignal::Refused`]: the server answers, and an
+///   expiry shared by the whole fleet (one signer) must reach the fleet guard as an ordinary hard failure,
+///   which it holds when too few nodes would be left announcing.
+/// - Otherwise any zone within `warn_before` (`expiring`) -> [`CheckSignal::Soft`]: still valid, so
+///   degrade and alert, never withdraw.
+/// - Otherwise [`CheckSignal::Pass`]. An empty sweep is soft (nothing proven either way).
+pub fn classify_dnssec(report: &DnssecReport) -> CheckSignal {
+    let total = report.zones.len();
+    if total == 0 {
+        return CheckSignal::Soft("the DNSSEC sweep returned no zones".to_owned());
+    }
+    let mut hard = Vec::new();
+    let mut soft = Vec::new();
+    for zone in &report.zones {
+        let left = zone
+            .earliest
+            .map(|e| {
+                let text = fmt_validity(e.remaining);
+                format!("{} RRSIG {text}", e.covered)
+            })
+            .unwrap_or_default();
+        let text = match &zone.verdict {
+            ExpiryVerdict::Valid => continue,
+            ExpiryVerdict::Expiring => {
+                soft.push(format!("{} {left}", zone.zone));
+                continue;
+            }
+            ExpiryVerdict::Critical | ExpiryVerdict::Expired => format!("{} {left}", zone.zone),
+            ExpiryVerdict::NotYetValid { rtype, starts_in } => format!(
+                "{}: {rtype} RRSIG not valid for another {starts_in} s (inception in the future)",
+                zone.zone
+            ),
+            ExpiryVerdict::MissingSignature { rtype } => {
+                format!(
+                    "{}: {rtype} has no RRSIG although the zone has a DNSKEY",
+                    zone.zone
+                )
+            }
+            ExpiryVerdict::Unsigned => format!("{}: not signed (no DNSKEY)", zone.zone),
+            ExpiryVerdict::LocalFailed(reason) => format!("{}: local server: {reason}", zone.zone),
+        };
+        hard.push(text);
+    }
+    if !hard.is_empty() {
+        return CheckSignal::Hard(format!(
+            "{} of {total} zone(s) with failing signatures: {}",
+            hard.len(),
+            name_some(&hard)
+        ));
+    }
+    if !soft.is_empty() {
+        return CheckSignal::Soft(format!(
+            "{} of {total} zone(s) with signatures expiring within warn_before: {}",
+            soft.len(),
+            name_some(&soft)
+        ));
+    }
+    CheckSignal::Pass
+}
+
+/// "expires in 2d 3h" or "expired 5m ago", at whole seconds.
+fn fmt_validity(remaining: i64) -> String {
+    let span = |s: i64| {
+        humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs())).to_string()
+    };
+    if remaining > 0 {
+        format!("expires in {}", span(remaining))
+    } else {
+        format!("expired {} ago", span(remaining))
+    }
+}
+
+#[cfg(test)]
+mod dnssec_tests {
+    use std::time::Duration;
+
+    use nsbeacon_prober::dnssec::{DnssecSummary, EarliestSignature, ZoneExpiry};
+    use nsbeacon_prober::proto::rr::{Name, RecordType};
+    use nsbeacon_prober::{DnssecReport, ExpiryVerdict, FailReason};
+
+    use super::*;
+
+    fn report(verdicts: Vec<ExpiryVerdict>) -> DnssecReport {
+        let zones = verdicts
+            .into_iter()
+            .enumerate()
+            .map(|(i, verdict)| ZoneExpiry {
+                zone: Name::from_ascii(format!("z{i}.example.")).expect("name"),
+                verdict,
+                earliest: Some(EarliestSignature {
+                    covered: RecordType::SOA,
+                    expires_unix: 0,
+                    remaining: 100,
+                }),
+            })
+            .collect();
+        DnssecReport {
+            zones,
+            summary: DnssecSummary::default(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn expiring_is_soft_and_failures_are_hard_never_refused() {
+        assert_eq!(
+            classify_dnssec(&report(vec![ExpiryVerdict::Valid])),
+            CheckSignal::Pass
+        );
+        assert!(matches!(
+            classify_dnssec(&report(vec![ExpiryVerdict::Valid, ExpiryVerdict::Expiring])),
+            CheckSignal::Soft(_)
+        ));
+        for bad in [
+            ExpiryVerdict::Critical,
+            ExpiryVerdict::Expired,
+            ExpiryVerdict::Unsigned,
+            ExpiryVerdict::MissingSignature {
+                rtype: RecordType::SOA,
+            },
+            ExpiryVerdict::NotYetValid {
+                rtype: RecordType::SOA,
+                starts_in: 4000,
+            },
+            // Even a refused connection: the signatures, not the socket, are what this check judges.
+            ExpiryVerdict::LocalFailed(FailReason::ConnectionRefused),
+        ] {
+            let signal = classify_dnssec(&report(vec![ExpiryVerdict::Expiring, bad.clone()]));
+            assert!(
+                matches!(signal, CheckSignal::Hard(_)),
+                "{bad:?}: {signal:?}"
+            );
+        }
+        assert!(matches!(
+            classify_dnssec(&report(vec![])),
+            CheckSignal::Soft(_)
+        ));
+    }
 }

@@ -47,7 +47,7 @@ use nsbeacon_routing::{RouteState, RouteTarget};
 use crate::config::{Combine, ServiceConfig};
 use crate::drain::DrainRequest;
 
-pub use classify::{classify_probe, classify_sweep};
+pub use classify::{classify_dnssec, classify_probe, classify_sweep};
 pub use damping::Damping;
 pub use guard::{GuardAnswer, GuardPolicy};
 

@@ -10,7 +10,9 @@ pub mod record;
 
 use std::time::{Duration, Instant};
 
-use nsbeacon_prober::{ProbeOutcome, SerialSweep, SpecError, SweepReport};
+use nsbeacon_prober::{
+    DnssecReport, DnssecSweep, ProbeOutcome, SerialSweep, SpecError, SweepReport,
+};
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -31,6 +33,8 @@ pub enum CheckRun {
     Query(Result<ProbeOutcome, SpecError>),
     /// A serial sweep finished.
     Serial(Result<SweepReport, SpecError>),
+    /// A DNSSEC expiry sweep finished.
+    Dnssec(Result<DnssecReport, SpecError>),
     /// The check did not finish within its bound (should not happen: the prober bounds every exchange).
     Hung(Duration),
 }
@@ -118,6 +122,31 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
                 Err(_) => CheckRun::Hung(bound),
             }
         }
+        CheckKind::Dnssec(dnssec) => {
+            let sweep = DnssecSweep {
+                local: dnssec.local,
+                transport: dnssec.transport,
+                timeout: dnssec.timeout,
+                types: dnssec.types.clone(),
+                warn_before: dnssec.warn_before,
+                fail_before: dnssec.fail_before,
+                clock_skew: dnssec.clock_skew,
+                concurrency: dnssec.concurrency,
+            };
+            // Each zone asks its types concurrently, plus at most one DNSKEY query after them; a TCP
+            // retry after TC=1 shares its exchange's timeout.
+            let rounds = dnssec
+                .zones
+                .len()
+                .div_ceil(dnssec.concurrency.max(1))
+                .max(1);
+            let bound =
+                dnssec.timeout * 2 * u32::try_from(rounds).unwrap_or(u32::MAX / 4) + CHECK_GRACE;
+            match tokio::time::timeout(bound, sweep.run(&dnssec.zones)).await {
+                Ok(result) => CheckRun::Dnssec(result),
+                Err(_) => CheckRun::Hung(bound),
+            }
+        }
     }
 }
 
@@ -129,11 +158,12 @@ pub fn classify(check: &CheckConfig, run: &CheckRun) -> CheckSignal {
         CheckRun::Serial(Ok(report)) => {
             let max_behind_zones = match &check.kind {
                 CheckKind::Serial(serial) => serial.max_behind_zones,
-                CheckKind::Query(_) => 0,
+                CheckKind::Query(_) | CheckKind::Dnssec(_) => 0,
             };
             health::classify_sweep(report, max_behind_zones)
         }
-        CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) => {
+        CheckRun::Dnssec(Ok(report)) => health::classify_dnssec(report),
+        CheckRun::Query(Err(e)) | CheckRun::Serial(Err(e)) | CheckRun::Dnssec(Err(e)) => {
             CheckSignal::Hard(format!("the check is invalid: {e}"))
         }
         CheckRun::Hung(bound) => CheckSignal::Hard(format!(
@@ -158,6 +188,17 @@ pub fn check_target(check: &CheckConfig) -> String {
             s.zones.len(),
             s.local,
             s.reference
+        ),
+        CheckKind::Dnssec(d) => format!(
+            "{} zone(s) at {}, RRSIGs of {} over {}",
+            d.zones.len(),
+            d.local,
+            d.types
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+            d.transport.as_str()
         ),
     }
 }

@@ -4,14 +4,20 @@
 //! and `/metrics` show the run that led to a decision. The report keeps only the last run; the metrics
 //! keep the history (counters and histograms per transport, gauges per serial verdict and zone).
 
-use nsbeacon_prober::{FailReason, ProbeOutcome, ProbeStatus, SweepReport, SweepSummary};
+use std::collections::BTreeMap;
+
+use nsbeacon_prober::{
+    DnssecReport, ExpiryVerdict, FailReason, ProbeOutcome, ProbeStatus, SweepReport, SweepSummary,
+};
 
 use crate::clock::unix_now;
 use crate::config::CheckConfig;
 use crate::health::CheckSignal;
-use crate::metrics::{Metrics, PER_ZONE_SERIES_LIMIT, SERIAL_VERDICTS};
+use crate::metrics::{DNSSEC_EXPIRY_BUCKETS, Metrics, PER_ZONE_SERIES_LIMIT, SERIAL_VERDICTS};
 use crate::probe::{CheckRun, check_target};
-use crate::status::{CheckReport, CheckType, SerialSummaryReport, SignalKind};
+use crate::status::{
+    CheckReport, CheckType, DnssecSummaryReport, SerialSummaryReport, SignalKind, ZoneExpiryReport,
+};
 
 /// The report of a check that has not run yet: every service lists all of its checks in `/status` from
 /// the start, so an operator sees what will be probed before the first result.
@@ -27,6 +33,7 @@ pub fn new_report(check: &CheckConfig) -> CheckReport {
         latency_ms: Default::default(),
         identity: None,
         serial: None,
+        dnssec: None,
         at_unix: None,
         runs: 0,
     }
@@ -73,7 +80,11 @@ pub fn record_run(
             report_sweep(report, sweep);
             labels.export_sweep(sweep, signal);
         }
-        CheckRun::Query(Err(_)) | CheckRun::Serial(Err(_)) => {
+        CheckRun::Dnssec(Ok(sweep)) => {
+            report_dnssec(report, sweep);
+            labels.export_dnssec(sweep, signal);
+        }
+        CheckRun::Query(Err(_)) | CheckRun::Serial(Err(_)) | CheckRun::Dnssec(Err(_)) => {
             report.result = Some("invalid".to_owned());
         }
         CheckRun::Hung(_) => {
@@ -156,6 +167,39 @@ fn serial_summary(sweep: &SweepReport) -> SerialSummaryReport {
 
 fn max_lag(s: &SweepSummary) -> u32 {
     s.worst_lag.as_ref().map(|w| w.lag).unwrap_or(0)
+}
+
+fn report_dnssec(report: &mut CheckReport, sweep: &DnssecReport) {
+    report
+        .latency_ms
+        .insert("sweep".to_owned(), sweep.elapsed.as_secs_f64() * 1000.0);
+    let s = &sweep.summary;
+    // The worst verdict present, in the order of ExpiryVerdict::ALL from the back (local_failed first).
+    let worst = ExpiryVerdict::ALL
+        .iter()
+        .rev()
+        .find(|v| s.count(v) > 0)
+        .copied()
+        .unwrap_or("valid");
+    report.result = Some(worst.to_owned());
+    report.dnssec = Some(DnssecSummaryReport {
+        zones: s.zones,
+        verdicts: ExpiryVerdict::ALL
+            .iter()
+            .filter(|v| s.count(v) > 0)
+            .map(|v| ((*v).to_owned(), s.count(v)))
+            .collect::<BTreeMap<_, _>>(),
+        worst: s
+            .worst
+            .iter()
+            .map(|(zone, e)| ZoneExpiryReport {
+                zone: zone.to_string(),
+                covered: e.covered.to_string(),
+                expires_unix: e.expires_unix,
+                remaining_seconds: e.remaining,
+            })
+            .collect(),
+    });
 }
 
 /// The registry and the (`service`, `check`) labels every probe metric of one check starts with.
@@ -242,6 +286,79 @@ impl CheckLabels<'_> {
                     .zone_serial_lag
                     .with_label_values(&[self.service, self.check, &name])
                     .set(i64::from(lag));
+            }
+        }
+    }
+
+    /// The DNSSEC sweep as a whole (duration, signal), zones per verdict, the earliest expiry, the
+    /// distribution of remaining validity, and per-zone expiry for small sweeps.
+    fn export_dnssec(&self, sweep: &DnssecReport, signal: &CheckSignal) {
+        let labels = [self.service, self.check];
+        self.metrics
+            .probe_duration_seconds
+            .with_label_values(&[self.service, self.check, "sweep"])
+            .observe(sweep.elapsed.as_secs_f64());
+        self.metrics
+            .probe_results_total
+            .with_label_values(&[self.service, self.check, "sweep", signal.as_str()])
+            .inc();
+        let s = &sweep.summary;
+        for verdict in ExpiryVerdict::ALL {
+            self.metrics
+                .dnssec_zones
+                .with_label_values(&[self.service, self.check, verdict])
+                .set(i64::try_from(s.count(verdict)).unwrap_or(i64::MAX));
+        }
+        match s.earliest() {
+            Some((_, e)) => self
+                .metrics
+                .dnssec_min_expiry_seconds
+                .with_label_values(&labels)
+                .set(e.remaining),
+            // No signature read at all: no value is better than a stale one.
+            None => {
+                let _ = self
+                    .metrics
+                    .dnssec_min_expiry_seconds
+                    .remove_label_values(&labels);
+            }
+        }
+        let mut within = vec![0i64; DNSSEC_EXPIRY_BUCKETS.len()];
+        for remaining in sweep
+            .zones
+            .iter()
+            .filter_map(|z| z.earliest.map(|e| e.remaining))
+        {
+            for (count, (limit, _)) in within.iter_mut().zip(DNSSEC_EXPIRY_BUCKETS) {
+                if limit.is_none_or(|l| remaining <= l) {
+                    *count += 1;
+                }
+            }
+        }
+        for (count, (_, le)) in within.into_iter().zip(DNSSEC_EXPIRY_BUCKETS) {
+            self.metrics
+                .dnssec_zones_expiring_within_seconds
+                .with_label_values(&[self.service, self.check, le])
+                .set(count);
+        }
+        if sweep.zones.len() <= PER_ZONE_SERIES_LIMIT {
+            for zone in &sweep.zones {
+                let name = zone.zone.to_string();
+                let labels = [self.service, self.check, name.as_str()];
+                match zone.earliest {
+                    Some(e) => self
+                        .metrics
+                        .dnssec_expiry_seconds
+                        .with_label_values(&labels)
+                        .set(e.remaining),
+                    // No signature read: no value is better than a stale one.
+                    None => {
+                        let _ = self
+                            .metrics
+                            .dnssec_expiry_seconds
+                            .remove_label_values(&labels);
+                    }
+                }
             }
         }
     }

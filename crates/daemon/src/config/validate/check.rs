@@ -1,5 +1,5 @@
-//! `[[service.check]]`: the parts common to both check types (name, type, interval, timeout, transport),
-//! then the type's own keys ([`super::query`], [`super::serial`]).
+//! `[[service.check]]`: the parts common to every check type (name, type, interval, timeout, transport),
+//! then the type's own keys ([`super::query`], [`super::serial`], [`super::dnssec`]).
 
 use std::time::Duration;
 
@@ -9,6 +9,32 @@ use crate::config::{
     CheckConfig, CheckKind, DEFAULT_SERIAL_INTERVAL, DEFAULT_SERIAL_TIMEOUT_CAP,
     DEFAULT_TIMEOUT_CAP, MAX_INTERVAL, MAX_TIMEOUT, MIN_INTERVAL, fmt_duration,
 };
+
+/// The check types, as `type` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `query` (default): one DNS query with expectations.
+    Query,
+    /// `serial`: SOA freshness of a zone sweep against a reference.
+    Serial,
+    /// `dnssec`: RRSIG expiry of a zone sweep.
+    Dnssec,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Serial => "serial",
+            Kind::Dnssec => "dnssec",
+        }
+    }
+
+    /// A zone sweep (serial or dnssec): slower default interval, one transport.
+    pub(super) fn is_sweep(self) -> bool {
+        self != Kind::Query
+    }
+}
 
 /// What a service passes down to its checks: its interval and timeout, and whether the operator wrote
 /// the interval (so that an error names the key actually written, or says the value is a default).
@@ -38,22 +64,26 @@ impl Validator<'_> {
         service: &ServiceTiming<'_>,
     ) -> Option<CheckConfig> {
         let name = self.name(&format!("{path}.name"), raw.name.as_deref(), "check");
-        let is_serial = self.check_type(path, raw.check_type.as_deref())?;
-        self.foreign_keys(path, raw, is_serial);
-        let interval = self.check_interval(path, raw, is_serial, service);
-        let timeout = self.check_timeout(path, raw, is_serial, &interval, service)?;
+        let kind = self.check_type(path, raw.check_type.as_deref())?;
+        self.foreign_keys(path, raw, kind);
+        let interval = self.check_interval(path, raw, kind.is_sweep(), service);
+        let timeout = self.check_timeout(path, raw, kind.is_sweep(), &interval, service)?;
         let interval = interval.value;
         let transport = self.transport(
             &format!("{path}.transport"),
             raw.transport.as_deref(),
-            is_serial,
+            kind.is_sweep(),
         );
-        let kind = if is_serial {
-            self.serial_check(path, raw, transport, timeout)
-                .map(CheckKind::Serial)
-        } else {
-            self.query_check(path, raw, transport, timeout)
-                .map(CheckKind::Query)
+        let kind = match kind {
+            Kind::Serial => self
+                .serial_check(path, raw, transport, timeout)
+                .map(CheckKind::Serial),
+            Kind::Dnssec => self
+                .dnssec_check(path, raw, transport, timeout)
+                .map(CheckKind::Dnssec),
+            Kind::Query => self
+                .query_check(path, raw, transport, timeout)
+                .map(CheckKind::Query),
         };
         Some(CheckConfig {
             name: name?,
@@ -63,52 +93,59 @@ impl Validator<'_> {
         })
     }
 
-    /// `type`: `Some(true)` for a serial check, `Some(false)` for a query check (the default).
-    fn check_type(&mut self, path: &str, raw: Option<&str>) -> Option<bool> {
+    /// `type`: query (the default), serial or dnssec.
+    fn check_type(&mut self, path: &str, raw: Option<&str>) -> Option<Kind> {
         match raw {
-            None | Some("query") => Some(false),
-            Some("serial") => Some(true),
+            None | Some("query") => Some(Kind::Query),
+            Some("serial") => Some(Kind::Serial),
+            Some("dnssec") => Some(Kind::Dnssec),
             Some(other) => {
                 self.issue(
                     format!("{path}.type"),
                     format!("{other:?} is not a check type"),
-                    "use type = \"query\" (default: one DNS query with expectations) or \"serial\" (SOA freshness \
-                     against a reference server)",
+                    "use type = \"query\" (default: one DNS query with expectations), \"serial\" (SOA freshness \
+                     against a reference server) or \"dnssec\" (RRSIG expiry of signed zones)",
                 );
                 None
             }
         }
     }
 
-    /// Keys of the other check type are errors, naming the type they belong to.
-    fn foreign_keys(&mut self, path: &str, raw: &RawCheck, is_serial: bool) {
-        let (foreign, this, other, hint) = if is_serial {
+    /// Keys of the other check types are errors, naming the types they belong to.
+    fn foreign_keys(&mut self, path: &str, raw: &RawCheck, kind: Kind) {
+        let groups: [(Vec<&'static str>, &[Kind], &str); 4] = [
+            (raw.query_only_keys(), &[Kind::Query], "type = \"query\""),
             (
-                raw.query_only_keys(),
-                "serial",
-                "query",
-                "remove it, or make this a query check (the default type)",
-            )
-        } else {
-            (
-                raw.serial_only_keys(),
-                "query",
-                "serial",
-                "remove it, or add type = \"serial\"",
-            )
-        };
-        for key in foreign {
-            self.issue(
-                format!("{path}.{key}"),
-                format!(
-                    "`{key}` only applies to type = \"{other}\" checks, and this is a {this} check"
-                ),
-                hint,
-            );
+                raw.sweep_keys(),
+                &[Kind::Serial, Kind::Dnssec],
+                "type = \"serial\" and type = \"dnssec\"",
+            ),
+            (raw.serial_only_keys(), &[Kind::Serial], "type = \"serial\""),
+            (raw.dnssec_only_keys(), &[Kind::Dnssec], "type = \"dnssec\""),
+        ];
+        for (keys, accepted, owners) in groups {
+            if accepted.contains(&kind) {
+                continue;
+            }
+            for key in keys {
+                let hint = if kind == Kind::Query {
+                    format!("remove it, or set the check's {owners}")
+                } else {
+                    format!("remove it, or make this a check of {owners}")
+                };
+                self.issue(
+                    format!("{path}.{key}"),
+                    format!(
+                        "`{key}` only applies to {owners} checks, and this is a {} check",
+                        kind.name()
+                    ),
+                    hint,
+                );
+            }
         }
     }
 
-    /// The check's interval: its own, else the service's (for serial checks at least
+    /// The check's interval: its own, else the service's (for zone sweeps at least
     /// [`DEFAULT_SERIAL_INTERVAL`]), remembering which it was.
     fn check_interval(
         &mut self,

@@ -4,12 +4,13 @@
 //! depending on that value are skipped instead of producing follow-on noise.
 //!
 //! By concept: [`backend`] (`[backend]`), [`service`] (`[[service]]` and its damping), [`targets`] (route
-//! target syntax and ownership), [`check`] (what both check types share), [`query`] and [`serial`] (each
-//! type's keys), [`fleet`] (`[fleet]` and `min_announcing`), [`settings`] (`[http]`, `[log]` and the top-level keys), [`values`] (durations, names,
+//! target syntax and ownership), [`check`] (what both check types share), [`query`], [`serial`] and [`dnssec`]
+//! (each type's keys), [`fleet`] (`[fleet]` and `min_announcing`), [`settings`] (`[http]`, `[log]` and the top-level keys), [`values`] (durations, names,
 //! addresses used everywhere).
 
 mod backend;
 mod check;
+mod dnssec;
 mod fleet;
 mod query;
 mod serial;

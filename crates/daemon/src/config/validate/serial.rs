@@ -116,7 +116,7 @@ impl Validator<'_> {
         }
     }
 
-    fn concurrency(&mut self, path: &str, raw: &RawCheck) -> Option<usize> {
+    pub(super) fn concurrency(&mut self, path: &str, raw: &RawCheck) -> Option<usize> {
         match raw.concurrency {
             None => Some(DEFAULT_SERIAL_CONCURRENCY),
             Some(n) => match usize::try_from(n) {
@@ -135,7 +135,7 @@ impl Validator<'_> {
 
     /// `zones` and the zones of `zones_file`, deduplicated (case-insensitively) in that order; at least one,
     /// and more than `max_behind_zones`.
-    fn zones(
+    pub(super) fn zones(
         &mut self,
         path: &str,
         raw: &RawCheck,

@@ -155,7 +155,7 @@ impl Validator<'_> {
             Some("both") => {
                 self.issue(
                     path,
-                    "serial checks query over one transport",
+                    "zone sweeps (serial and dnssec checks) query over one transport",
                     "use \"udp\" (default) or \"tcp\"; add a query check with transport = \"both\" to test both",
                 );
                 None
