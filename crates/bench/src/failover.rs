@@ -855,3 +855,18 @@ pub fn run(
     }
     Ok(section)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_durations_parse_in_every_unit_tracing_writes() {
+        assert_eq!(elapsed_ms("501.5ms"), Some(501.5));
+        assert_eq!(elapsed_ms("1.25s"), Some(1250.0));
+        assert_eq!(elapsed_ms("80µs"), Some(0.08));
+        assert_eq!(elapsed_ms("2000ns"), Some(0.002));
+        assert_eq!(elapsed_ms("soon"), None);
+        assert_eq!(elapsed_ms("12"), None);
+    }
+}

@@ -126,3 +126,58 @@ impl Drop for LossyRelay {
         self.halt();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A UDP echo server on 127.0.0.1 that answers `count` datagrams.
+    fn echo(count: usize) -> (SocketAddr, JoinHandle<()>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind echo");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let addr = socket.local_addr().expect("addr");
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            for _ in 0..count {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    return;
+                };
+                let _ = socket.send_to(&buf[..len], from);
+            }
+        });
+        (addr, thread)
+    }
+
+    fn ask(relay: &LossyRelay, id: u16) -> bool {
+        let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let query = [id.to_be_bytes()[0], id.to_be_bytes()[1], 0xab];
+        client.send_to(&query, relay.addr).expect("send");
+        let mut buf = [0u8; 16];
+        matches!(client.recv_from(&mut buf), Ok((3, _)) if buf[..3] == query)
+    }
+
+    #[test]
+    fn a_lossless_relay_passes_every_query_and_its_reply_back() {
+        let (server, _echo) = echo(5);
+        let relay = LossyRelay::start(server, 0.0);
+        for id in 1..=5 {
+            assert!(ask(&relay, id), "query {id} got no reply");
+        }
+        assert_eq!(relay.finish(), (5, 0));
+    }
+
+    #[test]
+    fn a_relay_losing_everything_forwards_nothing() {
+        let (server, _echo) = echo(1);
+        let relay = LossyRelay::start(server, 1.0);
+        for id in 1..=3 {
+            assert!(!ask(&relay, id), "query {id} was answered");
+        }
+        assert_eq!(relay.finish(), (0, 3));
+    }
+}
