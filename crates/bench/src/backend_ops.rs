@@ -194,6 +194,7 @@ pub fn run(rounds: usize, configure_routes: usize) -> Result<String, BenchError>
             &BirdNodeOptions {
                 configure_variant: Some((include.clone(), configure_routes)),
                 decision_root: None,
+                poll_every: None,
             },
         )?;
         let socket = lab

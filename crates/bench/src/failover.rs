@@ -37,6 +37,8 @@ pub struct Profile {
     pub rise: u32,
     /// Whether the config sets the values (false: keys left out, nsbeacon's defaults apply).
     explicit: bool,
+    /// Whether the service watches knotd's process (`watch = { pid_file = ... }`, a pidfd).
+    watch: bool,
 }
 
 impl Profile {
@@ -48,6 +50,13 @@ impl Profile {
         fall: 3,
         rise: 3,
         explicit: false,
+        watch: false,
+    };
+    /// nsbeacon's defaults plus the process watch on knotd's PID file (issue 15).
+    pub const WATCH: Profile = Profile {
+        name: "default + watch",
+        watch: true,
+        ..Profile::DEFAULT
     };
     /// The issue's aggressive profile: interval 100 ms, fall 2, timeout 50 ms (rise left at 3).
     pub const AGGRESSIVE: Profile = Profile {
@@ -57,14 +66,16 @@ impl Profile {
         fall: 2,
         rise: 3,
         explicit: true,
+        watch: false,
     };
 
     fn by_name(name: &str) -> Result<Profile, BenchError> {
         match name {
             "default" => Ok(Profile::DEFAULT),
             "aggressive" => Ok(Profile::AGGRESSIVE),
+            "watch" => Ok(Profile::WATCH),
             other => Err(BenchError::new(format!(
-                "unknown profile {other:?}: use default or aggressive"
+                "unknown profile {other:?}: use default, aggressive or watch"
             ))),
         }
     }
@@ -83,12 +94,21 @@ impl Profile {
         }
     }
 
-    /// The detection floor of the issue: interval x fall, plus the timeout for a hung server.
+    /// nsbeacon's default fast confirmation (`confirm_interval`, never longer than the interval).
+    fn confirm(&self) -> Duration {
+        Duration::from_millis(50).min(self.interval)
+    }
+
+    /// The worst case of detection with fast confirmation: the failure just missed a probe, so the next
+    /// one starts an interval later; then `fall - 1` confirmations `confirm_interval` apart, each also
+    /// waiting out the timeout when the server is hung. With the process watch a crash is seen at once
+    /// (one decisive probe, no confirmations), so its floor is zero.
     fn floor(&self, failure: Failure) -> Duration {
-        let base = self.interval * self.fall;
+        let confirmations = self.confirm() * (self.fall - 1);
         match failure {
-            Failure::Crashed => base,
-            Failure::Hung => base + self.timeout,
+            Failure::Crashed if self.watch => Duration::ZERO,
+            Failure::Crashed => self.interval + confirmations,
+            Failure::Hung => self.interval + confirmations + self.timeout * self.fall,
         }
     }
 }
@@ -136,6 +156,23 @@ struct Breakdown {
     apply_ms: f64,
     /// Backend `set` returned -> upstream saw it.
     propagate_ms: f64,
+    /// From the start of the first failing (or passing, for a recovery) probe after `start` to the
+    /// upstream's view changing: detection without the failure's phase within the probe interval.
+    from_first_probe_ms: Option<f64>,
+}
+
+/// A probe's `elapsed` field as tracing writes a `Duration` (`501.2ms`, `80.1µs`, `1.2s`), in ms.
+fn elapsed_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    match unit {
+        "s" => Some(value * 1000.0),
+        "ms" => Some(value),
+        "µs" | "us" => Some(value / 1000.0),
+        "ns" => Some(value / 1_000_000.0),
+        _ => None,
+    }
 }
 
 fn breakdown(
@@ -158,7 +195,20 @@ fn breakdown(
     let set = events.iter().find(|e| {
         e.at >= changed.at && e.message == "set" && e.field("state") == Some(route_state)
     })?;
+    let from_first_probe_ms = events
+        .iter()
+        .find(|e| {
+            e.at >= start
+                && e.at <= changed.at
+                && e.message == "probe"
+                && e.field("signal") == Some(probe_signal)
+        })
+        .and_then(|first| {
+            let took = elapsed_ms(first.field("elapsed")?)?;
+            Some(ms_between(first.at, seen) + took)
+        });
     Some(Breakdown {
+        from_first_probe_ms,
         detection_ms: ms_between(start, probe.at),
         overhead_ms: ms_between(probe.at, seen),
         decide_ms: ms_between(probe.at, changed.at),
@@ -184,6 +234,7 @@ fn nsbeacon_config(
     lab: &Lab,
     knot: &KnotServer,
     profile: &Profile,
+    pid_file: Option<&Path>,
 ) -> Result<String, BenchError> {
     let (backend, target) = match kind {
         NodeKind::Bird => {
@@ -211,13 +262,19 @@ fn nsbeacon_config(
         }
     };
     let http_port = nsbeacon_testkit::free_port();
+    let mut keys = profile.config_keys();
+    if let Some(pid_file) = pid_file {
+        keys.push_str(&format!(
+            "watch = {{ pid_file = \"{}\" }}\n",
+            pid_file.display()
+        ));
+    }
     Ok(format!(
         "state_dir = \"@STATE@\"\n\n[backend]\n{backend}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n\
          [log]\nlevel = \"info,nsbeacon=debug\"\nformat = \"json\"\n\n\
          [[service]]\nname = \"dns\"\nannounce = [\"{target}\"]\n{keys}\n\
          [service.damping]\nenabled = false\n\n\
          [[service.check]]\nname = \"soa\"\ntarget = \"{addr}\"\nqname = \"{ZONE}\"\n",
-        keys = profile.config_keys(),
         addr = knot.addr(),
     ))
 }
@@ -240,7 +297,17 @@ fn run_profile(
     profile: Profile,
     trials: usize,
 ) -> Result<ProfileRun, BenchError> {
-    let config = nsbeacon_config(kind, lab, knot, &profile)?;
+    // knotd in the foreground writes no PID file: the bench writes it, as Knot's unit would have it
+    // written, right after every (re)start.
+    let pid_dir = tempfile::Builder::new()
+        .prefix("nsbeacon-bench-pid-")
+        .tempdir()
+        .map_err(|e| BenchError::new(format!("temp dir: {e}")))?;
+    let pid_file = profile.watch.then(|| pid_dir.path().join("knot.pid"));
+    if let Some(path) = &pid_file {
+        write_pid_file(path, knot)?;
+    }
+    let config = nsbeacon_config(kind, lab, knot, &profile, pid_file.as_deref())?;
     let mut daemon = Nsbeacon::start(binary, &config)?;
     // nsbeacon withdraws until `rise` passes, then announces: wait for its announcement to reach upstream.
     let announced = nsbeacon_testkit::wait_until(Duration::from_secs(60), || {
@@ -293,6 +360,9 @@ fn run_profile(
             let (recover_at, recover) = match failure {
                 Failure::Crashed => {
                     restart_knot(knot)?;
+                    if let Some(path) = &pid_file {
+                        write_pid_file(path, knot)?;
+                    }
                     (Instant::now(), SystemTime::now())
                 }
                 Failure::Hung => {
@@ -337,7 +407,7 @@ fn run_profile(
         let copy = Path::new(&dir).join(format!(
             "nsbeacon-failover-{}-{}.log",
             kind.name().to_ascii_lowercase(),
-            profile.name
+            profile.name.replace(" + ", "+")
         ));
         if let Err(e) = std::fs::copy(daemon.log_path(), &copy) {
             eprintln!("cannot keep the log as {}: {e}", copy.display());
@@ -357,6 +427,12 @@ fn run_profile(
         events,
         poll_rate: lab.rib.poll_rate(),
     })
+}
+
+/// Writes knotd's PID to `path` (the watch's PID file).
+fn write_pid_file(path: &Path, knot: &KnotServer) -> Result<(), BenchError> {
+    std::fs::write(path, format!("{}\n", knot.pid()))
+        .map_err(|e| BenchError::new(format!("write {}: {e}", path.display())))
 }
 
 pub(crate) fn log_tail(daemon: &Nsbeacon) -> String {
@@ -550,6 +626,7 @@ pub fn run(
         "profile",
         "event",
         "detection p50",
+        "first failing/passing probe start -> seen upstream p50",
         "probe end -> state change p50",
         "state change -> backend op done p50",
         "op done -> seen upstream p50",
@@ -627,6 +704,34 @@ pub fn run(
                     if met { "met" } else { "missed" }
                 ));
             }
+            // Issue 15's targets, at nsbeacon's defaults (p50, milliseconds).
+            let fast_target = match (p.name, failure) {
+                ("default", Failure::Crashed) => Some(600.0),
+                ("default + watch", Failure::Crashed) => Some(20.0),
+                ("default", Failure::Hung) => Some(700.0),
+                _ => None,
+            };
+            if let (Some(limit), Some(e)) = (fast_target, p50(&e2e)) {
+                let met = e <= limit;
+                target.push_str(&format!(
+                    "; e2e <= {limit:.0} ms: {}",
+                    if met { "met" } else { "**missed**" }
+                ));
+                let first = p50(&down
+                    .iter()
+                    .filter_map(|b| b.from_first_probe_ms)
+                    .collect::<Vec<_>>())
+                .map(|f| format!(" (from the first failing probe's start: p50 {} ms)", num(f)))
+                .unwrap_or_default();
+                verdicts.push(format!(
+                    "Failover: {} / {} / {}: end to end p50 {} ms{first} (target <= {limit:.0} ms) -> {}",
+                    run.kind.name(),
+                    p.name,
+                    failure.name(),
+                    num(e),
+                    if met { "met" } else { "missed" }
+                ));
+            }
             let [e50, e95, emax] = sample_cells(&e2e);
             let [o50, o95, omax] = sample_cells(&overhead);
             table.row(vec![
@@ -678,6 +783,12 @@ pub fn run(
                     p.name.into(),
                     format!("{} {event}", failure.name()),
                     col(|b| b.detection_ms),
+                    p50(&list
+                        .iter()
+                        .filter_map(|b| b.from_first_probe_ms)
+                        .collect::<Vec<_>>())
+                    .map(num)
+                    .unwrap_or_else(|| "n/a".into()),
                     col(|b| b.decide_ms),
                     col(|b| b.apply_ms),
                     col(|b| b.propagate_ms),
@@ -699,20 +810,29 @@ pub fn run(
          `network`), Knot (`knotd`) serves `{ZONE}` on 127.0.0.1, nsbeacon runs one service with one UDP SOA \
          check against it and the backend under test, flap damping disabled (20 flaps in a row would \
          otherwise hold the node down, by design). Profiles: *default* = nsbeacon's defaults (interval 1 s \
-         +/-10 % jitter, timeout 500 ms, fall 3, rise 3); *aggressive* = interval 100 ms, timeout 50 ms, \
-         fall 2 (rise 3, jitter 10 ms). Each trial waits a random fraction of an interval, then SIGKILLs or \
+         +/-10 % jitter, timeout 500 ms, fall 3, rise 3, fast confirmation: `confirm_interval` 50 ms); \
+         *default + watch* = the same plus `watch = {{ pid_file = ... }}` on knotd's PID (a pidfd: its exit \
+         runs the check at once and one failing run withdraws; the bench rewrites the PID file after each \
+         restart, as a unit's PID file would be); *aggressive* = interval 100 ms, timeout 50 ms, fall 2 \
+         (rise 3, jitter 10 ms, confirm_interval 50 ms). Each trial waits a random fraction of an interval, then SIGKILLs or \
          SIGSTOPs knotd; the upstream's RIB is polled over one persistent control-socket connection every \
          1 ms (measured poll rate: {poll:.0}/s, the slowest lab). Recovery is timed from knotd answering \
          again (crash: restarted and serving its zone; hang: SIGCONT). {} labs ran {}. Milliseconds.\n\n\
-         - *floor*: the issue's detection floor, interval x fall (+ timeout when hung); for recovery \
+         - *floor*: the worst case of detection with fast confirmation: interval + (fall - 1) x \
+         confirm_interval, + fall x timeout when hung (0 for a crash with the process watch); for recovery \
          rise x interval. The phase of the failure within the probe interval is uniform, so the end-to-end \
-         median sits about half an interval *below* the floor; the floor is the worst case of detection.\n\
+         median sits about half an interval *below* the floor.\n\
          - *e2e*: failure injected -> upstream RIB changed.\n\
          - *overhead*: end of the decisive probe (nsbeacon's debug log: the `fall`-th failing probe, or the \
          `rise`-th passing one) -> upstream RIB changed. This is what nsbeacon adds above detection: state \
          machine, reconciler, backend operation, BGP UPDATE, the upstream's processing and up to 1 ms of \
          polling. Log timestamps and the poller share the wall clock.\n\n{rendered}\n\
-         Where the overhead goes (p50 of each step, from nsbeacon's log):\n\n{rendered_detail}\n",
+         Where the time goes (p50 of each step, from nsbeacon's log; *first probe start* is detection without the \
+         failure's phase within the interval):\n\n{rendered_detail}\n\
+         Before fast confirmation (issue 15; run of 2026-11-23, commit 8c85ac9, same lab, no process watch), \
+         the default profile took, e2e p50: BIRD crashed 2543 ms, hung 3014 ms; FRR crashed 2689 ms, hung \
+         3237 ms (floor interval x fall, + timeout when hung: 3000 / 3500 ms). Recovery was the same as now \
+         (rise passes an interval apart).\n\n",
         kinds.len(),
         if sequential || kinds.len() < 2 {
             "one after the other"
@@ -734,4 +854,19 @@ pub fn run(
         )));
     }
     Ok(section)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_durations_parse_in_every_unit_tracing_writes() {
+        assert_eq!(elapsed_ms("501.5ms"), Some(501.5));
+        assert_eq!(elapsed_ms("1.25s"), Some(1250.0));
+        assert_eq!(elapsed_ms("80µs"), Some(0.08));
+        assert_eq!(elapsed_ms("2000ns"), Some(0.002));
+        assert_eq!(elapsed_ms("soon"), None);
+        assert_eq!(elapsed_ms("12"), None);
+    }
 }

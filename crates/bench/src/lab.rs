@@ -63,6 +63,9 @@ pub struct BirdNodeOptions {
     /// templates' glob, moved under this directory (`DIR/nsbeaco[n]/bird/anycast_dns.conf`), as
     /// bird-templates/ do under /run. The lab then starts with nothing announced.
     pub decision_root: Option<PathBuf>,
+    /// How often the upstream's RIB is polled; default [`POLL_EVERY`]. Long runs that only count
+    /// changes poll less often (a change lasts at least `rise` probe intervals).
+    pub poll_every: Option<Duration>,
 }
 
 /// One running lab. Dropping it stops the daemons, then deletes the namespaces.
@@ -161,7 +164,11 @@ impl Lab {
                 FrrConfigFiles::bgpd(FRR_BGPD_CONF),
             ))),
         };
-        let rib = RibWatcher::start(&upstream.socket(), ANYCAST_PREFIX, POLL_EVERY);
+        let rib = RibWatcher::start(
+            &upstream.socket(),
+            ANYCAST_PREFIX,
+            options.poll_every.unwrap_or(POLL_EVERY),
+        );
         let lab = Lab {
             rib,
             node,

@@ -7,6 +7,7 @@
 //! nsbeacon-bench footprint --nsbeacon PATH [--seconds N]                  # part 3
 //! nsbeacon-bench restart   --nsbeacon PATH [--trials N]                   # part 5
 //! nsbeacon-bench fleet     --nsbeacon PATH [--nodes N] [--rounds N] [--seconds N]   # part 6
+//! nsbeacon-bench flap      --nsbeacon PATH [--seconds N] [--loss-percent N]         # part 7
 //! ```
 //! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
 //! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
@@ -15,6 +16,7 @@
 mod backend_ops;
 mod daemon;
 mod failover;
+mod flap;
 mod fleet;
 mod footprint;
 mod lab;
@@ -140,8 +142,12 @@ enum Part {
         /// Backends to measure: bird, frr.
         #[arg(long, value_delimiter = ',', default_value = "bird,frr")]
         backends: Vec<String>,
-        /// Profiles to measure: default, aggressive.
-        #[arg(long, value_delimiter = ',', default_value = "aggressive,default")]
+        /// Profiles to measure: default, aggressive, watch (the defaults plus the process watch).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "aggressive,default,watch"
+        )]
         profiles: Vec<String>,
         /// Run the BIRD and FRR labs one after the other instead of side by side.
         #[arg(long)]
@@ -187,6 +193,19 @@ enum Part {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Part 7: route changes while the DNS server drops a share of its queries, with and without fast
+    /// confirmation (issue 15).
+    Flap {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// The window per setting (both run side by side).
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Share of the queries the relay drops, in percent.
+        #[arg(long, default_value_t = 30)]
+        loss_percent: u32,
+    },
 }
 
 fn main() {
@@ -222,6 +241,11 @@ fn main() {
             rounds,
             seconds,
         } => fleet::run(&nsbeacon, nodes, rounds, seconds),
+        Part::Flap {
+            nsbeacon,
+            seconds,
+            loss_percent,
+        } => flap::run(&nsbeacon, seconds, loss_percent),
     };
     match result {
         Ok(markdown) => {

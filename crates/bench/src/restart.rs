@@ -58,6 +58,7 @@ fn run_mode(binary: &Path, mode: Mode, trials: usize) -> Result<ModeRun, BenchEr
         &BirdNodeOptions {
             configure_variant: None,
             decision_root: Some(root.path().to_path_buf()),
+            poll_every: None,
         },
     )?;
     let knot = KnotServer::start(

@@ -93,6 +93,15 @@ impl RibWatcher {
         }
     }
 
+    /// The changes seen at or after `since`.
+    pub fn changes_since(&self, since: Instant) -> Vec<RibChange> {
+        self.changes()
+            .iter()
+            .filter(|c| c.at >= since)
+            .copied()
+            .collect()
+    }
+
     /// Polls per second so far (to report the real polling rate).
     pub fn poll_rate(&self) -> f64 {
         self.shared.polls.load(Ordering::Relaxed) as f64

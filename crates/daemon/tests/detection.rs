@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Node, WAIT, service_block};
+use nsbeacon_testkit::relay::LossyRelay;
 use nsbeacon_testkit::wait_until;
 
 /// A config for `node`: one service `dns` with a slow interval (so the interval alone would take
@@ -191,75 +192,6 @@ fn the_dns_units_stop_hook_withdraws_before_the_server_stops_and_its_start_hook_
     node.expect_service("dns", "drained");
     assert!(node.cli(&["undrain", "dns"]).status.success());
     node.expect_service("dns", "up");
-}
-
-/// A UDP relay in front of a DNS server that drops `loss` of the queries at random (replies pass): a
-/// server losing packets. Runs until dropped; loopback only.
-struct LossyRelay {
-    addr: std::net::SocketAddr,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<(u64, u64)>>,
-}
-
-impl LossyRelay {
-    fn start(server: std::net::SocketAddr, loss: f64) -> LossyRelay {
-        use std::collections::HashMap;
-        use std::net::UdpSocket;
-        let front = UdpSocket::bind("127.0.0.1:0").expect("bind relay");
-        let back = UdpSocket::bind("127.0.0.1:0").expect("bind relay upstream");
-        front
-            .set_read_timeout(Some(Duration::from_millis(5)))
-            .expect("timeout");
-        back.set_read_timeout(Some(Duration::from_millis(5)))
-            .expect("timeout");
-        let addr = front.local_addr().expect("addr");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let (mut forwarded, mut dropped) = (0_u64, 0_u64);
-            let mut clients: HashMap<u16, std::net::SocketAddr> = HashMap::new();
-            let mut buf = [0u8; 4096];
-            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Ok((len, from)) = front.recv_from(&mut buf)
-                    && len >= 2
-                {
-                    if rand::random::<f64>() < loss {
-                        dropped += 1;
-                    } else {
-                        clients.insert(u16::from_be_bytes([buf[0], buf[1]]), from);
-                        let _ = back.send_to(&buf[..len], server);
-                        forwarded += 1;
-                    }
-                }
-                if let Ok((len, _)) = back.recv_from(&mut buf)
-                    && len >= 2
-                    && let Some(client) = clients.remove(&u16::from_be_bytes([buf[0], buf[1]]))
-                {
-                    let _ = front.send_to(&buf[..len], client);
-                }
-            }
-            (forwarded, dropped)
-        });
-        LossyRelay {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> (u64, u64) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or((0, 0))
-    }
-}
-
-impl Drop for LossyRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 #[test]

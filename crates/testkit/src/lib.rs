@@ -12,6 +12,7 @@ pub mod knot;
 pub mod net;
 pub mod netns;
 pub mod process;
+pub mod relay;
 
 pub use net::free_port;
 pub use process::{DaemonGuard, Signal, require_binary, wait_until};
