@@ -2057,7 +2057,9 @@ fn frr_announce_via_kernel_metric_maps_the_variants_to_metrics_and_refuses_other
         "has no kernel-route metric",
     );
     assert!(
-        issues[0].hint.contains("route-map NSBEACON-DEGRADED (metric 54)"),
+        issues[0]
+            .hint
+            .contains("route-map NSBEACON-DEGRADED (metric 54)"),
         "{:?}",
         issues[0]
     );

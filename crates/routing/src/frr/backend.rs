@@ -298,8 +298,12 @@ impl FrrBackend {
         if let Some(found) = self.metric_gate(network) {
             let (gate, metric) = found?;
             return match state {
-                RouteState::Announced => gate.switch_metric(&network.prefix, metric, deadline).await,
-                RouteState::Withdrawn => gate.remove_metric(&network.prefix, metric, deadline).await,
+                RouteState::Announced => {
+                    gate.switch_metric(&network.prefix, metric, deadline).await
+                }
+                RouteState::Withdrawn => {
+                    gate.remove_metric(&network.prefix, metric, deadline).await
+                }
             };
         }
         let asn = self.asn_by(deadline).await?;

@@ -139,7 +139,9 @@ impl KernelMetrics {
         let mut all: Vec<u32> = self.route_maps.iter().map(|(_, m)| *m).collect();
         all.push(self.plain);
         if all.contains(&0) {
-            return Some("metric 0 is the kernel's default for IPv4 routes; use 1 or more".to_owned());
+            return Some(
+                "metric 0 is the kernel's default for IPv4 routes; use 1 or more".to_owned(),
+            );
         }
         all.sort_unstable();
         if all.windows(2).any(|w| w[0] == w[1]) {
@@ -160,5 +162,36 @@ impl Default for FrrConfig {
             timeout: Duration::from_secs(5),
             announce: FrrAnnounce::Network,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_metrics_map_each_variant_and_refuse_ambiguous_tables() {
+        let metrics = KernelMetrics::default();
+        assert_eq!(metrics.problem(), None);
+        assert_eq!(metrics.metric(None), Some(53));
+        let name = |n: &str| RouteMapName::new(n).unwrap();
+        assert_eq!(metrics.metric(Some(&name("NSBEACON-DEGRADED"))), Some(54));
+        assert_eq!(metrics.metric(Some(&name("NSBEACON-GSHUT"))), Some(55));
+        assert_eq!(metrics.metric(Some(&name("OTHER"))), None);
+        assert!(
+            metrics
+                .describe()
+                .contains("P route-map NSBEACON-GSHUT (metric 55)")
+        );
+        let shared = KernelMetrics {
+            plain: 54,
+            ..KernelMetrics::default()
+        };
+        assert!(shared.problem().is_some_and(|p| p.contains("share")));
+        let zero = KernelMetrics {
+            plain: 0,
+            ..KernelMetrics::default()
+        };
+        assert!(zero.problem().is_some_and(|p| p.contains("metric 0")));
     }
 }

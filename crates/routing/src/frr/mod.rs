@@ -52,7 +52,8 @@ mod vtysh;
 
 pub use backend::FrrBackend;
 pub use config::{
-    DEFAULT_BGPD_VTY_SOCKET, DEFAULT_PLAIN_METRIC, FrrAnnounce, FrrConfig, FrrTransport, KernelMetrics,
+    DEFAULT_BGPD_VTY_SOCKET, DEFAULT_PLAIN_METRIC, FrrAnnounce, FrrConfig, FrrTransport,
+    KernelMetrics,
 };
 pub use error::FrrError;
 pub use gate::{DEFAULT_KERNEL_ROUTE_PROTOCOL, KernelRouteGate, protocol_problem};

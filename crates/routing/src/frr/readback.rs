@@ -525,6 +525,39 @@ mod tests {
     }
 
     #[test]
+    fn redistributed_paths_are_told_apart_from_network_paths() {
+        let redistributed =
+            |prefix: &str, json: &str| match redistributed_status(&prefix.parse().unwrap(), json)
+                .unwrap()
+            {
+                NetworkReadback::Status { status, .. } => status,
+                other => panic!("{other:?}"),
+            };
+        // A path redistributed from zebra (`sourced` without `local`), as bgpd 8.4.4 printed it in the lab.
+        let status = redistributed("192.0.2.0/30", REDISTRIBUTED);
+        assert_eq!(status.state, RouteState::Announced, "{status:?}");
+        assert!(status.detail.contains("redistributed"), "{status:?}");
+        // A `network` statement's path is not a redistributed one, and the other way round.
+        assert_eq!(
+            redistributed("203.0.113.53/32", NETWORK_VALID).state,
+            RouteState::Withdrawn
+        );
+        assert_eq!(state("192.0.2.0/30", REDISTRIBUTED), RouteState::Withdrawn);
+        let removed =
+            r#"{"prefix":"192.0.2.0/30","paths":[{"valid":true,"sourced":true,"removed":true}]}"#;
+        assert_eq!(
+            redistributed("192.0.2.0/30", removed).state,
+            RouteState::Withdrawn
+        );
+        let invalid = r#"{"prefix":"192.0.2.0/30","paths":[{"valid":false,"sourced":true}]}"#;
+        assert_eq!(
+            redistributed("192.0.2.0/30", invalid).state,
+            RouteState::Withdrawn
+        );
+        assert!(redistributed_status(&"192.0.2.0/30".parse().unwrap(), "% oops").is_err());
+    }
+
+    #[test]
     fn network_paths() {
         assert_eq!(
             state("203.0.113.53/32", NETWORK_VALID),
