@@ -62,4 +62,3 @@ impl SlowRelay {
             .expect("write the relay delay");
     }
 }
-
