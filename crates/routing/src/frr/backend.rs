@@ -79,6 +79,10 @@ pub struct FrrBackend {
     metrics: Option<KernelMetrics>,
 }
 
+/// How long bgpd may still show a redistributed path after its kernel route went (zebra's message to
+/// bgpd; a few ms in the lab): a path still there after this is not nsbeacon's.
+const REDISTRIBUTION_LAG: Duration = Duration::from_millis(200);
+
 /// The key of a prefix's address family in a neighbor's `addressFamilyInfo`.
 fn family_key(prefix: &IpNet) -> &'static str {
     match prefix {
@@ -387,8 +391,18 @@ impl FrrBackend {
                 gate.metrics(&network.prefix, deadline),
                 self.read_path(network.prefix, deadline, readback::redistributed_status),
             );
+            let (metrics, mut table) = (metrics?, table?.0);
+            if metrics.is_empty() && table.state == RouteState::Announced {
+                // Right after nsbeacon deleted its route, bgpd may not have heard from zebra yet: look
+                // again before calling it an announcement without nsbeacon's route.
+                tokio::time::sleep_until(deadline.min(Instant::now() + REDISTRIBUTION_LAG)).await;
+                table = self
+                    .read_path(network.prefix, deadline, readback::redistributed_status)
+                    .await?
+                    .0;
+            }
             return Ok(Timed {
-                value: self.metric_status(network, metric, &metrics?, table?.0),
+                value: self.metric_status(network, metric, &metrics, table),
                 elapsed: started.elapsed(),
             });
         }
