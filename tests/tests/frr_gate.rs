@@ -11,7 +11,7 @@
 //! - `announce_via = "kernel-metric"` (frr-templates/nsbeacon-bgpd-kernel-metric.conf): nsbeacon degrades
 //!   the service (slow DNS), 20 `frr-reload.py --reload` runs while DEGRADED change nothing upstream (the
 //!   prepended path stays), a bgpd restart while degraded comes back degraded, and the switches
-//!   normal -> degraded -> normal -> withdrawn never withdraw in between.
+//!   normal -> degraded -> normal -> withdrawn never withdraw in between; and the reboot case again.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -276,7 +276,18 @@ fn whole_frr_restart_with_healthy_dns_reannounces_without_waiting_for_nsbeacon()
 
 #[test]
 fn after_a_reboot_nothing_is_announced_before_rise_good_probes() {
-    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr));
+    reboot(LabOptions::new(NodeBgpKind::Frr));
+}
+
+/// The same with `announce_via = "kernel-metric"`: the file redistributes kernel routes, and there is none
+/// after a reboot until nsbeacon adds its own.
+#[test]
+fn kernel_metric_after_a_reboot_nothing_is_announced_before_rise_good_probes() {
+    reboot(LabOptions::new(NodeBgpKind::Frr).with_frr_kernel_metric());
+}
+
+fn reboot(options: LabOptions) {
+    let mut lab = Lab::start(options);
     let config = BeaconConfig::for_lab(&lab);
     let mut beacon = Beacon::start(&lab, &config);
     expect_normal(&lab, &beacon, "before the reboot");
