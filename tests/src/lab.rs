@@ -90,6 +90,9 @@ pub struct LabOptions {
     pub dns: DnsServerKind,
     /// The zone the node's DNS server serves.
     pub zone: Zone,
+    /// FRR only: run `frr-templates/nsbeacon-bgpd-kernel-metric.conf` (redistributed kernel routes, for
+    /// nsbeacon's `announce_via = "kernel-metric"`) instead of `nsbeacon-bgpd.conf`.
+    pub frr_kernel_metric: bool,
 }
 
 impl LabOptions {
@@ -100,7 +103,15 @@ impl LabOptions {
             dns: DnsServerKind::Knot,
             primary: false,
             zone: Zone::new(LAB_ZONE, LAB_ZONE_SERIAL).with_record("www IN A 192.0.2.80"),
+            frr_kernel_metric: false,
         }
+    }
+
+    /// FRR from `frr-templates/nsbeacon-bgpd-kernel-metric.conf`; nsbeacon's lab config then says
+    /// `announce_via = "kernel-metric"` ([`Lab::frr_kernel_metric`]).
+    pub fn with_frr_kernel_metric(mut self) -> LabOptions {
+        self.frr_kernel_metric = true;
+        self
     }
 
     /// Run `dns` as the node's DNS server instead of Knot.
@@ -158,6 +169,7 @@ pub struct Lab {
     node: Netns,
     upstream_ns: Netns,
     dir: tempfile::TempDir,
+    frr_kernel_metric: bool,
     // Released last, after the whole teardown.
     _slot: LabSlot,
 }
@@ -260,7 +272,11 @@ impl Lab {
                 NodeBgp::Bird(BirdDaemon::start(&conf, Some(node.name())))
             }
             NodeBgpKind::Frr => {
-                let conf = node_frr_config();
+                let conf = if options.frr_kernel_metric {
+                    node_frr_kernel_metric_config()
+                } else {
+                    node_frr_config()
+                };
                 write_copy(dir.path(), "node-bgpd.conf", &conf);
                 NodeBgp::Frr(Box::new(FrrInstance::start(
                     node.name(),
@@ -316,6 +332,7 @@ impl Lab {
             node,
             upstream_ns,
             dir,
+            frr_kernel_metric: options.frr_kernel_metric && options.bgp == NodeBgpKind::Frr,
             _slot: slot,
         };
         for protocol in [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6] {
@@ -333,6 +350,12 @@ impl Lab {
             }
         }
         lab
+    }
+
+    /// Whether the node's FRR runs the kernel-metric template (nsbeacon must use `announce_via =
+    /// "kernel-metric"`).
+    pub fn frr_kernel_metric(&self) -> bool {
+        self.frr_kernel_metric
     }
 
     /// The lab directory (rendered configs as copies, the DNS servers' files). BIRD and FRR keep their own files in
@@ -735,13 +758,22 @@ pub fn node_bird_config(run_root: &Path) -> String {
 /// `frr-templates/nsbeacon-bgpd.conf` rendered for the lab: the example ASNs and addresses replaced by the
 /// lab's (which are the same documentation values, so the file runs as shipped).
 pub fn node_frr_config() -> String {
+    render_frr_template("nsbeacon-bgpd.conf")
+}
+
+/// `frr-templates/nsbeacon-bgpd-kernel-metric.conf` rendered for the lab, like [`node_frr_config`].
+pub fn node_frr_kernel_metric_config() -> String {
+    render_frr_template("nsbeacon-bgpd-kernel-metric.conf")
+}
+
+fn render_frr_template(name: &str) -> String {
     let router = format!("router bgp {NODE_AS}");
     let prepend = format!("set as-path prepend {NODE_AS} {NODE_AS} {NODE_AS}");
     let remote_v4 = format!("neighbor {UPSTREAM_V4} remote-as {UPSTREAM_AS}");
     let remote_v6 = format!("neighbor {UPSTREAM_V6} remote-as {UPSTREAM_AS}");
     let router_id = format!("bgp router-id {NODE_V4}");
     render_frr(
-        &frr_templates_dir().join("nsbeacon-bgpd.conf"),
+        &frr_templates_dir().join(name),
         &[
             ("router bgp 65001", &router),
             ("set as-path prepend 65001 65001 65001", &prepend),

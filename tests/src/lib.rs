@@ -14,6 +14,7 @@ pub mod dns;
 pub mod fleet;
 pub mod lab;
 pub mod nsbeacon;
+pub mod relay;
 pub mod render;
 pub mod route;
 

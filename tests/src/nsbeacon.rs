@@ -74,7 +74,7 @@ pub fn lab_targets(lab: &Lab) -> (Vec<String>, Vec<String>) {
 
 /// The `[backend]` table's body for `lab`: the node's BIRD control socket and the decision dir its config
 /// includes (as an operator following bird-templates/README.md sets it up), or the node's bgpd vty socket
-/// (FRR's default transport).
+/// (FRR's default transport; `announce_via = "kernel-metric"` when the lab runs that template).
 pub fn lab_backend(lab: &Lab) -> String {
     match lab.node_bgp_ref() {
         NodeBgp::Bird(bird) => format!(
@@ -83,9 +83,14 @@ pub fn lab_backend(lab: &Lab) -> String {
             lab.decision_dir().display()
         ),
         NodeBgp::Frr(frr) => format!(
-            "kind = \"frr\"\nsocket = \"{}\"\nasn = {}\ntimeout = \"5s\"\n",
+            "kind = \"frr\"\nsocket = \"{}\"\nasn = {}\ntimeout = \"5s\"\n{}",
             frr.bgpd_vty_socket().display(),
-            crate::lab::NODE_AS
+            crate::lab::NODE_AS,
+            if lab.frr_kernel_metric() {
+                "announce_via = \"kernel-metric\"\n"
+            } else {
+                ""
+            }
         ),
     }
 }

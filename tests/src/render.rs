@@ -262,5 +262,12 @@ mod tests {
         )
         .expect("frr template renders");
         assert!(frr.contains("NSBEACON-UPSTREAM-OUT-V4"));
+        let kernel_metric = render_frr(
+            &frr_templates_dir().join("nsbeacon-bgpd-kernel-metric.conf"),
+            &[("router bgp 65001", "router bgp 65001")],
+        )
+        .expect("kernel-metric template renders");
+        assert!(kernel_metric.contains("redistribute kernel route-map NSBEACON-KERNEL-V4"));
+        assert!(!kernel_metric.contains("\n  network "));
     }
 }

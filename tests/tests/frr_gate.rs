@@ -7,15 +7,21 @@
 //! - bgpd killed and started again while DNS is healthy: the time until the upstream has the route again;
 //!   the same for a whole FRR restart (zebra reads nsbeacon's kernel route back);
 //! - a reboot (everything killed, kernel routes and nsbeacon's state gone, FRR started before nsbeacon):
-//!   nothing is announced before nsbeacon's `rise` good probes.
+//!   nothing is announced before nsbeacon's `rise` good probes;
+//! - `announce_via = "kernel-metric"` (frr-templates/nsbeacon-bgpd-kernel-metric.conf): nsbeacon degrades
+//!   the service (slow DNS), 20 `frr-reload.py --reload` runs while DEGRADED change nothing upstream (the
+//!   prepended path stays), a bgpd restart while degraded comes back degraded, and the switches
+//!   normal -> degraded -> normal -> withdrawn never withdraw in between; and the reboot case again.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nsbeacon_e2e::beacon::{Beacon, BeaconConfig, RouteWatch};
+use nsbeacon_e2e::beacon::{Beacon, BeaconConfig, CheckSpec, DampingSpec, RouteWatch, ServiceSpec};
 use nsbeacon_e2e::lab::{
     ANYCAST_V4, ANYCAST_V6, NODE_AS, UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6,
 };
+use nsbeacon_e2e::nsbeacon::lab_targets;
+use nsbeacon_e2e::relay::SlowRelay;
 use nsbeacon_e2e::{Lab, LabOptions, NodeBgpKind};
 use nsbeacon_testkit::frr::{FrrDaemon, FrrInstance};
 use nsbeacon_testkit::require_binary;
@@ -270,7 +276,18 @@ fn whole_frr_restart_with_healthy_dns_reannounces_without_waiting_for_nsbeacon()
 
 #[test]
 fn after_a_reboot_nothing_is_announced_before_rise_good_probes() {
-    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr));
+    reboot(LabOptions::new(NodeBgpKind::Frr));
+}
+
+/// The same with `announce_via = "kernel-metric"`: the file redistributes kernel routes, and there is none
+/// after a reboot until nsbeacon adds its own.
+#[test]
+fn kernel_metric_after_a_reboot_nothing_is_announced_before_rise_good_probes() {
+    reboot(LabOptions::new(NodeBgpKind::Frr).with_frr_kernel_metric());
+}
+
+fn reboot(options: LabOptions) {
+    let mut lab = Lab::start(options);
     let config = BeaconConfig::for_lab(&lab);
     let mut beacon = Beacon::start(&lab, &config);
     expect_normal(&lab, &beacon, "before the reboot");
@@ -381,4 +398,207 @@ fn frr_reload_while_degraded_withdraws_only_briefly() {
         );
         eprintln!("reload while degraded: {prefix} withdrawn for {gap:?} (then the plain variant)");
     }
+}
+
+/// The kernel routes of nsbeacon's protocol for `prefix` in the node, as `ip route` prints them.
+fn own_kernel_routes(lab: &Lab, prefix: &str) -> String {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
+    let out = lab
+        .node_netns()
+        .ip(&[family, "route", "show", prefix, "proto", "53"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Issue 14's last gap, closed by `announce_via = "kernel-metric"`: the variant is the metric of
+/// nsbeacon's kernel route, which frr.conf redistributes through NSBEACON-KERNEL-V4/-V6, so a reload (which
+/// never touches kernel routes, and finds nothing in bgpd's config that differs from the file) cannot
+/// revert a degraded announcement. Degraded here by nsbeacon itself (DNS answers slower than
+/// `slow_after`), observed by the real upstream BIRD.
+#[test]
+fn kernel_metric_twenty_frr_reloads_while_degraded_keep_the_prepended_path() {
+    let mut lab = Lab::start(LabOptions::new(NodeBgpKind::Frr).with_frr_kernel_metric());
+    let relay = SlowRelay::start(&lab);
+    let (announce, degrade) = lab_targets(&lab);
+    let mut service =
+        ServiceSpec::new("dns", announce.clone(), degrade.clone()).check(CheckSpec::Query {
+            name: "soa-relay".to_owned(),
+            target: relay.addr,
+            slow_after: Some(Duration::from_millis(150)),
+            timeout: Some(Duration::from_millis(950)),
+        });
+    // Slow, not failing: answers 300 ms late against a 950 ms timeout, with fall = 3, so a loaded
+    // machine does not turn the degraded service into a down one during the reloads.
+    service.interval = Duration::from_secs(1);
+    service.rise = 2;
+    service.fall = 3;
+    service.damping = Some(DampingSpec::off());
+    let mut config = BeaconConfig::for_lab(&lab);
+    config.services = vec![service];
+    let beacon = Beacon::start(&lab, &config);
+    expect_normal(&lab, &beacon, "at start");
+    for prefix in PREFIXES {
+        let routes = own_kernel_routes(&lab, prefix);
+        assert!(routes.contains("metric 53"), "{prefix}: {routes:?}");
+    }
+
+    // normal -> degraded: make-before-break on the kernel route, an UPDATE upstream.
+    let whole = RouteWatch::start(&lab, &PREFIXES);
+    relay.set_delay(Duration::from_millis(300));
+    let degraded_path = |r: Option<&nsbeacon_e2e::RouteInfo>| {
+        r.is_some_and(|r| {
+            r.as_path_count(NODE_AS) == 4 && r.large_communities.contains(&(NODE_AS, 0, 1))
+        })
+    };
+    for prefix in PREFIXES {
+        lab.wait_for_route_where(prefix, "the degraded path", MARGIN, degraded_path)
+            .unwrap_or_else(|e| panic!("{e}\nnsbeacon log:\n{}", beacon.log()));
+    }
+    beacon.wait_state(&lab, "dns", "degraded", MARGIN);
+    beacon.wait_actual(&lab, &degrade, true, MARGIN);
+    beacon.wait_actual(&lab, &announce, false, MARGIN);
+    for prefix in PREFIXES {
+        let routes = own_kernel_routes(&lab, prefix);
+        assert!(
+            routes.contains("metric 54") && !routes.contains("metric 53"),
+            "{prefix}: nsbeacon's kernel route while degraded: {routes:?}"
+        );
+    }
+
+    let before = settled_counters(&lab);
+    let lines_before = PREFIXES.map(|p| route_line(&lab, p));
+    let watch = RouteWatch::start(&lab, &PREFIXES);
+    let frr = lab.node_frr().expect("FRR lab");
+    let mut outputs = Vec::new();
+    let started = Instant::now();
+    for _ in 0..20 {
+        outputs.push(frr_reload(frr));
+    }
+    let reload_time = started.elapsed();
+    // Longer than nsbeacon's read-back (1 s): a change that only the read-back repairs would show.
+    std::thread::sleep(Duration::from_secs(2));
+    let history = watch.finish();
+    let after = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(&lab, p));
+    let lines_after = PREFIXES.map(|p| route_line(&lab, p));
+    for prefix in PREFIXES {
+        assert_eq!(
+            history.changes(prefix),
+            0,
+            "the upstream's route for {prefix} changed during 20 frr-reload.py runs while degraded:\n{}\n\
+             last reload:\n{}\nnsbeacon log:\n{}",
+            history.describe(),
+            outputs.last().map_or("", String::as_str),
+            beacon.log()
+        );
+        assert!(!history.ever_withdrawn(prefix), "{}", history.describe());
+        let route = lab.upstream_has_route(prefix).expect("announced");
+        assert!(degraded_path(Some(&route)), "{prefix}: {}", route.raw);
+    }
+    assert_eq!(
+        before, after,
+        "the upstream received updates or withdrawals while degraded ((updates, withdraws) for v4, v6)"
+    );
+    assert_eq!(
+        lines_before, lines_after,
+        "the upstream's routes were replaced"
+    );
+    for out in &outputs {
+        assert!(
+            !out.contains("no redistribute") && !out.contains("no network"),
+            "frr-reload.py removed a statement: {out}"
+        );
+    }
+    // nsbeacon's read-back agrees: still degraded, the degraded variant announced, the plain one not.
+    beacon.metrics(&lab).assert_state("dns", "degraded");
+    beacon.wait_actual(&lab, &degrade, true, MARGIN);
+    beacon.wait_actual(&lab, &announce, false, MARGIN);
+
+    // normal -> degraded -> 20 reloads: the upstream saw exactly those two routes.
+    let switch = whole.finish();
+    for prefix in PREFIXES {
+        assert_eq!(
+            switch.routes(prefix).len(),
+            2,
+            "{prefix}: normal then degraded, nothing in between:\n{}",
+            switch.describe()
+        );
+        assert!(!switch.ever_withdrawn(prefix), "{}", switch.describe());
+    }
+
+    // bgpd killed and started again while degraded: it comes back with the degraded path at once (zebra
+    // kept the metric-54 kernel route), never with the plain one, as the file would have it in
+    // kernel-route mode.
+    let restart = RouteWatch::start(&lab, &PREFIXES);
+    lab.node_frr()
+        .expect("FRR lab")
+        .kill_daemon(FrrDaemon::Bgpd);
+    lab.wait_for_route(ANYCAST_V4, false, MARGIN)
+        .unwrap_or_else(|e| panic!("the upstream kept the route of a dead bgpd: {e}"));
+    let restarted = Instant::now();
+    lab.node_frr()
+        .expect("FRR lab")
+        .start_daemon_again(FrrDaemon::Bgpd);
+    for prefix in PREFIXES {
+        lab.wait_for_route_where(
+            prefix,
+            "the degraded path after the bgpd restart",
+            MARGIN,
+            degraded_path,
+        )
+        .unwrap_or_else(|e| panic!("{e}\nnsbeacon log:\n{}", beacon.log()));
+    }
+    let back_after = restarted.elapsed();
+    let restart = restart.finish();
+    for prefix in PREFIXES {
+        for (path, _, large) in restart.routes(prefix).into_iter().flatten() {
+            assert!(
+                path.len() == 4 && large.contains(&(NODE_AS, 0, 1)),
+                "{prefix}: a path other than the degraded one after the bgpd restart:\n{}",
+                restart.describe()
+            );
+        }
+    }
+
+    // degraded -> normal, then withdrawn: the kernel route switches back, then goes.
+    let whole = RouteWatch::start(&lab, &PREFIXES);
+    relay.set_delay(Duration::ZERO);
+    expect_normal(&lab, &beacon, "fast answers again");
+    lab.dns().pause();
+    for prefix in PREFIXES {
+        lab.wait_for_route(prefix, false, MARGIN)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "not withdrawn with DNS paused: {e}\nnsbeacon log:\n{}",
+                    beacon.log()
+                )
+            });
+    }
+    let whole = whole.finish();
+    for prefix in PREFIXES {
+        assert!(
+            own_kernel_routes(&lab, prefix).is_empty(),
+            "{prefix}: nsbeacon's kernel route outlived the withdrawal"
+        );
+        // degraded, normal, withdrawn: the only withdrawal is the last event.
+        let routes = whole.routes(prefix);
+        let first_gap = routes.iter().position(Option::is_none);
+        assert_eq!(
+            first_gap,
+            Some(routes.len() - 1),
+            "{prefix}: withdrawn before DNS was paused:\n{}",
+            whole.describe()
+        );
+        assert_eq!(routes.len(), 3, "{prefix}:\n{}", whole.describe());
+    }
+    eprintln!(
+        "kernel-metric: 20 frr-reload.py --reload runs while degraded in {reload_time:?}: upstream route \
+         changes v4={} v6={}; [import updates, import withdraws] v4 {:?}->{:?} v6 {:?}->{:?}; bgpd \
+         restarted while degraded: degraded path back after {back_after:?}",
+        history.changes(ANYCAST_V4),
+        history.changes(ANYCAST_V6),
+        before[0],
+        after[0],
+        before[1],
+        after[1]
+    );
 }

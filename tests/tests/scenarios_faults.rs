@@ -2,7 +2,7 @@
 //! RIB (continuously, through a [`RouteWatch`], where "never" is the claim) and on nsbeacon's `/status` and
 //! `/metrics`. IPv4 and IPv6 prefixes both; BIRD and FRR unless the scenario says otherwise.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use nsbeacon_e2e::beacon::{
@@ -14,8 +14,9 @@ use nsbeacon_e2e::lab::{
     UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6,
 };
 use nsbeacon_e2e::nsbeacon::lab_targets;
+use nsbeacon_e2e::relay::SlowRelay;
 use nsbeacon_e2e::{Lab, LabOptions, NodeBgp, NodeBgpKind, RouteInfo};
-use nsbeacon_testkit::{DaemonGuard, require_binary, wait_until};
+use nsbeacon_testkit::wait_until;
 
 const PREFIXES: [&str; 2] = [ANYCAST_V4, ANYCAST_V6];
 /// Slack for a BGP update to reach the upstream, or a state to show, on a loaded 2-core machine.
@@ -210,58 +211,6 @@ fn zone_stale(bgp: NodeBgpKind) {
     lab.set_primary_link(true);
     expect_normal(&lab, &beacon, "primary reachable again");
     beacon.wait_state(&lab, "dns", "up", MARGIN);
-}
-
-/// A UDP relay in the node namespace in front of the node's DNS server that waits `<lab>/relay-delay`
-/// seconds (a file, so the delay changes without a restart) before forwarding each query. The kernel
-/// here has no `netem` qdisc, so latency is added in user space; for nsbeacon it is a slow server.
-struct SlowRelay {
-    _guard: DaemonGuard,
-    delay_file: std::path::PathBuf,
-    addr: SocketAddr,
-}
-
-impl SlowRelay {
-    fn start(lab: &Lab) -> SlowRelay {
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 54)), 53);
-        let delay_file = lab.dir().join("relay-delay");
-        std::fs::write(&delay_file, "0").expect("write the relay delay");
-        let socat = require_binary("socat");
-        // One process per query (socat fork): sleep, then forward and relay the answer. A script file,
-        // because socat's address syntax has no escape for the ':' of the forward address.
-        let script = lab.dir().join("relay-query.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nsleep \"$(cat {})\"\nexec {} -T 2 - UDP4:{NODE_LOCAL_DNS}\n",
-                delay_file.display(),
-                socat.display()
-            ),
-        )
-        .expect("write the relay script");
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod the relay script");
-        let mut cmd = lab.node_netns().exec(&socat);
-        // -t 5: keep the per-query child alive after the query until the delayed answer is back.
-        cmd.args(["-t", "5"])
-            .arg(format!(
-                "UDP4-RECVFROM:{},bind={},fork",
-                addr.port(),
-                addr.ip()
-            ))
-            .arg(format!("EXEC:{}", script.display()));
-        let guard = DaemonGuard::spawn("slow-relay", cmd, Some(&lab.dir().join("relay.log")));
-        SlowRelay {
-            _guard: guard,
-            delay_file,
-            addr,
-        }
-    }
-
-    fn set_delay(&self, delay: Duration) {
-        std::fs::write(&self.delay_file, format!("{:.3}", delay.as_secs_f64()))
-            .expect("write the relay delay");
-    }
 }
 
 /// Scenario 5: answers slower than `slow_after` -> degraded (the upstream sees the prepended path),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nsbeacon_routing::frr::{
     Asn, DEFAULT_KERNEL_ROUTE_PROTOCOL, FrrAnnounce, FrrBackend, FrrConfig, FrrError, FrrTransport,
-    KernelRouteGate,
+    KernelMetrics, KernelRouteGate,
 };
 use nsbeacon_routing::{
     BirdProtocolName, FrrNeighbor, FrrNetwork, FrrNetworkParseError, PeerExport, RouteMapName,
@@ -1863,4 +1863,201 @@ async fn kernel_route_gate_never_touches_another_programs_route() {
             && err.to_string().contains("nsbeacon-no-such-namespace"),
         "{err}"
     );
+}
+
+impl Lab {
+    /// The backend with `announce_via = "kernel-metric"` (metrics 53/54/55), writing its routes into the
+    /// node's namespace, after configuring bgpd like frr-templates/nsbeacon-bgpd-kernel-metric.conf does:
+    /// `redistribute kernel` through a route-map that passes only `prefix` with nsbeacon's metrics and tags
+    /// the degraded (54) and graceful-shutdown (55) variants.
+    fn metric_backend(&self, prefix: &str) -> FrrBackend {
+        let (afi, list, matcher) = if prefix.contains(':') {
+            (
+                "ipv6",
+                "ipv6 prefix-list KM seq 5 permit",
+                "match ipv6 address prefix-list KM",
+            )
+        } else {
+            (
+                "ipv4",
+                "ip prefix-list KM seq 5 permit",
+                "match ip address prefix-list KM",
+            )
+        };
+        let list = format!("{list} {prefix}");
+        let mut lines = vec!["configure terminal".to_owned(), list];
+        for (seq, metric, tag) in [
+            (10, 53, None),
+            (20, 54, Some("65001:0:1")),
+            (30, 55, Some("65001:0:2")),
+        ] {
+            lines.push(format!("route-map KM permit {seq}"));
+            lines.push(matcher.to_owned());
+            lines.push(format!("match metric {metric}"));
+            lines.push("set origin igp".to_owned());
+            lines.push("set metric 0".to_owned());
+            if let Some(tag) = tag {
+                lines.push(format!("set large-community {tag} additive"));
+            }
+            lines.push("exit".to_owned());
+        }
+        lines.push("route-map KM deny 100".to_owned());
+        lines.push("exit".to_owned());
+        lines.push("router bgp 65001".to_owned());
+        lines.push(format!("address-family {afi} unicast"));
+        lines.push("redistribute kernel route-map KM".to_owned());
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        self.frr.vtysh_ok(&lines);
+        FrrBackend::new(FrrConfig {
+            announce: FrrAnnounce::KernelMetric(
+                KernelRouteGate {
+                    protocol: DEFAULT_KERNEL_ROUTE_PROTOCOL,
+                    netns: Some(PathBuf::from(format!("/run/netns/{}", self._node.0))),
+                },
+                KernelMetrics::default(),
+            ),
+            ..self.config()
+        })
+        .expect("valid config")
+    }
+}
+
+/// `announce_via = "kernel-metric"` against real zebra/bgpd: each variant is the metric of nsbeacon's kernel
+/// route; switching (make-before-break, as the daemon does) is an UPDATE upstream, never a withdrawal; the
+/// read-back and the exports name the active variant; a redistributed route without nsbeacon's kernel
+/// route is reported; a variant without a metric is a clear error; withdrawing removes the route.
+async fn kernel_metric_variants(prefix: &str, peer: &str, session: &str) {
+    let lab = Lab::start();
+    let backend = lab.metric_backend(prefix);
+    lab.wait_sessions();
+    let normal = variant(prefix, None);
+    let degraded = variant(prefix, Some("NSBEACON-DEGRADED"));
+    let gshut = variant(prefix, Some("NSBEACON-GSHUT"));
+    let all = [&normal, &degraded, &gshut];
+    let degraded_tag = "(65001, 0, 1)";
+    let gshut_tag = "(65001, 0, 2)";
+    assert_variants(&backend, &all, None).await;
+
+    backend
+        .set(&normal, RouteState::Announced)
+        .await
+        .expect("announce");
+    assert_variants(&backend, &all, Some(&normal)).await;
+    assert!(lab.kernel_routes(prefix, Some("53")).contains("metric 53"));
+    lab.upstream
+        .wait_route_with(prefix, &["BGP.med: 0"], &[degraded_tag, gshut_tag]);
+    assert!(export_until(&backend, &normal, peer, true).await.exported);
+    assert!(!export_to(&backend, &degraded, peer).await.exported);
+    let withdraws_before = lab.upstream.withdraws_received(session);
+    let watch = RibWatch::start(&lab.upstream, prefix);
+
+    for (to, from, tags, absent) in [
+        (&degraded, &normal, [degraded_tag], [gshut_tag]),
+        (&normal, &degraded, ["BGP.med: 0"], [degraded_tag]),
+        (&gshut, &normal, [gshut_tag], [degraded_tag]),
+        (&normal, &gshut, ["BGP.med: 0"], [gshut_tag]),
+    ] {
+        backend
+            .set(to, RouteState::Announced)
+            .await
+            .expect("announce the new variant");
+        backend
+            .set(from, RouteState::Withdrawn)
+            .await
+            .expect("withdraw the old variant");
+        assert_variants(&backend, &all, Some(to)).await;
+        lab.upstream.wait_route_with(prefix, &tags, &absent);
+        let routes = lab.kernel_routes(prefix, Some("53"));
+        assert_eq!(
+            routes.lines().count(),
+            1,
+            "one kernel route after the switch: {routes}"
+        );
+        assert!(export_until(&backend, to, peer, true).await.exported);
+        assert!(!export_to(&backend, from, peer).await.exported);
+    }
+    let status = read(&backend, &degraded).await;
+    assert!(status.detail.contains("another variant"), "{status:?}");
+    let (polls, missing) = watch.finish();
+    assert_eq!(
+        missing, 0,
+        "the upstream lost {prefix} in {missing} of {polls} polls"
+    );
+    assert_eq!(
+        lab.upstream.withdraws_received(session),
+        withdraws_before,
+        "the upstream received a withdrawal during the switches"
+    );
+
+    // A variant without a metric: a clear error, nothing changed.
+    let err = frr_err(
+        backend
+            .set(&variant(prefix, Some("OTHER")), RouteState::Announced)
+            .await
+            .expect_err("no metric"),
+    );
+    assert!(matches!(err, FrrError::NoKernelMetric { .. }), "{err}");
+    assert!(
+        err.to_string().contains("NSBEACON-DEGRADED (metric 54)"),
+        "{err}"
+    );
+
+    // Another program's kernel route with nsbeacon's metric passes the route-map: reported, and nsbeacon
+    // does not delete it. (Same slot as nsbeacon's route: nsbeacon's goes first.)
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdraw");
+    lab.upstream.wait_route(prefix, false);
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
+    ip(&[
+        "-n",
+        &lab._node.0,
+        family,
+        "route",
+        "add",
+        prefix,
+        "dev",
+        "lo",
+        "metric",
+        "53",
+        "proto",
+        "static",
+    ]);
+    lab.upstream.wait_route(prefix, true);
+    backend
+        .set(&normal, RouteState::Withdrawn)
+        .await
+        .expect("withdrawing again leaves the other program's route alone");
+    let status = read(&backend, &normal).await;
+    assert_eq!(status.state, RouteState::Announced, "{status:?}");
+    assert!(
+        status.detail.contains("WITHOUT nsbeacon's kernel route"),
+        "{status:?}"
+    );
+    assert!(export_until(&backend, &normal, peer, true).await.exported);
+    assert!(lab.kernel_routes(prefix, Some("static")).contains("dev lo"));
+    ip(&[
+        "-n",
+        &lab._node.0,
+        family,
+        "route",
+        "del",
+        prefix,
+        "proto",
+        "static",
+    ]);
+    lab.upstream.wait_route(prefix, false);
+    assert_variants(&backend, &all, None).await;
+    assert_eq!(lab.kernel_routes(prefix, Some("53")), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_metric_switches_variants_without_withdrawal_v4() {
+    kernel_metric_variants(GATED_V4, PEER_V4, "node4").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_metric_switches_variants_without_withdrawal_v6() {
+    kernel_metric_variants(GATED_V6, PEER_V6, "node6").await;
 }

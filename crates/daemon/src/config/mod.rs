@@ -242,8 +242,9 @@ pub enum BackendConfig {
         /// Bound on one operation. Default [`DEFAULT_FRR_TIMEOUT`].
         timeout: Duration,
         /// `announce_via = "kernel-route"` (the default in the default VRF: `network` statements kept in
-        /// frr.conf, gated by nsbeacon's kernel route, `kernel_protocol`) or `"network"` (the default with
-        /// a `vrf`: nsbeacon adds and removes the statements).
+        /// frr.conf, gated by nsbeacon's kernel route, `kernel_protocol`), `"kernel-metric"` (frr.conf
+        /// redistributes nsbeacon's kernel route, whose metric is the variant) or `"network"` (the default
+        /// with a `vrf`: nsbeacon adds and removes the statements).
         announce: FrrAnnounce,
     },
 }
@@ -303,6 +304,12 @@ impl fmt::Display for BackendConfig {
                         f,
                         ", announcing through the kernel-route gate (proto {})",
                         gate.protocol
+                    ),
+                    FrrAnnounce::KernelMetric(gate, metrics) => write!(
+                        f,
+                        ", announcing through redistributed kernel routes (proto {}; {})",
+                        gate.protocol,
+                        metrics.describe()
                     ),
                 }
             }

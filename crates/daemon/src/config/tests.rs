@@ -2020,6 +2020,62 @@ fn prefix_limit_keys_are_checked() {
 }
 
 #[test]
+fn frr_announce_via_kernel_metric_maps_the_variants_to_metrics_and_refuses_others() {
+    let frr_announcing = |targets: &str, extra: &str| {
+        frr_announcing(targets, extra).replace("vrf = \"anycast\"\n", "")
+    };
+    let text = frr_announcing(
+        "\"203.0.113.53/32\", \"2001:db8::53/128 route-map NSBEACON-DEGRADED\"",
+        "announce_via = \"kernel-metric\"\nkernel_protocol = 60",
+    );
+    let announce = match ok(&text).backend {
+        BackendConfig::Frr { announce, .. } => announce,
+        other => panic!("{other:?}"),
+    };
+    let FrrAnnounce::KernelMetric(gate, metrics) = announce else {
+        panic!("{announce:?}")
+    };
+    assert_eq!(gate.protocol, 60);
+    assert_eq!(metrics.metric(None), Some(53));
+    assert_eq!(
+        metrics.metric(Some(&"NSBEACON-DEGRADED".parse().unwrap())),
+        Some(54)
+    );
+    assert_eq!(
+        metrics.metric(Some(&"NSBEACON-GSHUT".parse().unwrap())),
+        Some(55)
+    );
+    // A route-map variant the file's NSBEACON-KERNEL route-maps do not map has no metric: refused, with
+    // the variants that exist.
+    let issues = issues(&frr_announcing(
+        "\"203.0.113.53/32 route-map MY-OWN\"",
+        "announce_via = \"kernel-metric\"",
+    ));
+    assert_issue(
+        &issues,
+        "service[0].announce[0]",
+        "has no kernel-route metric",
+    );
+    assert!(
+        issues[0]
+            .hint
+            .contains("route-map NSBEACON-DEGRADED (metric 54)"),
+        "{:?}",
+        issues[0]
+    );
+    // The same target is fine with the other mechanisms.
+    ok(&frr_announcing("\"203.0.113.53/32 route-map MY-OWN\"", ""));
+    assert_issue(
+        &self::issues(&frr_announcing(
+            "\"203.0.113.53/32\"",
+            "announce_via = \"kernel-metric\"\nvrf = \"blue\"",
+        )),
+        "backend.announce_via",
+        "only works for the BGP instance of the default VRF",
+    );
+}
+
+#[test]
 fn frr_announce_via_defaults_to_the_kernel_route_gate_and_is_checked() {
     // FRR_EXAMPLE's instance is in a VRF; these cases are about the default VRF unless they add one.
     let frr_announcing = |targets: &str, extra: &str| {

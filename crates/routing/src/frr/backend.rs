@@ -15,7 +15,7 @@ use super::readback::{
 use super::types::{self, Asn, VrfName};
 use super::vty_socket::VtySocket;
 use super::vtysh::{self, Vtysh};
-use super::{FrrAnnounce, FrrConfig, FrrError, FrrTransport};
+use super::{FrrAnnounce, FrrConfig, FrrError, FrrTransport, KernelMetrics};
 use crate::{
     BackendHealth, FrrNeighbor, FrrNetwork, PeerExport, PeerSession, RouteMapName, RouteState,
     RouteTarget, RoutingBackend, RoutingError, TargetStatus, Timed,
@@ -71,9 +71,17 @@ pub struct FrrBackend {
     timeout: Duration,
     /// The ASN once discovered or checked against FRR.
     known_asn: Mutex<Option<Asn>>,
-    /// The kernel-route gate, with [`FrrAnnounce::KernelRoute`]; `None`: plain `network` / `no network`.
+    /// The kernel-route gate, with [`FrrAnnounce::KernelRoute`] and [`FrrAnnounce::KernelMetric`];
+    /// `None`: plain `network` / `no network`.
     gate: Option<Gate>,
+    /// With [`FrrAnnounce::KernelMetric`]: the metric of each variant. Then the kernel route alone
+    /// expresses the target (frr.conf redistributes it), and no vty command is ever sent for a network.
+    metrics: Option<KernelMetrics>,
 }
+
+/// How long bgpd may still show a redistributed path after its kernel route went (zebra's message to
+/// bgpd; a few ms in the lab): a path still there after this is not nsbeacon's.
+const REDISTRIBUTION_LAG: Duration = Duration::from_millis(200);
 
 /// The key of a prefix's address family in a neighbor's `addressFamilyInfo`.
 fn family_key(prefix: &IpNet) -> &'static str {
@@ -120,13 +128,22 @@ impl FrrBackend {
                 Connection::Vtysh(Vtysh::new(vtysh, extra_args))
             }
         };
-        let gate = match config.announce {
-            FrrAnnounce::Network => None,
+        let (gate, metrics) = match config.announce {
+            FrrAnnounce::Network => (None, None),
             FrrAnnounce::KernelRoute(gate) => {
                 if vrf.is_some() {
                     return Err(FrrError::KernelRouteInVrf);
                 }
-                Some(Gate::new(gate)?)
+                (Some(Gate::new(gate)?), None)
+            }
+            FrrAnnounce::KernelMetric(gate, metrics) => {
+                if vrf.is_some() {
+                    return Err(FrrError::KernelRouteInVrf);
+                }
+                if let Some(reason) = metrics.problem() {
+                    return Err(FrrError::InvalidKernelMetrics { reason });
+                }
+                (Some(Gate::new(gate)?), Some(metrics))
             }
         };
         Ok(FrrBackend {
@@ -136,7 +153,24 @@ impl FrrBackend {
             timeout: config.timeout,
             known_asn: Mutex::new(None),
             gate,
+            metrics,
         })
+    }
+
+    /// With `announce_via = "kernel-metric"`: the gate and the metric of `network`'s variant (an error
+    /// for a variant without one); `None` in the other modes.
+    fn metric_gate(&self, network: &FrrNetwork) -> Option<Result<(&Gate, u32), FrrError>> {
+        let metrics = self.metrics.as_ref()?;
+        let gate = self.gate.as_ref()?;
+        Some(
+            metrics
+                .metric(network.route_map.as_ref())
+                .map(|m| (gate, m))
+                .ok_or_else(|| FrrError::NoKernelMetric {
+                    variant: network.to_string(),
+                    known: metrics.describe(),
+                }),
+        )
     }
 
     /// The VRF this backend configures, `None` for the default VRF.
@@ -265,6 +299,17 @@ impl FrrBackend {
         state: RouteState,
         deadline: Instant,
     ) -> Result<(), FrrError> {
+        if let Some(found) = self.metric_gate(network) {
+            let (gate, metric) = found?;
+            return match state {
+                RouteState::Announced => {
+                    gate.switch_metric(&network.prefix, metric, deadline).await
+                }
+                RouteState::Withdrawn => {
+                    gate.remove_metric(&network.prefix, metric, deadline).await
+                }
+            };
+        }
         let asn = self.asn_by(deadline).await?;
         let prefix = network.prefix;
         let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
@@ -340,6 +385,27 @@ impl FrrBackend {
         types::validate_prefix(&network.prefix)?;
         let started = std::time::Instant::now();
         let deadline = self.deadline();
+        if let Some(found) = self.metric_gate(network) {
+            let (gate, metric) = found?;
+            let (metrics, table) = tokio::join!(
+                gate.metrics(&network.prefix, deadline),
+                self.read_path(network.prefix, deadline, readback::redistributed_status),
+            );
+            let (metrics, mut table) = (metrics?, table?.0);
+            if metrics.is_empty() && table.state == RouteState::Announced {
+                // Right after nsbeacon deleted its route, bgpd may not have heard from zebra yet: look
+                // again before calling it an announcement without nsbeacon's route.
+                tokio::time::sleep_until(deadline.min(Instant::now() + REDISTRIBUTION_LAG)).await;
+                table = self
+                    .read_path(network.prefix, deadline, readback::redistributed_status)
+                    .await?
+                    .0;
+            }
+            return Ok(Timed {
+                value: self.metric_status(network, metric, &metrics, table),
+                elapsed: started.elapsed(),
+            });
+        }
         let gate = async {
             match &self.gate {
                 None => Ok(None),
@@ -454,11 +520,86 @@ impl FrrBackend {
         }
     }
 
+    /// A variant's status with `announce_via = "kernel-metric"`: announced iff nsbeacon's kernel route
+    /// with the lowest metric (the one zebra selects) has the variant's metric and bgpd has a valid
+    /// redistributed path for the prefix. A redistributed path without any kernel route of nsbeacon's
+    /// reads as announced for every variant, with a warning: something else announces the prefix.
+    fn metric_status(
+        &self,
+        network: &FrrNetwork,
+        metric: u32,
+        own: &[u32],
+        table: TargetStatus,
+    ) -> TargetStatus {
+        let prefix = network.prefix;
+        let protocol = self.gate.as_ref().map_or(0, Gate::protocol);
+        match (own.first(), table.state) {
+            (None, RouteState::Announced) => {
+                tracing::warn!(
+                    %prefix,
+                    protocol,
+                    "FRR announces the prefix without nsbeacon's kernel route: another kernel route for \
+                     exactly this prefix passes frr.conf's NSBEACON-KERNEL route-map"
+                );
+                TargetStatus {
+                    state: RouteState::Announced,
+                    detail: format!(
+                        "{}, WITHOUT nsbeacon's kernel route (proto {protocol}): another kernel route for \
+                         {prefix} passes the redistribute route-map (frr-templates/README.md)",
+                        table.detail
+                    ),
+                }
+            }
+            (None, RouteState::Withdrawn) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}) is absent",
+                    table.detail
+                ),
+            },
+            (Some(active), _) if *active != metric => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "nsbeacon's kernel route for {prefix} has metric {active}, not {metric} (another variant \
+                     is active)"
+                ),
+            },
+            (Some(_), RouteState::Announced) => TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "{}; nsbeacon's kernel route (proto {protocol}, metric {metric}) is present",
+                    table.detail
+                ),
+            },
+            (Some(_), RouteState::Withdrawn) => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!(
+                    "{} although nsbeacon's kernel route (proto {protocol}, metric {metric}) is present: \
+                     does frr.conf have `redistribute kernel route-map NSBEACON-KERNEL-V4`/`-V6` mapping \
+                     metric {metric}, does zebra run in nsbeacon's network namespace, and is {prefix} not \
+                     also an interface address (a connected route wins over a kernel route)?",
+                    table.detail
+                ),
+            },
+        }
+    }
+
     /// The status of the `network` path in the BGP table and whether one exists at all (valid or not).
     async fn read_network_path(
         &self,
         prefix: IpNet,
         deadline: Instant,
+    ) -> Result<(TargetStatus, bool), FrrError> {
+        self.read_path(prefix, deadline, readback::network_status)
+            .await
+    }
+
+    /// Reads `show bgp ... P json` and parses it with `parse` (a `network` path or a redistributed one).
+    async fn read_path(
+        &self,
+        prefix: IpNet,
+        deadline: Instant,
+        parse: fn(&IpNet, &str) -> Result<NetworkReadback, ReadbackError>,
     ) -> Result<(TargetStatus, bool), FrrError> {
         let lines = [format!(
             "show bgp {}{} unicast {prefix} json",
@@ -466,7 +607,7 @@ impl FrrBackend {
             afi(&prefix)
         )];
         let out = self.run(&lines, deadline, false).await?;
-        match readback::network_status(&prefix, &out) {
+        match parse(&prefix, &out) {
             Ok(NetworkReadback::Status { status, configured }) => Ok((status, configured)),
             Ok(NetworkReadback::UnknownVrf) => Err(FrrError::NoBgpInstance {
                 vrf: self.vrf.as_ref().map(ToString::to_string),
@@ -564,10 +705,21 @@ impl FrrBackend {
             RouteTarget::FrrNetwork(network) => {
                 types::validate_prefix(&network.prefix)?;
                 let wanted = network.route_map.as_ref().map(RouteMapName::as_str);
-                let active = matches!(
-                    self.configured_network(&network.prefix, deadline).await?,
-                    ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted
-                );
+                let active = match self.metric_gate(network) {
+                    // The variant is active while nsbeacon's selected kernel route has its metric; with no
+                    // kernel route of nsbeacon's at all, whatever bgpd exports is reported (a defeated gate).
+                    Some(found) => {
+                        let (gate, metric) = found?;
+                        gate.metrics(&network.prefix, deadline)
+                            .await?
+                            .first()
+                            .is_none_or(|active| *active == metric)
+                    }
+                    None => matches!(
+                        self.configured_network(&network.prefix, deadline).await?,
+                        ConfiguredNetwork::Present { route_map } if route_map.as_deref() == wanted
+                    ),
+                };
                 let family = family_key(&network.prefix);
                 for session in sessions {
                     let exported = active

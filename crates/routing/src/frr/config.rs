@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::gate::KernelRouteGate;
+use crate::RouteMapName;
 
 /// Debian's bgpd vty socket (FRR's `/var/run/frr` is `/run/frr`).
 pub const DEFAULT_BGPD_VTY_SOCKET: &str = "/run/frr/bgpd.vty";
@@ -68,6 +69,86 @@ pub enum FrrAnnounce {
     /// `network` statement when it is missing, withdrawing also removes it (so a connected route that
     /// defeats the gate still cannot keep a withdrawn prefix announced).
     KernelRoute(KernelRouteGate),
+    /// No `network` statements at all: frr.conf has `redistribute kernel route-map NSBEACON-KERNEL-V4`
+    /// (and `-V6`), and nsbeacon's kernel route carries the variant in its metric ([`KernelMetrics`]),
+    /// which the file's route-map turns into the variant's attributes. Reloads touch neither the kernel
+    /// route nor the file's statements, so a reload while degraded keeps the degraded path (an
+    /// `frr-reload.py` cannot revert a route-map switch that never happened in bgpd's config). Switching
+    /// variants is make-before-break on the kernel route: an UPDATE at the peers, no withdrawal.
+    KernelMetric(KernelRouteGate, KernelMetrics),
+}
+
+/// The default kernel-route metric of the plain (healthy) variant with `announce_via = "kernel-metric"`.
+pub const DEFAULT_PLAIN_METRIC: u32 = 53;
+
+/// Which kernel-route metric stands for which variant with [`FrrAnnounce::KernelMetric`]: the plain
+/// prefix and each route-map name the services use. frr.conf's `NSBEACON-KERNEL-V4`/`-V6` route-maps must
+/// map the same metrics to the same attributes (frr-templates/nsbeacon-bgpd-kernel-metric.conf).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelMetrics {
+    /// The metric of the plain variant (`P`).
+    pub plain: u32,
+    /// The metric of each route-map variant (`P route-map NAME`).
+    pub route_maps: Vec<(RouteMapName, u32)>,
+}
+
+impl Default for KernelMetrics {
+    /// 53 plain, 54 `NSBEACON-DEGRADED`, 55 `NSBEACON-GSHUT`: what the template maps.
+    fn default() -> KernelMetrics {
+        KernelMetrics {
+            plain: DEFAULT_PLAIN_METRIC,
+            route_maps: [
+                ("NSBEACON-DEGRADED", DEFAULT_PLAIN_METRIC + 1),
+                ("NSBEACON-GSHUT", DEFAULT_PLAIN_METRIC + 2),
+            ]
+            .into_iter()
+            .filter_map(|(name, m)| RouteMapName::new(name).ok().map(|n| (n, m)))
+            .collect(),
+        }
+    }
+}
+
+impl KernelMetrics {
+    /// The metric of the variant with `route_map` (`None`: plain), if it has one.
+    pub fn metric(&self, route_map: Option<&RouteMapName>) -> Option<u32> {
+        match route_map {
+            None => Some(self.plain),
+            Some(map) => self
+                .route_maps
+                .iter()
+                .find(|(name, _)| name == map)
+                .map(|(_, m)| *m),
+        }
+    }
+
+    /// The variants that have a metric, for error messages: `P (53), P route-map NSBEACON-DEGRADED (54), ...`.
+    pub fn describe(&self) -> String {
+        std::iter::once(format!("P (metric {})", self.plain))
+            .chain(
+                self.route_maps
+                    .iter()
+                    .map(|(name, m)| format!("P route-map {name} (metric {m})")),
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Why this table cannot be used (two variants with one metric, or metric 0 which the kernel would
+    /// confuse with an IPv4 route added without a metric), `None` if it can.
+    pub fn problem(&self) -> Option<String> {
+        let mut all: Vec<u32> = self.route_maps.iter().map(|(_, m)| *m).collect();
+        all.push(self.plain);
+        if all.contains(&0) {
+            return Some(
+                "metric 0 is the kernel's default for IPv4 routes; use 1 or more".to_owned(),
+            );
+        }
+        all.sort_unstable();
+        if all.windows(2).any(|w| w[0] == w[1]) {
+            return Some("two variants share a metric".to_owned());
+        }
+        None
+    }
 }
 
 impl Default for FrrConfig {
@@ -81,5 +162,36 @@ impl Default for FrrConfig {
             timeout: Duration::from_secs(5),
             announce: FrrAnnounce::Network,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_metrics_map_each_variant_and_refuse_ambiguous_tables() {
+        let metrics = KernelMetrics::default();
+        assert_eq!(metrics.problem(), None);
+        assert_eq!(metrics.metric(None), Some(53));
+        let name = |n: &str| RouteMapName::new(n).unwrap();
+        assert_eq!(metrics.metric(Some(&name("NSBEACON-DEGRADED"))), Some(54));
+        assert_eq!(metrics.metric(Some(&name("NSBEACON-GSHUT"))), Some(55));
+        assert_eq!(metrics.metric(Some(&name("OTHER"))), None);
+        assert!(
+            metrics
+                .describe()
+                .contains("P route-map NSBEACON-GSHUT (metric 55)")
+        );
+        let shared = KernelMetrics {
+            plain: 54,
+            ..KernelMetrics::default()
+        };
+        assert!(shared.problem().is_some_and(|p| p.contains("share")));
+        let zero = KernelMetrics {
+            plain: 0,
+            ..KernelMetrics::default()
+        };
+        assert!(zero.problem().is_some_and(|p| p.contains("metric 0")));
     }
 }

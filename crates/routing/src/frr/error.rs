@@ -232,6 +232,24 @@ pub enum FrrError {
          `network` mechanism with a VRF"
     )]
     KernelRouteInVrf,
+    /// A kernel-metric table that cannot be used.
+    #[error("the kernel-route metrics of the variants cannot be used: {reason}")]
+    InvalidKernelMetrics {
+        /// What is wrong.
+        reason: String,
+    },
+    /// With `announce_via = "kernel-metric"`: a variant (route-map) that has no kernel-route metric, so
+    /// nsbeacon cannot express it in its kernel route.
+    #[error(
+        "{variant} has no kernel-route metric with announce_via = \"kernel-metric\": the variants are {known} \
+         (frr.conf's NSBEACON-KERNEL route-maps map each metric to its variant)"
+    )]
+    NoKernelMetric {
+        /// The target as written.
+        variant: String,
+        /// The variants that have one.
+        known: String,
+    },
     /// A protocol number that cannot mark nsbeacon's kernel routes.
     #[error(
         "kernel route protocol {protocol} cannot mark nsbeacon's routes: {reason}; pick an unused number \

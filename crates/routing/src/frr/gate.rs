@@ -145,14 +145,7 @@ impl Gate {
     /// gate it would send every packet of the node without a better route into `lo`.
     pub(crate) async fn add(&self, prefix: &IpNet, deadline: Instant) -> Result<(), FrrError> {
         if prefix.prefix_len() == 0 {
-            return Err(FrrError::KernelRoute {
-                operation: "add",
-                prefix: *prefix,
-                protocol: self.config.protocol,
-                reason: "a default route cannot be gated by a kernel route (it would route all of the node's \
-                         traffic into lo); use announce_via = \"network\" to announce it"
-                    .to_owned(),
-            });
+            return Err(self.default_route_refused(prefix));
         }
         let result = self
             .bounded(deadline, "add", prefix, async {
@@ -163,7 +156,7 @@ impl Gate {
                 let lo = loopback_index(&handle)
                     .await
                     .map_err(|e| self.failure("add", prefix, e))?;
-                let message = self.route_message(prefix, lo)?;
+                let message = self.route_message(prefix, lo, None)?;
                 match handle.route().add(message).execute().await {
                     Ok(()) => Ok(()),
                     Err(rtnetlink::Error::NetlinkError(e)) if -e.raw_code() == EEXIST => {
@@ -287,10 +280,16 @@ impl Gate {
         Ok(own)
     }
 
-    /// `P dev lo proto N` in the main table (scope link for IPv4, as `ip route add P dev lo` makes it).
+    /// `P dev lo proto N [metric M]` in the main table (scope link for IPv4, as `ip route add P dev lo`
+    /// makes it); without a metric the kernel's default (0 for IPv4, 1024 for IPv6).
     ///
     /// An error, never a message without its destination: that would be a default route.
-    fn route_message(&self, prefix: &IpNet, lo: u32) -> Result<RouteMessage, FrrError> {
+    fn route_message(
+        &self,
+        prefix: &IpNet,
+        lo: u32,
+        metric: Option<u32>,
+    ) -> Result<RouteMessage, FrrError> {
         let builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(prefix.network(), prefix.prefix_len())
             .map_err(|e| FrrError::KernelRoute {
@@ -303,6 +302,10 @@ impl Gate {
             IpNet::V4(_) => RouteScope::Link,
             IpNet::V6(_) => RouteScope::Universe,
         };
+        let builder = match metric {
+            Some(metric) => builder.priority(metric),
+            None => builder,
+        };
         Ok(builder
             .output_interface(lo)
             .protocol(RouteProtocol::from(self.config.protocol))
@@ -310,6 +313,134 @@ impl Gate {
             .table_id(MAIN_TABLE)
             .build())
     }
+
+    /// The metrics of nsbeacon's routes for `prefix`, lowest first (empty: no route). With
+    /// `announce_via = "kernel-metric"` the lowest is the one zebra selects and redistributes, so it is the
+    /// active variant; a second one exists only for the moment of a switch.
+    pub(crate) async fn metrics(
+        &self,
+        prefix: &IpNet,
+        deadline: Instant,
+    ) -> Result<Vec<u32>, FrrError> {
+        let result = self
+            .bounded(deadline, "read", prefix, async {
+                let handle = self.handle().await?;
+                let mut metrics: Vec<u32> = self
+                    .own_routes(&handle, prefix)
+                    .await?
+                    .iter()
+                    .map(route_metric)
+                    .collect();
+                metrics.sort_unstable();
+                Ok(metrics)
+            })
+            .await;
+        self.forget_on_error(&result).await;
+        result
+    }
+
+    /// Makes `metric` the only metric of nsbeacon's routes for `prefix`, make-before-break: the route with
+    /// the new metric is added first, then the others are deleted. zebra keeps both kernel routes (same
+    /// type, different metric) and selects the lower one, so bgpd's redistributed path goes from one
+    /// variant to the other with an attribute change (an UPDATE at the peers), never through a withdrawal.
+    pub(crate) async fn switch_metric(
+        &self,
+        prefix: &IpNet,
+        metric: u32,
+        deadline: Instant,
+    ) -> Result<(), FrrError> {
+        if prefix.prefix_len() == 0 {
+            return Err(self.default_route_refused(prefix));
+        }
+        let result = self
+            .bounded(deadline, "add", prefix, async {
+                let handle = self.handle().await?;
+                let own = self.own_routes(&handle, prefix).await?;
+                if !own.iter().any(|r| route_metric(r) == metric) {
+                    let lo = loopback_index(&handle)
+                        .await
+                        .map_err(|e| self.failure("add", prefix, e))?;
+                    let message = self.route_message(prefix, lo, Some(metric))?;
+                    match handle.route().add(message).execute().await {
+                        Ok(()) => {}
+                        Err(rtnetlink::Error::NetlinkError(e)) if -e.raw_code() == EEXIST => {
+                            return Err(FrrError::KernelRouteConflict {
+                                prefix: *prefix,
+                                protocol: self.config.protocol,
+                            });
+                        }
+                        Err(e) => return Err(self.failure("add", prefix, e)),
+                    }
+                }
+                for route in own.into_iter().filter(|r| route_metric(r) != metric) {
+                    self.delete(&handle, prefix, route).await?;
+                }
+                Ok(())
+            })
+            .await;
+        self.forget_on_error(&result).await;
+        result
+    }
+
+    /// Deletes nsbeacon's route for `prefix` with exactly `metric`, if any; a route with another metric
+    /// (another variant) stays.
+    pub(crate) async fn remove_metric(
+        &self,
+        prefix: &IpNet,
+        metric: u32,
+        deadline: Instant,
+    ) -> Result<(), FrrError> {
+        let result = self
+            .bounded(deadline, "remove", prefix, async {
+                let handle = self.handle().await?;
+                for route in self.own_routes(&handle, prefix).await? {
+                    if route_metric(&route) == metric {
+                        self.delete(&handle, prefix, route).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        self.forget_on_error(&result).await;
+        result
+    }
+
+    /// Deletes one of nsbeacon's routes; already gone counts as done.
+    async fn delete(
+        &self,
+        handle: &Handle,
+        prefix: &IpNet,
+        route: RouteMessage,
+    ) -> Result<(), FrrError> {
+        match handle.route().del(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if -e.raw_code() == ESRCH => Ok(()),
+            Err(e) => Err(self.failure("remove", prefix, e)),
+        }
+    }
+
+    fn default_route_refused(&self, prefix: &IpNet) -> FrrError {
+        FrrError::KernelRoute {
+            operation: "add",
+            prefix: *prefix,
+            protocol: self.config.protocol,
+            reason: "a default route cannot be gated by a kernel route (it would route all of the node's \
+                     traffic into lo); use announce_via = \"network\" to announce it"
+                .to_owned(),
+        }
+    }
+}
+
+/// A route's metric (`RTA_PRIORITY`); 0 when the kernel reports none.
+fn route_metric(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// Whether `route` is nsbeacon's route for exactly `prefix`: same protocol, main table, same destination.
@@ -427,7 +558,7 @@ mod tests {
     fn own_routes_are_recognised_by_protocol_table_and_prefix() {
         let prefix: IpNet = "203.0.113.53/32".parse().unwrap();
         let gate = Gate::new(KernelRouteGate::default()).unwrap();
-        let ours = gate.route_message(&prefix, 1).unwrap();
+        let ours = gate.route_message(&prefix, 1, None).unwrap();
         assert!(
             ours.attributes
                 .iter()
@@ -453,8 +584,19 @@ mod tests {
         other_table.attributes.push(RouteAttribute::Table(100));
         assert!(!is_own_route(&other_table, &prefix, 53));
         let v6: IpNet = "2001:db8::53/128".parse().unwrap();
-        let ours6 = gate.route_message(&v6, 1).unwrap();
+        let ours6 = gate.route_message(&v6, 1, None).unwrap();
         assert!(is_own_route(&ours6, &v6, 53));
         assert!(!is_own_route(&ours6, &prefix, 53));
+    }
+
+    #[test]
+    fn a_metric_is_carried_and_read_back() {
+        let prefix: IpNet = "203.0.113.53/32".parse().unwrap();
+        let gate = Gate::new(KernelRouteGate::default()).unwrap();
+        let plain = gate.route_message(&prefix, 1, None).unwrap();
+        assert_eq!(route_metric(&plain), 0);
+        let degraded = gate.route_message(&prefix, 1, Some(54)).unwrap();
+        assert_eq!(route_metric(&degraded), 54);
+        assert!(is_own_route(&degraded, &prefix, 53));
     }
 }

@@ -51,7 +51,10 @@ mod vty_socket;
 mod vtysh;
 
 pub use backend::FrrBackend;
-pub use config::{DEFAULT_BGPD_VTY_SOCKET, FrrAnnounce, FrrConfig, FrrTransport};
+pub use config::{
+    DEFAULT_BGPD_VTY_SOCKET, DEFAULT_PLAIN_METRIC, FrrAnnounce, FrrConfig, FrrTransport,
+    KernelMetrics,
+};
 pub use error::FrrError;
 pub use gate::{DEFAULT_KERNEL_ROUTE_PROTOCOL, KernelRouteGate, protocol_problem};
 pub use types::{Asn, VrfName};

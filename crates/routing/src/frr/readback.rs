@@ -111,6 +111,33 @@ pub(crate) enum NetworkReadback {
 /// `network` whose path is not valid (prefix missing from the RIB) is offered to nobody, so it reads as
 /// withdrawn, with the reason in the detail.
 pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadback, ReadbackError> {
+    path_status(prefix, json, PathSource::Network)
+}
+
+/// Reads the state of the prefix's redistributed path (`redistribute kernel`, `announce_via =
+/// "kernel-metric"`): announced = a valid, not-removed path that bgpd sources from zebra (`sourced`
+/// without `local`, which marks `network` statements and aggregates).
+pub(crate) fn redistributed_status(
+    prefix: &IpNet,
+    json: &str,
+) -> Result<NetworkReadback, ReadbackError> {
+    path_status(prefix, json, PathSource::Redistribute)
+}
+
+/// Which local path a read-back looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathSource {
+    /// From a `network` statement: `sourced` and `local`.
+    Network,
+    /// Redistributed from zebra: `sourced`, not `local`.
+    Redistribute,
+}
+
+fn path_status(
+    prefix: &IpNet,
+    json: &str,
+    source: PathSource,
+) -> Result<NetworkReadback, ReadbackError> {
     let map = parse_object(json)?;
     if map.contains_key("warning") && !map.contains_key("paths") {
         return Ok(NetworkReadback::UnknownVrf);
@@ -132,13 +159,34 @@ pub(crate) fn network_status(prefix: &IpNet, json: &str) -> Result<NetworkReadba
         Some(_) => return Err(ReadbackError::PathsNotAnArray),
     };
     let flag = |path: &Value, key: &str| path.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let network_path = paths.iter().find(|p| {
-        flag(p, "sourced") && flag(p, "local") && !flag(p, "aggregated") && !flag(p, "removed")
-    });
     let advertised_to = map
         .get("advertisedTo")
         .and_then(Value::as_object)
         .map_or(0, Map::len);
+    let network_path = paths.iter().find(|p| {
+        flag(p, "sourced")
+            && flag(p, "local") == (source == PathSource::Network)
+            && !flag(p, "aggregated")
+            && !flag(p, "removed")
+    });
+    if source == PathSource::Redistribute {
+        let status = match network_path {
+            Some(path) if flag(path, "valid") => TargetStatus {
+                state: RouteState::Announced,
+                detail: format!(
+                    "redistributed path for {prefix} valid, advertised to {advertised_to} peer(s)"
+                ),
+            },
+            _ => TargetStatus {
+                state: RouteState::Withdrawn,
+                detail: format!("no redistributed path for {prefix} in the BGP table"),
+            },
+        };
+        return Ok(NetworkReadback::Status {
+            status,
+            configured: network_path.is_some(),
+        });
+    }
     let status = match network_path {
         None => TargetStatus {
             state: RouteState::Withdrawn,
@@ -474,6 +522,39 @@ mod tests {
             NetworkReadback::Status { status, .. } => status.state,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn redistributed_paths_are_told_apart_from_network_paths() {
+        let redistributed =
+            |prefix: &str, json: &str| match redistributed_status(&prefix.parse().unwrap(), json)
+                .unwrap()
+            {
+                NetworkReadback::Status { status, .. } => status,
+                other => panic!("{other:?}"),
+            };
+        // A path redistributed from zebra (`sourced` without `local`), as bgpd 8.4.4 printed it in the lab.
+        let status = redistributed("192.0.2.0/30", REDISTRIBUTED);
+        assert_eq!(status.state, RouteState::Announced, "{status:?}");
+        assert!(status.detail.contains("redistributed"), "{status:?}");
+        // A `network` statement's path is not a redistributed one, and the other way round.
+        assert_eq!(
+            redistributed("203.0.113.53/32", NETWORK_VALID).state,
+            RouteState::Withdrawn
+        );
+        assert_eq!(state("192.0.2.0/30", REDISTRIBUTED), RouteState::Withdrawn);
+        let removed =
+            r#"{"prefix":"192.0.2.0/30","paths":[{"valid":true,"sourced":true,"removed":true}]}"#;
+        assert_eq!(
+            redistributed("192.0.2.0/30", removed).state,
+            RouteState::Withdrawn
+        );
+        let invalid = r#"{"prefix":"192.0.2.0/30","paths":[{"valid":false,"sourced":true}]}"#;
+        assert_eq!(
+            redistributed("192.0.2.0/30", invalid).state,
+            RouteState::Withdrawn
+        );
+        assert!(redistributed_status(&"192.0.2.0/30".parse().unwrap(), "% oops").is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nsbeacon_routing::frr::{
-    DEFAULT_KERNEL_ROUTE_PROTOCOL, FrrAnnounce, FrrTransport, KernelRouteGate, protocol_problem,
+    DEFAULT_KERNEL_ROUTE_PROTOCOL, FrrAnnounce, FrrTransport, KernelMetrics, KernelRouteGate,
+    protocol_problem,
 };
 
 use super::raw::RawBackend;
@@ -140,30 +141,34 @@ impl Validator<'_> {
     }
 
     /// FRR's `announce_via`: `"kernel-route"` (the default in the default VRF) gates the `network`
-    /// statements of frr.conf with a kernel route of protocol `kernel_protocol`; `"network"` (the default
-    /// with a `vrf`, where zebra does not read the main table) adds and removes the statements.
+    /// statements of frr.conf with a kernel route of protocol `kernel_protocol`; `"kernel-metric"` has
+    /// frr.conf redistribute that kernel route and carries the variant in its metric; `"network"` (the
+    /// default with a `vrf`, where zebra does not read the main table) adds and removes the statements.
     fn frr_announce(&mut self, raw: &RawBackend) -> Option<FrrAnnounce> {
-        let kernel_route = match raw.announce_via.as_deref() {
-            None => raw.vrf.is_none(),
-            Some("kernel-route") => {
+        self.frr_kernel_metrics = None;
+        let (kernel_route, by_metric) = match raw.announce_via.as_deref() {
+            None => (raw.vrf.is_none(), false),
+            Some(mode @ ("kernel-route" | "kernel-metric")) => {
                 if raw.vrf.is_some() {
                     self.issue(
                         "backend.announce_via",
-                        "\"kernel-route\" only works for the BGP instance of the default VRF",
+                        format!("{mode:?} only works for the BGP instance of the default VRF"),
                         "use announce_via = \"network\" with a vrf, or remove vrf",
                     );
                     return None;
                 }
-                true
+                (true, mode == "kernel-metric")
             }
-            Some("network") => false,
+            Some("network") => (false, false),
             Some(other) => {
                 self.issue(
                     "backend.announce_via",
                     format!("{other:?} is not a way to announce through FRR"),
                     "use announce_via = \"kernel-route\" (the default: frr.conf keeps the `network` lines, \
-                     nsbeacon's kernel route opens bgp import-check) or \"network\" (nsbeacon adds and removes \
-                     `network` lines; an FRR reload withdraws until the next read-back)",
+                     nsbeacon's kernel route opens bgp import-check), \"kernel-metric\" (frr.conf redistributes \
+                     nsbeacon's kernel route, whose metric selects the variant: reload-proof while degraded too) \
+                     or \"network\" (nsbeacon adds and removes `network` lines; an FRR reload withdraws until \
+                     the next read-back)",
                 );
                 return None;
             }
@@ -172,7 +177,7 @@ impl Validator<'_> {
             if raw.kernel_protocol.is_some() {
                 self.issue(
                     "backend.kernel_protocol",
-                    "`kernel_protocol` only applies with announce_via = \"kernel-route\"",
+                    "`kernel_protocol` only applies with announce_via = \"kernel-route\" or \"kernel-metric\"",
                     "remove it, or set announce_via = \"kernel-route\"",
                 );
                 return None;
@@ -215,10 +220,16 @@ impl Validator<'_> {
             );
             return None;
         }
-        Some(FrrAnnounce::KernelRoute(KernelRouteGate {
+        let gate = KernelRouteGate {
             protocol,
             netns: None,
-        }))
+        };
+        if by_metric {
+            let metrics = KernelMetrics::default();
+            self.frr_kernel_metrics = Some(metrics.clone());
+            return Some(FrrAnnounce::KernelMetric(gate, metrics));
+        }
+        Some(FrrAnnounce::KernelRoute(gate))
     }
 
     /// `backend.timeout`, or `default` when unset; `None` when set but invalid.

@@ -38,6 +38,9 @@ struct Validator<'a> {
     base: Option<&'a Path>,
     /// Which FRR prefixes may be targets, from `[backend]` (validated before the services).
     prefix_policy: targets::PrefixPolicy,
+    /// With FRR's `announce_via = "kernel-metric"`: the variants that have a metric (every FRR network
+    /// target must be one of them).
+    frr_kernel_metrics: Option<nsbeacon_routing::frr::KernelMetrics>,
 }
 
 pub(crate) fn validate(raw: raw::RawConfig, base: Option<&Path>) -> Result<Config, ConfigError> {
@@ -45,6 +48,7 @@ pub(crate) fn validate(raw: raw::RawConfig, base: Option<&Path>) -> Result<Confi
         issues: Vec::new(),
         base,
         prefix_policy: targets::PrefixPolicy::default(),
+        frr_kernel_metrics: None,
     };
     let backend = v.backend(raw.backend.as_ref());
     let kind = backend.as_ref().map(|b| match b {

@@ -86,7 +86,22 @@ impl Validator<'_> {
                 RouteTarget::FrrNetwork(network) => {
                     match self.prefix_policy.refuse(&network.prefix) {
                         Some(refused) => Err(refused),
-                        None => Ok(target),
+                        None => match &self.frr_kernel_metrics {
+                            Some(metrics) if metrics.metric(network.route_map.as_ref()).is_none() => {
+                                Err((
+                                    format!(
+                                        "{network} has no kernel-route metric with announce_via = \
+                                         \"kernel-metric\""
+                                    ),
+                                    format!(
+                                        "use one of the variants frr.conf's NSBEACON-KERNEL route-maps map: {} \
+                                         (frr-templates/nsbeacon-bgpd-kernel-metric.conf)",
+                                        metrics.describe()
+                                    ),
+                                ))
+                            }
+                            _ => Ok(target),
+                        },
                     }
                 }
                 _ => Ok(target),
