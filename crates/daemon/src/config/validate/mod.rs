@@ -11,6 +11,7 @@
 mod backend;
 mod check;
 mod fleet;
+mod load;
 mod query;
 mod serial;
 mod service;
