@@ -969,7 +969,9 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             match signal {
                 crate::health::CheckSignal::Pass => {}
                 crate::health::CheckSignal::Soft(_) => any_soft = true,
-                crate::health::CheckSignal::Hard(_) | crate::health::CheckSignal::Refused(_) => {
+                crate::health::CheckSignal::Hard(_)
+                | crate::health::CheckSignal::Refused(_)
+                | crate::health::CheckSignal::TimedOut(_) => {
                     any_hard = true
                 }
             }

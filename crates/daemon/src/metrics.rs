@@ -610,6 +610,24 @@ mod tests {
         m.damping_penalty.with_label_values(&["dns"]).set(0.5);
         m.damping_suppressed.with_label_values(&["dns"]).set(0);
         m.service_drained.with_label_values(&["dns"]).set(0);
+        m.dns_queries_per_second
+            .with_label_values(&["dns", "knot"])
+            .set(1200.0);
+        m.dns_queries_baseline_per_second
+            .with_label_values(&["dns", "knot"])
+            .set(12.0);
+        m.udp_receive_errors_total
+            .with_label_values(&["dns", "RcvbufErrors"])
+            .inc();
+        m.load_read_errors_total
+            .with_label_values(&["dns", "knot"])
+            .inc();
+        m.load_overloaded.with_label_values(&["dns"]).set(1);
+        m.overload_absorbing.with_label_values(&["dns"]).set(1);
+        m.overload_absorbs_total.with_label_values(&["dns"]).inc();
+        m.overload_absorb_seconds_total
+            .with_label_values(&["dns"])
+            .inc_by(1.5);
     }
 
     #[derive(Default, Debug)]

@@ -196,7 +196,9 @@ impl SignalKind {
         match signal {
             CheckSignal::Pass => SignalKind::Pass,
             CheckSignal::Soft(_) => SignalKind::Soft,
-            CheckSignal::Hard(_) | CheckSignal::Refused(_) => SignalKind::Hard,
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) | CheckSignal::TimedOut(_) => {
+                SignalKind::Hard
+            }
         }
     }
 }
