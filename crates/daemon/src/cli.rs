@@ -674,6 +674,25 @@ pub fn render_status(doc: &StatusDocument, now: f64) -> String {
             let _ = writeln!(out, "{line}");
         }
     }
+    let loads: Vec<String> = doc
+        .services
+        .iter()
+        .filter_map(|s| {
+            s.load.as_ref().map(|l| {
+                let mut line = format!("  {}: {}", s.name, l.summary());
+                if let (true, Some(since)) = (l.absorbing, l.absorbing_since_unix) {
+                    let _ = write!(line, ", since {}", ago(now, since));
+                }
+                line
+            })
+        })
+        .collect();
+    if !loads.is_empty() {
+        let _ = writeln!(out, "load (the DNS server's statistics, [service.load]):");
+        for line in loads {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
 
@@ -1240,6 +1259,7 @@ mod tests {
                 suppressed: false,
             },
             transitions: 0,
+            load: None,
             checks: Vec::new(),
             targets: targets
                 .iter()
