@@ -25,7 +25,10 @@ fn reader_counts_queries(kind: DnsServerKind) {
             "nsd",
             format!("socket = \"{}\"", lab.dns().nsd_control_socket().display()),
         ),
-        DnsServerKind::Bind => ("bind", format!("url = \"{}\"", lab.dns().bind_statistics_url())),
+        DnsServerKind::Bind => (
+            "bind",
+            format!("url = \"{}\"", lab.dns().bind_statistics_url()),
+        ),
         DnsServerKind::Knot => unreachable!("the Knot reader is tested in crates/daemon"),
     };
     let mut config = BeaconConfig::for_lab(&lab);
@@ -54,7 +57,8 @@ fn reader_counts_queries(kind: DnsServerKind) {
     let anycast = std::net::IpAddr::V4(ANYCAST_V4_ADDR);
     for _ in 0..40 {
         assert!(
-            lab.query_from_upstream(anycast, Duration::from_secs(2)).is_some(),
+            lab.query_from_upstream(anycast, Duration::from_secs(2))
+                .is_some(),
             "the upstream's query through the route failed"
         );
     }

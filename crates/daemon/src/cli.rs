@@ -990,9 +990,7 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
                 crate::health::CheckSignal::Soft(_) => any_soft = true,
                 crate::health::CheckSignal::Hard(_)
                 | crate::health::CheckSignal::Refused(_)
-                | crate::health::CheckSignal::TimedOut(_) => {
-                    any_hard = true
-                }
+                | crate::health::CheckSignal::TimedOut(_) => any_hard = true,
             }
             out_raw!("{out}");
         }

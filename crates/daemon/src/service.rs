@@ -668,7 +668,10 @@ impl ServiceTask {
         }
         let absorbing = self.health.absorbing();
         let since = self.health.absorbing_since().map(|since| {
-            unix_now() - Instant::now().saturating_duration_since(since).as_secs_f64()
+            unix_now()
+                - Instant::now()
+                    .saturating_duration_since(since)
+                    .as_secs_f64()
         });
         if let Some(load) = &mut self.report.load {
             load.absorbing = absorbing;

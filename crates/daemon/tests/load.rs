@@ -55,7 +55,10 @@ fn the_knot_reader_counts_the_queries_knot_received() {
         .filter_map(|l| l.split(" = ").nth(1))
         .filter_map(|v| v.trim().parse::<u64>().ok())
         .sum();
-    assert!(knotc >= after, "knotc says {knotc}, the reader {after}: {text}");
+    assert!(
+        knotc >= after,
+        "knotc says {knotc}, the reader {after}: {text}"
+    );
 }
 
 #[test]
@@ -64,7 +67,10 @@ fn the_knot_reader_says_what_is_wrong_instead_of_guessing() {
     let knot = KnotServer::start(KnotConfig::new().with_zone(Zone::new("example.com.", 1)));
     let rt = runtime();
     let error = rt
-        .block_on(read_knot(&knot.control_socket(), Duration::from_millis(500)))
+        .block_on(read_knot(
+            &knot.control_socket(),
+            Duration::from_millis(500),
+        ))
         .expect_err("no mod-stats");
     assert!(error.to_string().contains("mod-stats"), "{error}");
     // No socket: an I/O error naming the path.
@@ -108,7 +114,10 @@ fn the_kernel_reader_sees_receive_buffer_drops() {
         before.rcvbuf_errors,
         after.rcvbuf_errors
     );
-    assert!(after.in_errors >= before.in_errors + 1000, "{before:?} -> {after:?}");
+    assert!(
+        after.in_errors >= before.in_errors + 1000,
+        "{before:?} -> {after:?}"
+    );
     drop(sink);
 }
 
@@ -117,10 +126,24 @@ fn flood(target: SocketAddr, dir: &std::path::Path, secs: u32) -> Child {
     let queries = dir.join("flood.queries");
     std::fs::write(&queries, "example.com. SOA\n").expect("write queries");
     Command::new(require_binary("dnsperf"))
-        .args(["-s", &target.ip().to_string(), "-p", &target.port().to_string()])
+        .args([
+            "-s",
+            &target.ip().to_string(),
+            "-p",
+            &target.port().to_string(),
+        ])
         .arg("-d")
         .arg(&queries)
-        .args(["-Q", "3000", "-q", "5000", "-t", "1", "-l", &secs.to_string()])
+        .args([
+            "-Q",
+            "3000",
+            "-q",
+            "5000",
+            "-t",
+            "1",
+            "-l",
+            &secs.to_string(),
+        ])
         .args(["-O", "suppress=timeout"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -166,7 +189,12 @@ min_qps = 100
     let text = format!(
         "{}{}{}",
         node.header(""),
-        common::service_block("dns", "anycast_dns", Some("anycast_degraded"), node.knot.addr()),
+        common::service_block(
+            "dns",
+            "anycast_dns",
+            Some("anycast_degraded"),
+            node.knot.addr()
+        ),
         load
     );
     std::fs::write(node.config_path(), text).expect("write config");
@@ -210,20 +238,44 @@ fn a_flood_that_times_the_probes_out_is_absorbed_while_it_lasts() {
         "the flood withdrew the service: states {states:?}\n{}",
         node.log()
     );
-    assert!(seen_absorbing, "never absorbing: states {states:?}\n{}", node.log());
+    assert!(
+        seen_absorbing,
+        "never absorbing: states {states:?}\n{}",
+        node.log()
+    );
     let load = load_status(&node);
     assert_eq!(load["overloaded"], true, "{load}");
     assert!(load["qps"].as_f64() > Some(500.0), "{load}");
     let doc = node.status();
-    let reason = doc["services"][0]["reason"].as_str().unwrap_or_default().to_owned();
+    let reason = doc["services"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(reason.starts_with("absorbing overload: "), "{reason}");
     assert!(reason.contains("vs baseline"), "{reason}");
-    node.expect_protocol("anycast_degraded", "up", "absorbing announces the degrade target");
-    node.expect_protocol("anycast_dns", "down", "absorbing replaces the normal target");
+    node.expect_protocol(
+        "anycast_degraded",
+        "up",
+        "absorbing announces the degrade target",
+    );
+    node.expect_protocol(
+        "anycast_dns",
+        "down",
+        "absorbing replaces the normal target",
+    );
     let (_, metrics) = node.get("/metrics");
-    assert!(metrics.contains("nsbeacon_overload_absorbing{service=\"dns\"} 1"), "{metrics}");
-    assert!(metrics.contains("nsbeacon_load_overloaded{service=\"dns\"} 1"), "{metrics}");
-    assert!(metrics.contains("nsbeacon_overload_absorbs_total{service=\"dns\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("nsbeacon_overload_absorbing{service=\"dns\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nsbeacon_load_overloaded{service=\"dns\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nsbeacon_overload_absorbs_total{service=\"dns\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("nsbeacon_dns_queries_per_second{service=\"dns\",source=\"knot\"}"));
     let status = node.cli(&["status"]);
     let text = common::text(&status);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use nsbeacon_prober::{FailReason, ProbeStatus, Transport};
 
 use super::tests::{
-    Clock, all_withdrawn, announced, answer, damped, drain, feed, guarded_up_service, hard, outcome,
-    service, transport_result, up_service,
+    Clock, all_withdrawn, announced, answer, damped, drain, feed, guarded_up_service, hard,
+    outcome, service, transport_result, up_service,
 };
 use super::*;
 use crate::config::{LoadConfig, LoadSource, OverloadPolicy, ServiceConfig};
@@ -47,7 +47,11 @@ fn absorbing(absorb_for_secs: u64) -> ServiceConfig {
 /// An up service with `config`, overloaded, whose only check then times out `fall` times.
 fn flooded(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
     let mut h = up_service(config, clock);
-    assert!(h.set_overload(Some(FLOOD.to_owned()), clock.step()).is_none(), "a load signal alone changes nothing");
+    assert!(
+        h.set_overload(Some(FLOOD.to_owned()), clock.step())
+            .is_none(),
+        "a load signal alone changes nothing"
+    );
     feed(&mut h, clock, 0, &timed_out(), 3);
     h
 }
@@ -60,8 +64,17 @@ fn timeouts_under_overload_absorb_on_the_degrade_targets_and_recover() {
     assert_eq!(h.state(), ServiceState::Degraded, "{}", h.reason());
     assert!(h.absorbing());
     assert_eq!(announced(&h), ["anycast_prepend"]);
-    assert!(h.reason().starts_with(&format!("absorbing overload: {FLOOD}")), "{}", h.reason());
-    assert!(h.reason().contains("udp: timeout"), "the checks' reason is kept: {}", h.reason());
+    assert!(
+        h.reason()
+            .starts_with(&format!("absorbing overload: {FLOOD}")),
+        "{}",
+        h.reason()
+    );
+    assert!(
+        h.reason().contains("udp: timeout"),
+        "the checks' reason is kept: {}",
+        h.reason()
+    );
     assert!(h.absorbing_since().is_some());
     // Make-before-break, as for any degrade: the degrade target first.
     assert_eq!(
@@ -101,8 +114,18 @@ fn refused_connections_and_wrong_answers_are_not_overload() {
     let config = absorbing(600);
     let mut refused = up_service(&config, &mut clock);
     refused.set_overload(Some(FLOOD.to_owned()), clock.step());
-    feed(&mut refused, &mut clock, 0, &CheckSignal::Refused("udp: connection refused".to_owned()), 3);
-    assert_eq!(refused.state(), ServiceState::Down, "a server that is not running is not overloaded");
+    feed(
+        &mut refused,
+        &mut clock,
+        0,
+        &CheckSignal::Refused("udp: connection refused".to_owned()),
+        3,
+    );
+    assert_eq!(
+        refused.state(),
+        ServiceState::Down,
+        "a server that is not running is not overloaded"
+    );
     assert!(all_withdrawn(&refused));
 
     let mut wrong = up_service(&config, &mut clock);
@@ -138,7 +161,11 @@ fn absorb_for_bounds_an_episode_and_a_withdrawn_service_is_never_reannounced() {
     let t = h.tick(clock.step()).expect("absorb_for ran out");
     assert_eq!((t.from, t.to), (ServiceState::Degraded, ServiceState::Down));
     assert!(all_withdrawn(&h));
-    assert!(h.reason().contains("absorbed for absorb_for = 1m already"), "{}", h.reason());
+    assert!(
+        h.reason().contains("absorbed for absorb_for = 1m already"),
+        "{}",
+        h.reason()
+    );
     // The rest of this overload: the normal rules, even after a passing spell.
     feed(&mut h, &mut clock, 0, &CheckSignal::Pass, 3);
     assert_eq!(h.state(), ServiceState::Up);
@@ -200,7 +227,10 @@ fn switching_to_withdraw_on_reload_ends_an_absorption() {
     let mut h = flooded(&config, &mut clock);
     assert!(h.absorbing());
     let t = h
-        .reconfigure(&with_load(service(), OverloadPolicy::Withdraw), clock.step())
+        .reconfigure(
+            &with_load(service(), OverloadPolicy::Withdraw),
+            clock.step(),
+        )
         .expect("transition");
     assert_eq!(t.to, ServiceState::Down);
     assert!(all_withdrawn(&h));
@@ -214,14 +244,25 @@ fn absorbing_asks_no_fleet_guard_and_its_end_goes_through_the_guard() {
     h.set_overload(Some(FLOOD.to_owned()), clock.step());
     feed(&mut h, &mut clock, 0, &timed_out(), 3);
     assert!(h.absorbing(), "{}", h.reason());
-    assert_eq!(h.guard_question(), None, "absorbing withdraws nothing: nothing to ask");
+    assert_eq!(
+        h.guard_question(),
+        None,
+        "absorbing withdraws nothing: nothing to ask"
+    );
     clock.advance(Duration::from_secs(30));
     h.tick(clock.step());
     // The withdrawal after absorb_for is guarded like any other: the routes stay while the guard is asked.
     let question = h.guard_question().expect("asked").to_owned();
     assert!(question.contains("absorbed for absorb_for"), "{question}");
     assert!(!all_withdrawn(&h));
-    answer(&mut h, &mut clock, GuardAnswer::Held { announcing: 0, needed: 1 });
+    answer(
+        &mut h,
+        &mut clock,
+        GuardAnswer::Held {
+            announcing: 0,
+            needed: 1,
+        },
+    );
     assert_eq!(h.state(), ServiceState::Held);
     assert_eq!(announced(&h), ["anycast_prepend"]);
 }
@@ -232,7 +273,14 @@ fn a_held_service_that_is_flooded_absorbs() {
     let config = absorbing(600);
     let mut h = guarded_up_service(&config, &mut clock);
     feed(&mut h, &mut clock, 0, &timed_out(), 3);
-    answer(&mut h, &mut clock, GuardAnswer::Held { announcing: 0, needed: 1 });
+    answer(
+        &mut h,
+        &mut clock,
+        GuardAnswer::Held {
+            announcing: 0,
+            needed: 1,
+        },
+    );
     assert_eq!(h.state(), ServiceState::Held);
     h.set_overload(Some(FLOOD.to_owned()), clock.step());
     assert_eq!(h.state(), ServiceState::Degraded, "{}", h.reason());
@@ -268,7 +316,11 @@ fn without_degrade_targets_the_normal_targets_stay_announced() {
     let h = flooded(&config, &mut clock);
     assert!(h.absorbing());
     assert_eq!(announced(&h), ["anycast"]);
-    assert!(h.reason().contains("normal targets stay announced"), "{}", h.reason());
+    assert!(
+        h.reason().contains("normal targets stay announced"),
+        "{}",
+        h.reason()
+    );
 }
 
 #[test]
@@ -276,17 +328,40 @@ fn classify_marks_timeouts_everywhere_as_timed_out() {
     let timeouts = outcome(
         ProbeStatus::Fail,
         vec![
-            transport_result(Transport::Udp, ProbeStatus::Fail, Some(FailReason::Timeout), 250),
-            transport_result(Transport::Tcp, ProbeStatus::Fail, Some(FailReason::Timeout), 250),
+            transport_result(
+                Transport::Udp,
+                ProbeStatus::Fail,
+                Some(FailReason::Timeout),
+                250,
+            ),
+            transport_result(
+                Transport::Tcp,
+                ProbeStatus::Fail,
+                Some(FailReason::Timeout),
+                250,
+            ),
         ],
         None,
     );
-    assert!(matches!(classify_probe(&timeouts), CheckSignal::TimedOut(_)));
+    assert!(matches!(
+        classify_probe(&timeouts),
+        CheckSignal::TimedOut(_)
+    ));
     let mixed = outcome(
         ProbeStatus::Fail,
         vec![
-            transport_result(Transport::Udp, ProbeStatus::Fail, Some(FailReason::Timeout), 250),
-            transport_result(Transport::Tcp, ProbeStatus::Fail, Some(FailReason::NotAuthoritative), 1),
+            transport_result(
+                Transport::Udp,
+                ProbeStatus::Fail,
+                Some(FailReason::Timeout),
+                250,
+            ),
+            transport_result(
+                Transport::Tcp,
+                ProbeStatus::Fail,
+                Some(FailReason::NotAuthoritative),
+                1,
+            ),
         ],
         None,
     );

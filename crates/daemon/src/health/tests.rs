@@ -1523,7 +1523,10 @@ fn a_missing_target_holds_the_service_down_with_the_name_until_it_exists() {
 
 // ---- fleet guard overlay ----
 
-pub(super) fn guarded(on_unavailable: crate::config::OnUnavailable, all_failures: bool) -> GuardPolicy {
+pub(super) fn guarded(
+    on_unavailable: crate::config::OnUnavailable,
+    all_failures: bool,
+) -> GuardPolicy {
     GuardPolicy {
         all_failures,
         on_unavailable,
@@ -1541,7 +1544,11 @@ pub(super) fn guarded_up_service(config: &ServiceConfig, clock: &mut Clock) -> S
 }
 
 /// Marks the pending question asked and feeds `answer`.
-pub(super) fn answer(h: &mut ServiceHealth, clock: &mut Clock, answer: GuardAnswer) -> Option<Transition> {
+pub(super) fn answer(
+    h: &mut ServiceHealth,
+    clock: &mut Clock,
+    answer: GuardAnswer,
+) -> Option<Transition> {
     h.guard_asked();
     h.guard_answered(answer, clock.step())
 }

@@ -261,7 +261,11 @@ mod tests {
         assert!((baseline - 50.0).abs() < 1.0, "{baseline}");
         let flood = feed(&mut d, &mut q, &mut t, 5000, 1);
         assert!(flood.overloaded, "{flood:?}");
-        assert!(flood.detail.contains("5000 qps vs baseline 50 qps"), "{}", flood.detail);
+        assert!(
+            flood.detail.contains("5000 qps vs baseline 50 qps"),
+            "{}",
+            flood.detail
+        );
         // A long flood does not move the baseline.
         let long = feed(&mut d, &mut q, &mut t, 5000, 600);
         assert!(long.overloaded);
@@ -289,15 +293,27 @@ mod tests {
         // A counter reset gives no rate, not a huge or negative one.
         let mut r = Detector::new(config());
         let t0 = Instant::now();
-        r.observe(Reading { queries: Some(1_000_000), udp_errors: None }, t0);
+        r.observe(
+            Reading {
+                queries: Some(1_000_000),
+                udp_errors: None,
+            },
+            t0,
+        );
         let reset = r.observe(
-            Reading { queries: Some(5), udp_errors: None },
+            Reading {
+                queries: Some(5),
+                udp_errors: None,
+            },
             t0 + Duration::from_secs(1),
         );
         assert_eq!(reset.qps, None);
         assert!(!reset.overloaded);
         let after = r.observe(
-            Reading { queries: Some(15), udp_errors: None },
+            Reading {
+                queries: Some(15),
+                udp_errors: None,
+            },
             t0 + Duration::from_secs(2),
         );
         assert_eq!(after.qps, Some(10.0));
@@ -309,20 +325,44 @@ mod tests {
         c.max_qps = Some(1000.0);
         let mut d = Detector::new(c);
         let t0 = Instant::now();
-        d.observe(Reading { queries: Some(0), udp_errors: Some((0, 0)) }, t0);
+        d.observe(
+            Reading {
+                queries: Some(0),
+                udp_errors: Some((0, 0)),
+            },
+            t0,
+        );
         let a = d.observe(
-            Reading { queries: Some(2000), udp_errors: Some((0, 0)) },
+            Reading {
+                queries: Some(2000),
+                udp_errors: Some((0, 0)),
+            },
             t0 + Duration::from_secs(1),
         );
-        assert!(a.overloaded && a.detail.contains("over max_qps 1000"), "{a:?}");
+        assert!(
+            a.overloaded && a.detail.contains("over max_qps 1000"),
+            "{a:?}"
+        );
 
         let mut u = Detector::new(config());
-        u.observe(Reading { queries: None, udp_errors: Some((100, 90)) }, t0);
+        u.observe(
+            Reading {
+                queries: None,
+                udp_errors: Some((100, 90)),
+            },
+            t0,
+        );
         let b = u.observe(
-            Reading { queries: None, udp_errors: Some((300, 280)) },
+            Reading {
+                queries: None,
+                udp_errors: Some((300, 280)),
+            },
             t0 + Duration::from_secs(1),
         );
-        assert!(b.overloaded && b.detail.contains("200 UDP receive errors/s"), "{b:?}");
+        assert!(
+            b.overloaded && b.detail.contains("200 UDP receive errors/s"),
+            "{b:?}"
+        );
         // Failed reads count towards calm: no signal is no evidence of an overload.
         for i in 2..=4 {
             let c = u.observe(Reading::default(), t0 + Duration::from_secs(i));

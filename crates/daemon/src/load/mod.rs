@@ -223,7 +223,10 @@ async fn run(
     }
     // No task, no signal: health must not keep absorbing on a stale verdict.
     clear_rate_series(&metrics, &service, &config.source);
-    metrics.load_overloaded.with_label_values(&[&service]).set(0);
+    metrics
+        .load_overloaded
+        .with_label_values(&[&service])
+        .set(0);
     out.send_replace(LoadView::default());
 }
 

@@ -183,7 +183,9 @@ fn parse_knot_units(buf: &[u8]) -> Result<Option<Vec<KnotUnit>>, String> {
                         break;
                     }
                     if code > KNOT_ITEM_MAX {
-                        return Err(format!("byte {code:#04x} at offset {pos} is no unit or item code"));
+                        return Err(format!(
+                            "byte {code:#04x} at offset {pos} is no unit or item code"
+                        ));
                     }
                     let Some(len) = buf.get(pos + 1..pos + 3) else {
                         return Ok(None);
@@ -201,7 +203,12 @@ fn parse_knot_units(buf: &[u8]) -> Result<Option<Vec<KnotUnit>>, String> {
                     units.push(unit);
                 }
             }
-            other => return Err(format!("byte {other:#04x} at offset {} is no unit type", pos - 1)),
+            other => {
+                return Err(format!(
+                    "byte {other:#04x} at offset {} is no unit type",
+                    pos - 1
+                ));
+            }
         }
     }
 }
@@ -306,9 +313,10 @@ pub fn parse_nsd_stats(reply: &str) -> Result<u64, ReadError> {
     }
     for line in reply.lines() {
         if let Some(value) = line.strip_prefix("num.queries=") {
-            return value.trim().parse().map_err(|_| {
-                garbage(WHAT, format!("num.queries={value:?} is not a counter"))
-            });
+            return value
+                .trim()
+                .parse()
+                .map_err(|_| garbage(WHAT, format!("num.queries={value:?} is not a counter")));
         }
     }
     Err(garbage(
@@ -379,12 +387,21 @@ pub fn parse_bind_reply(reply: &[u8]) -> Result<u64, ReadError> {
             "chunked replies are not read (BIND sends Content-Length)",
         ));
     }
-    let doc: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| garbage(WHAT, format!("the body is not JSON ({e}); is the URL /json/v1/server?")))?;
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        garbage(
+            WHAT,
+            format!("the body is not JSON ({e}); is the URL /json/v1/server?"),
+        )
+    })?;
     let opcodes = doc
         .get("opcodes")
         .and_then(serde_json::Value::as_object)
-        .ok_or_else(|| garbage(WHAT, "no \"opcodes\" object in the JSON (use /json/v1/server)"))?;
+        .ok_or_else(|| {
+            garbage(
+                WHAT,
+                "no \"opcodes\" object in the JSON (use /json/v1/server)",
+            )
+        })?;
     let mut total: u64 = 0;
     for (name, value) in opcodes {
         let n = value
@@ -450,9 +467,12 @@ pub fn parse_snmp(text: &str) -> Result<UdpCounters, ReadError> {
             .iter()
             .position(|n| *n == want)
             .ok_or_else(|| garbage(WHAT, format!("no Udp: {want} counter")))?;
-        values[i]
-            .parse()
-            .map_err(|_| garbage(WHAT, format!("Udp: {want} = {:?} is not a counter", values[i])))
+        values[i].parse().map_err(|_| {
+            garbage(
+                WHAT,
+                format!("Udp: {want} = {:?} is not a counter", values[i]),
+            )
+        })
     };
     Ok(UdpCounters {
         in_errors: get("InErrors")?,
@@ -510,8 +530,13 @@ mod tests {
         // A value byte equal to the block code inside an item does not end the reply early.
         let mut tricky = stat_unit("udp4", "\u{3}");
         tricky.push(KNOT_BLOCK);
-        let units = parse_knot_units(&tricky).expect("parses").expect("complete");
-        assert!(matches!(knot_requests(&units), Err(ReadError::Garbage { .. })));
+        let units = parse_knot_units(&tricky)
+            .expect("parses")
+            .expect("complete");
+        assert!(matches!(
+            knot_requests(&units),
+            Err(ReadError::Garbage { .. })
+        ));
     }
 
     #[test]
@@ -533,7 +558,9 @@ mod tests {
         let units = parse_knot_units(&other).expect("parses").expect("complete");
         assert!(knot_requests(&units).is_err());
         // Nothing at all: nothing counted yet.
-        let units = parse_knot_units(&[KNOT_BLOCK]).expect("parses").expect("complete");
+        let units = parse_knot_units(&[KNOT_BLOCK])
+            .expect("parses")
+            .expect("complete");
         assert_eq!(knot_requests(&units), Ok(0));
     }
 
@@ -545,7 +572,10 @@ mod tests {
             parse_nsd_stats("error unknown command 'stats_noreset'\n"),
             Err(ReadError::Refused { .. })
         ));
-        assert!(matches!(parse_nsd_stats(""), Err(ReadError::Garbage { .. })));
+        assert!(matches!(
+            parse_nsd_stats(""),
+            Err(ReadError::Garbage { .. })
+        ));
         assert!(matches!(
             parse_nsd_stats("num.queries=lots\n"),
             Err(ReadError::Garbage { .. })
@@ -573,7 +603,10 @@ mod tests {
             "SSH-2.0-OpenSSH\r\n\r\n",
         ] {
             assert!(
-                matches!(parse_bind_reply(bad.as_bytes()), Err(ReadError::Garbage { .. })),
+                matches!(
+                    parse_bind_reply(bad.as_bytes()),
+                    Err(ReadError::Garbage { .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -49,10 +49,13 @@ impl Validator<'_> {
             ),
         };
         let timeout = match (raw.timeout.as_deref(), interval) {
-            (None, interval) => Some(DEFAULT_LOAD_TIMEOUT_CAP.min(interval.unwrap_or(DEFAULT_LOAD_INTERVAL))),
+            (None, interval) => {
+                Some(DEFAULT_LOAD_TIMEOUT_CAP.min(interval.unwrap_or(DEFAULT_LOAD_INTERVAL)))
+            }
             (Some(s), interval) => {
                 let key = format!("{path}.timeout");
-                let timeout = self.duration_in(&key, Some(s), MIN_LOAD_TIMEOUT, MAX_LOAD_INTERVAL)?;
+                let timeout =
+                    self.duration_in(&key, Some(s), MIN_LOAD_TIMEOUT, MAX_LOAD_INTERVAL)?;
                 if let Some(interval) = interval
                     && timeout > interval
                 {
@@ -219,7 +222,8 @@ impl Validator<'_> {
 
     fn factor(&mut self, path: &str, raw: &RawLoad) -> Option<f64> {
         let key = format!("{path}.overload_factor");
-        let factor = self.positive_number(&key, raw.overload_factor.as_ref(), DEFAULT_OVERLOAD_FACTOR)?;
+        let factor =
+            self.positive_number(&key, raw.overload_factor.as_ref(), DEFAULT_OVERLOAD_FACTOR)?;
         if factor <= 1.0 {
             self.issue(
                 key,
@@ -310,4 +314,226 @@ pub(crate) fn parse_http_url(url: &str) -> Option<(SocketAddr, String)> {
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'%');
     path_ok.then(|| (addr, path.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{
+        ConfigError, ConfigIssue, DEFAULT_ABSORB_FOR, LoadConfig, LoadSource, OverloadPolicy, parse,
+    };
+
+    fn config(load: &str) -> String {
+        format!(
+            r#"
+[backend]
+kind = "bird"
+
+[[service]]
+name = "dns"
+announce = ["anycast_dns"]
+
+[[service.check]]
+name = "soa"
+target = "127.0.0.1:53"
+qname = "example.com"
+
+[service.load]
+{load}
+"#
+        )
+    }
+
+    fn ok(load: &str) -> LoadConfig {
+        let parsed = parse(&config(load), "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        parsed.services[0].load.clone().expect("load")
+    }
+
+    fn issues(load: &str) -> Vec<ConfigIssue> {
+        match parse(&config(load), "test.toml") {
+            Err(ConfigError::Invalid(issues)) => issues,
+            other => panic!("expected issues, got {other:?}"),
+        }
+    }
+
+    fn has(issues: &[ConfigIssue], path: &str, needle: &str) {
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.path == path && i.message.contains(needle)),
+            "no issue at {path} containing {needle:?}: {issues:#?}"
+        );
+    }
+
+    #[test]
+    fn defaults_and_each_source() {
+        let knot = ok(r#"source = "knot"
+socket = "/run/knot/knot.sock""#);
+        assert_eq!(
+            knot.source,
+            LoadSource::Knot {
+                socket: "/run/knot/knot.sock".into()
+            }
+        );
+        assert!(knot.kernel);
+        assert_eq!(knot.interval, Duration::from_secs(1));
+        assert_eq!(knot.timeout, Duration::from_millis(500));
+        assert_eq!(knot.overload_factor, 10.0);
+        assert_eq!(knot.min_qps, 100.0);
+        assert_eq!(knot.max_qps, None);
+        assert_eq!(knot.max_udp_errors, None);
+        assert_eq!(knot.baseline_window, Duration::from_secs(600));
+        assert_eq!(
+            knot.overload,
+            OverloadPolicy::Absorb {
+                absorb_for: DEFAULT_ABSORB_FOR
+            }
+        );
+        let nsd = ok(r#"source = "nsd"
+socket = "/run/nsd/nsd.ctl"
+interval = "200ms"
+overload = "withdraw""#);
+        assert_eq!(
+            nsd.timeout,
+            Duration::from_millis(200),
+            "capped by the interval"
+        );
+        assert_eq!(nsd.overload, OverloadPolicy::Withdraw);
+        let bind = ok(r#"source = "bind"
+url = "http://127.0.0.1:8053/json/v1/server"
+max_qps = 50000
+max_udp_errors = 100.5
+overload_factor = 20
+min_qps = 0
+absorb_for = "30m"
+baseline_window = "1h""#);
+        assert_eq!(
+            bind.source,
+            LoadSource::Bind {
+                addr: "127.0.0.1:8053".parse().expect("addr"),
+                path: "/json/v1/server".to_owned()
+            }
+        );
+        assert_eq!(bind.max_qps, Some(50000.0));
+        assert_eq!(bind.max_udp_errors, Some(100.5));
+        assert_eq!(bind.min_qps, 0.0);
+        assert_eq!(
+            bind.overload,
+            OverloadPolicy::Absorb {
+                absorb_for: Duration::from_secs(1800)
+            }
+        );
+        let ipv6 = ok(r#"source = "bind"
+url = "http://[::1]:8053""#);
+        assert!(
+            matches!(ipv6.source, LoadSource::Bind { ref path, .. } if path == "/json/v1/server")
+        );
+        let kernel = ok(r#"source = "none""#);
+        assert_eq!(kernel.source, LoadSource::None);
+    }
+
+    #[test]
+    fn every_mistake_is_named_with_its_key() {
+        has(&issues(""), "service[0].load.source", "needs source");
+        has(
+            &issues(r#"source = "unbound""#),
+            "service[0].load.source",
+            "unknown load source",
+        );
+        has(
+            &issues(r#"source = "knot""#),
+            "service[0].load.socket",
+            "needs socket",
+        );
+        has(
+            &issues(
+                r#"source = "nsd"
+socket = "nsd.ctl""#,
+            ),
+            "service[0].load.socket",
+            "absolute",
+        );
+        has(
+            &issues(r#"source = "bind""#),
+            "service[0].load.url",
+            "needs url",
+        );
+        for url in [
+            "https://127.0.0.1:8053/",
+            "http://localhost:8053/",
+            "http://127.0.0.1/",
+        ] {
+            has(
+                &issues(&format!("source = \"bind\"\nurl = \"{url}\"")),
+                "service[0].load.url",
+                "not an http:// URL",
+            );
+        }
+        has(
+            &issues(
+                r#"source = "bind"
+url = "http://127.0.0.1:8053/"
+socket = "/run/x""#,
+            ),
+            "service[0].load.socket",
+            "not \"bind\"",
+        );
+        has(
+            &issues(
+                r#"source = "none"
+kernel = false"#,
+            ),
+            "service[0].load.source",
+            "reads nothing",
+        );
+        let many = issues(
+            r#"source = "none"
+interval = "10ms"
+overload_factor = 1
+min_qps = -1
+max_qps = "lots"
+overload = "ignore"
+baseline_window = "0s""#,
+        );
+        has(&many, "service[0].load.interval", "out of range");
+        has(&many, "service[0].load.overload_factor", "not above 1");
+        has(&many, "service[0].load.min_qps", "negative");
+        has(&many, "service[0].load.max_qps", "not a number");
+        has(&many, "service[0].load.overload", "unknown overload policy");
+        has(&many, "service[0].load.baseline_window", "out of range");
+        has(
+            &issues(
+                r#"source = "none"
+interval = "1s"
+timeout = "2s""#,
+            ),
+            "service[0].load.timeout",
+            "longer than the load interval",
+        );
+        has(
+            &issues(
+                r#"source = "none"
+overload = "withdraw"
+absorb_for = "1m""#,
+            ),
+            "service[0].load.absorb_for",
+            "no effect",
+        );
+        has(
+            &issues(
+                r#"source = "knot"
+socket = "/run/knot/knot.sock"
+kernel = false
+max_udp_errors = 10"#,
+            ),
+            "service[0].load.max_udp_errors",
+            "kernel = false",
+        );
+        // Unknown keys stop at the syntax stage, with the key named.
+        match parse(&config("source = \"knot\"\nsockt = \"/x\""), "test.toml") {
+            Err(e) => assert!(e.to_string().contains("sockt"), "{e}"),
+            Ok(_) => panic!("a misspelled key was accepted"),
+        }
+    }
 }
