@@ -18,6 +18,7 @@ mod failover;
 mod fleet;
 mod footprint;
 mod lab;
+mod load;
 mod pooled;
 mod restart;
 mod rib;
@@ -172,6 +173,15 @@ enum Part {
         #[arg(long, default_value_t = 10_000)]
         zones: usize,
     },
+    /// Part 7: the CPU of the load readers (Knot, NSD, BIND, kernel) at a 1 s interval, on vs off.
+    Load {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// The measurement window.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Part 5: the fleet guard on etcd: guard-call latency, etcd writes in steady state, RSS with the guard.
     Fleet {
         /// The nsbeacon binary.
@@ -216,6 +226,7 @@ fn main() {
             zones,
         } => footprint::run(&nsbeacon, seconds, services, zones),
         Part::Restart { nsbeacon, trials } => restart::run(&nsbeacon, trials),
+        Part::Load { nsbeacon, seconds } => load::run(&nsbeacon, seconds),
         Part::Fleet {
             nsbeacon,
             nodes,
