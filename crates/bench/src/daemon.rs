@@ -35,7 +35,11 @@ impl Nsbeacon {
     }
 
     /// Like [`Nsbeacon::start`], inside network namespace `netns` (`ip netns exec` keeps the PID).
-    pub fn start_in_netns(binary: &Path, config: &str, netns: &str) -> Result<Nsbeacon, BenchError> {
+    pub fn start_in_netns(
+        binary: &Path,
+        config: &str,
+        netns: &str,
+    ) -> Result<Nsbeacon, BenchError> {
         Nsbeacon::launch(binary, config, "", "", Some(netns))
     }
 

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nsbeacon_e2e::dns::{KnotRole, LabDns};
 use nsbeacon_e2e::DnsServerKind;
+use nsbeacon_e2e::dns::{KnotRole, LabDns};
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 use nsbeacon_testkit::netns::Netns;
 
@@ -90,10 +90,12 @@ pub fn run(binary: &Path, seconds: u64) -> Result<String, BenchError> {
         KnotRole::Standalone,
     );
     let knot = KnotServer::start(KnotConfig::new().with_stats().with_zone(zone));
-    let names: Vec<String> = ["off_knot", "off_nsd", "off_bind", "on_knot", "on_nsd", "on_bind"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let names: Vec<String> = [
+        "off_knot", "off_nsd", "off_bind", "on_knot", "on_nsd", "on_bind",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     let bird = bird_with_protocols(&names);
     // The "knot" service probes NSD: Knot listens in the root namespace, out of the probes' reach; what
     // is measured is the reading, and the probes are the same in both processes.
@@ -107,7 +109,10 @@ pub fn run(binary: &Path, seconds: u64) -> Result<String, BenchError> {
             "source = \"nsd\"\nsocket = \"{}\"",
             nsd.nsd_control_socket().display()
         ),
-        format!("source = \"bind\"\nurl = \"{}\"", bind.bind_statistics_url()),
+        format!(
+            "source = \"bind\"\nurl = \"{}\"",
+            bind.bind_statistics_url()
+        ),
     ];
     let (off_port, on_port) = (nsbeacon_testkit::free_port(), nsbeacon_testkit::free_port());
     let mut off = Nsbeacon::start_in_netns(
@@ -153,7 +158,9 @@ pub fn run(binary: &Path, seconds: u64) -> Result<String, BenchError> {
     let first = (sample(off_pid)?, sample(on_pid)?);
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
-        std::thread::sleep(Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
+        );
         crate::check_interrupted()?;
         if !off.is_running() || !on.is_running() {
             return Err(BenchError::new("an nsbeacon exited during the measurement"));
@@ -177,7 +184,12 @@ pub fn run(binary: &Path, seconds: u64) -> Result<String, BenchError> {
         ));
     }
     let met = readers < TARGET_PERCENT;
-    let mut table = Table::new(&["nsbeacon", "services", "CPU % of one core", "RSS MiB at the end"]);
+    let mut table = Table::new(&[
+        "nsbeacon",
+        "services",
+        "CPU % of one core",
+        "RSS MiB at the end",
+    ]);
     table.row(vec![
         "off: probes only".into(),
         "3 at 1 Hz".into(),

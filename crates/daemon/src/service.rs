@@ -425,8 +425,14 @@ impl ServiceTask {
                         .overloaded
                         .then(|| view.assessment.detail.clone());
                     let transition = self.health.set_overload(signal, Instant::now());
-                    self.after_transition(transition);
                     self.update_load_report(&view);
+                    if transition.is_none() {
+                        // Nothing but the numbers changed (once a second): refresh the report alone,
+                        // without republishing routes and metrics.
+                        self.store_report();
+                        continue;
+                    }
+                    self.after_transition(transition);
                 }
                 event = fleet_event(&mut self.fleet) => {
                     let transition = match event {
@@ -521,6 +527,11 @@ impl ServiceTask {
         self.publish_fleet(&steps);
         self.export_metrics();
         self.update_report(&steps);
+        self.store_report();
+    }
+
+    /// Puts the report where `/status` reads it.
+    fn store_report(&self) {
         self.shared
             .services
             .write()
