@@ -647,8 +647,13 @@ impl ServiceTask {
             error: view.error.clone(),
             policy: policy.to_owned(),
             absorb_for_secs: absorb_for,
-            absorbing: false,
-            absorbing_since_unix: None,
+            absorbing: self.health.absorbing(),
+            absorbing_since_unix: self.health.absorbing_since().map(|since| {
+                unix_now()
+                    - Instant::now()
+                        .saturating_duration_since(since)
+                        .as_secs_f64()
+            }),
             readings: view.readings,
         });
     }

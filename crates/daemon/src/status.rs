@@ -744,3 +744,56 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod load_report_tests {
+    use super::LoadReport;
+
+    fn report() -> LoadReport {
+        LoadReport {
+            source: "knot".to_owned(),
+            qps: Some(5012.4),
+            baseline_qps: Some(48.7),
+            queries_total: Some(123_456),
+            udp_errors_per_second: Some(2.5),
+            udp_in_errors_total: Some(10),
+            udp_rcvbuf_errors_total: Some(10),
+            overloaded: true,
+            detail: "5012 qps vs baseline 49 qps".to_owned(),
+            error: None,
+            policy: "absorb".to_owned(),
+            absorb_for_secs: Some(600.0),
+            absorbing: true,
+            absorbing_since_unix: Some(1.0),
+            readings: 60,
+        }
+    }
+
+    #[test]
+    fn the_summary_says_rate_baseline_overload_and_absorption() {
+        let r = report();
+        assert_eq!(
+            r.summary(),
+            "knot 5012 qps, baseline 49 qps, UDP receive errors 2.5/s, OVERLOADED (5012 qps vs baseline 49 \
+             qps); ABSORBING (degraded instead of down)"
+        );
+        let calm = LoadReport {
+            qps: None,
+            overloaded: false,
+            absorbing: false,
+            udp_errors_per_second: None,
+            error: Some("knot stats: no complete reply within 500ms".to_owned()),
+            ..report()
+        };
+        assert_eq!(
+            calm.summary(),
+            "knot qps unknown, baseline 49 qps; overload policy absorb; read error: knot stats: no complete \
+             reply within 500ms"
+        );
+        // The JSON shape /status and `nsbeacon status` share.
+        let json = serde_json::to_value(&r).expect("serialize");
+        assert_eq!(json["absorbing"], true);
+        let back: LoadReport = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, r);
+    }
+}
