@@ -370,3 +370,56 @@ fn classify_marks_timeouts_everywhere_as_timed_out() {
     assert!(t.is_hard());
     assert_eq!(t.as_str(), "hard");
 }
+
+#[test]
+fn classify_marks_a_sweep_whose_local_failures_all_timed_out_as_timed_out() {
+    use nsbeacon_prober::SerialVerdict;
+
+    use super::tests::{sweep, zone};
+
+    let timeouts = sweep(vec![
+        zone(
+            "a.",
+            SerialVerdict::LocalFailed(FailReason::Timeout),
+            None,
+            Some(1),
+        ),
+        zone("b.", SerialVerdict::InSync, Some(1), Some(1)),
+        zone(
+            "c.",
+            SerialVerdict::LocalFailed(FailReason::Timeout),
+            None,
+            Some(1),
+        ),
+    ]);
+    assert!(matches!(
+        classify_sweep(&timeouts, 0),
+        CheckSignal::TimedOut(_)
+    ));
+    // A zone behind, or another local failure, is not overload.
+    let behind = sweep(vec![
+        zone(
+            "a.",
+            SerialVerdict::LocalFailed(FailReason::Timeout),
+            None,
+            Some(1),
+        ),
+        zone("b.", SerialVerdict::Behind, Some(1), Some(100)),
+    ]);
+    assert!(matches!(classify_sweep(&behind, 0), CheckSignal::Hard(_)));
+    let refused = sweep(vec![
+        zone(
+            "a.",
+            SerialVerdict::LocalFailed(FailReason::Timeout),
+            None,
+            Some(1),
+        ),
+        zone(
+            "b.",
+            SerialVerdict::LocalFailed(FailReason::ConnectionRefused),
+            None,
+            Some(1),
+        ),
+    ]);
+    assert!(matches!(classify_sweep(&refused, 0), CheckSignal::Hard(_)));
+}

@@ -932,7 +932,7 @@ fn classify_probe_tiers() {
     );
 }
 
-fn zone(
+pub(super) fn zone(
     name: &str,
     verdict: SerialVerdict,
     local: Option<u32>,
@@ -955,7 +955,7 @@ fn zone(
     }
 }
 
-fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
+pub(super) fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
     SweepReport {
         zones,
         summary: SweepSummary::default(),
