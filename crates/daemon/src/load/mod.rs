@@ -290,3 +290,69 @@ fn clear_rate_series(metrics: &Metrics, service: &str, source: &LoadSource) {
         .dns_queries_baseline_per_second
         .remove_label_values(&labels);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::OverloadPolicy;
+
+    fn kernel_only(interval_ms: u64) -> LoadConfig {
+        LoadConfig {
+            source: LoadSource::None,
+            kernel: true,
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(50),
+            overload_factor: 10.0,
+            min_qps: 100.0,
+            max_qps: None,
+            max_udp_errors: None,
+            baseline_window: Duration::from_secs(60),
+            overload: OverloadPolicy::Withdraw,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_reads_keeps_going_across_a_reconfigure_and_clears_its_signal_when_stopped() {
+        let metrics = Metrics::new().expect("metrics");
+        let out = Arc::new(watch::channel(LoadView::default()).0);
+        let mut rx = out.subscribe();
+        let task = LoadTask::spawn(
+            "dns",
+            kernel_only(100),
+            &metrics,
+            &out,
+            CancellationToken::new(),
+            &tracing::Span::none(),
+        );
+        let wait_readings = |rx: &mut watch::Receiver<LoadView>, n: u64| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    loop {
+                        if rx.borrow_and_update().readings >= n {
+                            return rx.borrow().clone();
+                        }
+                        rx.changed().await.expect("sender alive");
+                    }
+                })
+                .await
+                .expect("readings within 5 s")
+            }
+        };
+        let view = wait_readings(&mut rx, 2).await;
+        assert_eq!(view.source, "none");
+        assert!(view.udp_in_errors_total.is_some(), "{view:?}");
+        assert_eq!(view.queries_total, None);
+        assert!(view.error.is_none(), "{view:?}");
+        assert!(view.assessment.udp_errors_per_second.is_some(), "{view:?}");
+        // A new interval: the task goes on counting (nothing restarts).
+        task.reconfigure(kernel_only(150));
+        let later = wait_readings(&mut rx, view.readings + 2).await;
+        assert!(later.readings > view.readings);
+        task.stop().await;
+        assert_eq!(*out.borrow(), LoadView::default(), "no task, no signal");
+        assert_eq!(metrics.load_overloaded.with_label_values(&["dns"]).get(), 0);
+    }
+}
