@@ -27,6 +27,8 @@
 //!   start-up and changes while drained. Above the suppress threshold the service is `down` with a reason
 //!   saying it is suppressed, until the penalty decays below the reuse threshold or the maximum hold-down
 //!   ends. Up <-> degraded changes add no penalty.
+//! - **Overload** (`[service.load]`, `overload.rs`): a `down` verdict from timeouts while the load
+//!   signals say "overloaded" is `degraded` instead (absorb, don't withdraw), for at most `absorb_for`.
 //! - **Drain** wins over everything: `drained`, every target withdrawn. With `graceful_drain` set and the
 //!   service announcing when the drain starts, the degrade targets are announced (normal ones withdrawn)
 //!   for that long first, then everything is withdrawn. Health keeps being tracked while drained, so an
@@ -130,7 +132,8 @@ pub enum ServiceState {
     Starting,
     /// Healthy: the normal targets are announced.
     Up,
-    /// Answering with soft problems: the degrade targets are announced (or the normal ones if none).
+    /// Answering with soft problems, or absorbing an overload (timeouts while the load signals say
+    /// "overloaded", see `overload.rs`): the degrade targets are announced (or the normal ones if none).
     Degraded,
     /// Failing, or suppressed by flap damping: everything withdrawn.
     Down,
