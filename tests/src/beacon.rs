@@ -156,6 +156,8 @@ pub struct ServiceSpec {
     pub graceful_drain: Option<Duration>,
     /// The checks, combined with `all`.
     pub checks: Vec<CheckSpec>,
+    /// The body of `[service.load]` (TOML lines), if any.
+    pub load: Option<String>,
 }
 
 impl DampingSpec {
@@ -189,6 +191,7 @@ impl ServiceSpec {
             damping: None,
             graceful_drain: None,
             checks: Vec::new(),
+            load: None,
         }
     }
 
@@ -234,6 +237,11 @@ impl ServiceSpec {
                     d.max_hold_down.as_millis()
                 )
             }
+        }
+        if let Some(load) = &self.load {
+            s += "\n[service.load]\n";
+            s += load;
+            s += "\n";
         }
         for check in &self.checks {
             s += "\n";

@@ -16,6 +16,11 @@ use nsbeacon_testkit::netns::exec_in;
 use nsbeacon_testkit::process::{is_alive, signal};
 use nsbeacon_testkit::{DaemonGuard, Signal, require_binary, wait_until};
 
+/// BIND's statistics channel in the lab: loopback of the node namespace, which nothing else there uses.
+const BIND_STATISTICS_ADDR: &str = "127.0.0.1:8053";
+/// The same, as `statistics-channels` writes it.
+const BIND_STATISTICS: &str = "127.0.0.1 port 8053 allow { 127.0.0.1; }";
+
 /// How long the server gets to load its zone and answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -142,7 +147,7 @@ impl LabDns {
             "    username: \"\"\n    chroot: \"\"\n    zonesdir: \"{d}/zones\"\n    pidfile: \"{d}/run/nsd.pid\"\n    \
              database: \"\"\n    xfrdfile: \"{d}/run/xfrd.state\"\n    zonelistfile: \"{d}/run/zone.list\"\n    \
              xfrdir: \"{d}/run\"\n    identity: \"lab-node\"\n    nsid: \"ascii_lab-node\"\n    server-count: 1\n    \
-             verbosity: 1\nremote-control:\n    control-enable: no\nzone:\n    name: {zone}\n    zonefile: \"{zone}zone\"\n",
+             verbosity: 1\nremote-control:\n    control-enable: yes\n    control-interface: \"{d}/run/nsd.ctl\"\nzone:\n    name: {zone}\n    zonefile: \"{zone}zone\"\n",
             zone = self.zone.name
         ));
         self.write_config(&conf);
@@ -179,7 +184,7 @@ impl LabDns {
             ));
         }
         conf.push_str(&format!(
-            "}};\ncontrols {{ }};\nzone \"{zone}\" {{ type primary; file \"{d}/zones/{zone}zone\"; }};\n",
+            "}};\ncontrols {{ }};\nstatistics-channels {{ inet {BIND_STATISTICS}; }};\nzone \"{zone}\" {{ type primary; file \"{d}/zones/{zone}zone\"; }};\n",
             zone = self.zone.name
         ));
         self.write_config(&conf);
@@ -282,6 +287,17 @@ impl LabDns {
             );
         }
         self.guard = Some(guard);
+    }
+
+    /// NSD's unix control socket (`control-interface:`), where `nsd-control` and nsbeacon's NSD load
+    /// reader connect.
+    pub fn nsd_control_socket(&self) -> PathBuf {
+        self.dir.join("run").join("nsd.ctl")
+    }
+
+    /// BIND's statistics channel (JSON at `/json/v1/server`), inside the server's namespace.
+    pub fn bind_statistics_url(&self) -> String {
+        format!("http://{BIND_STATISTICS_ADDR}/json/v1/server")
     }
 
     /// Which server this is.

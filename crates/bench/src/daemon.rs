@@ -31,6 +31,25 @@ impl Nsbeacon {
         file_name: &str,
         contents: &str,
     ) -> Result<Nsbeacon, BenchError> {
+        Nsbeacon::launch(binary, config, file_name, contents, None)
+    }
+
+    /// Like [`Nsbeacon::start`], inside network namespace `netns` (`ip netns exec` keeps the PID).
+    pub fn start_in_netns(
+        binary: &Path,
+        config: &str,
+        netns: &str,
+    ) -> Result<Nsbeacon, BenchError> {
+        Nsbeacon::launch(binary, config, "", "", Some(netns))
+    }
+
+    fn launch(
+        binary: &Path,
+        config: &str,
+        file_name: &str,
+        contents: &str,
+        netns: Option<&str>,
+    ) -> Result<Nsbeacon, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("nsbeacon-bench-daemon-")
             .tempdir()
@@ -60,7 +79,10 @@ impl Nsbeacon {
                 String::from_utf8_lossy(&check.stderr)
             )));
         }
-        let mut cmd = Command::new(binary);
+        let mut cmd = match netns {
+            Some(netns) => nsbeacon_testkit::netns::exec_in(netns, binary),
+            None => Command::new(binary),
+        };
         cmd.arg("-c").arg(&path).arg("run");
         cmd.env_remove("RUST_LOG");
         let log = dir.path().join("nsbeacon.log");

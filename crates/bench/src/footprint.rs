@@ -75,8 +75,8 @@ pub(crate) fn sample(pid: u32) -> Result<Sample, BenchError> {
 
 /// What one scenario measured.
 #[derive(Debug)]
-struct Footprint {
-    cpu_percent: f64,
+pub(crate) struct Footprint {
+    pub(crate) cpu_percent: f64,
     window_cpu: Option<Summary>,
     rss_mib: Option<Summary>,
     hwm_mib: f64,
@@ -84,7 +84,7 @@ struct Footprint {
     seconds: f64,
 }
 
-fn measure(daemon: &mut Nsbeacon, seconds: u64) -> Result<Footprint, BenchError> {
+pub(crate) fn measure(daemon: &mut Nsbeacon, seconds: u64) -> Result<Footprint, BenchError> {
     let pid = daemon.pid();
     let first = sample(pid)?;
     let mut samples = vec![first];

@@ -20,6 +20,7 @@ mod flap;
 mod fleet;
 mod footprint;
 mod lab;
+mod load;
 mod pooled;
 mod restart;
 mod rib;
@@ -178,6 +179,15 @@ enum Part {
         #[arg(long, default_value_t = 10_000)]
         zones: usize,
     },
+    /// Part 8: the CPU of the load readers (Knot, NSD, BIND, kernel) at a 1 s interval, on vs off.
+    Load {
+        /// The nsbeacon binary.
+        #[arg(long)]
+        nsbeacon: PathBuf,
+        /// The measurement window.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Part 5: the fleet guard on etcd: guard-call latency, etcd writes in steady state, RSS with the guard.
     Fleet {
         /// The nsbeacon binary.
@@ -235,6 +245,7 @@ fn main() {
             zones,
         } => footprint::run(&nsbeacon, seconds, services, zones),
         Part::Restart { nsbeacon, trials } => restart::run(&nsbeacon, trials),
+        Part::Load { nsbeacon, seconds } => load::run(&nsbeacon, seconds),
         Part::Fleet {
             nsbeacon,
             nodes,

@@ -675,6 +675,25 @@ pub fn render_status(doc: &StatusDocument, now: f64) -> String {
         }
     }
     render_dnssec(doc, now, &mut out);
+    let loads: Vec<String> = doc
+        .services
+        .iter()
+        .filter_map(|s| {
+            s.load.as_ref().map(|l| {
+                let mut line = format!("  {}: {}", s.name, l.summary());
+                if let (true, Some(since)) = (l.absorbing, l.absorbing_since_unix) {
+                    let _ = write!(line, ", since {}", ago(now, since));
+                }
+                line
+            })
+        })
+        .collect();
+    if !loads.is_empty() {
+        let _ = writeln!(out, "load (the DNS server's statistics, [service.load]):");
+        for line in loads {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
 
@@ -1062,9 +1081,9 @@ fn probe(path: &Path, only: Option<&str>) -> i32 {
             match signal {
                 crate::health::CheckSignal::Pass => {}
                 crate::health::CheckSignal::Soft(_) => any_soft = true,
-                crate::health::CheckSignal::Hard(_) | crate::health::CheckSignal::Refused(_) => {
-                    any_hard = true
-                }
+                crate::health::CheckSignal::Hard(_)
+                | crate::health::CheckSignal::Refused(_)
+                | crate::health::CheckSignal::TimedOut(_) => any_hard = true,
             }
             out_raw!("{out}");
         }
@@ -1331,6 +1350,7 @@ mod tests {
                 suppressed: false,
             },
             transitions: 0,
+            load: None,
             checks: Vec::new(),
             targets: targets
                 .iter()

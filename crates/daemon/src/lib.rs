@@ -55,6 +55,7 @@ pub mod file;
 pub mod fleet;
 pub mod health;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod probe;
 pub mod procwatch;

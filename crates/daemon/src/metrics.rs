@@ -12,8 +12,8 @@
 //! [`PER_ZONE_SERIES_LIMIT`] zones.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Serial checks with more zones than this export only per-check aggregates, not one series per zone.
@@ -97,6 +97,17 @@ pub const METRIC_LABELS: &[(&str, &[&str])] = &[
         "nsbeacon_fleet_guard_duration_seconds",
         &["service", "outcome"],
     ),
+    ("nsbeacon_dns_queries_per_second", &["service", "source"]),
+    (
+        "nsbeacon_dns_queries_baseline_per_second",
+        &["service", "source"],
+    ),
+    ("nsbeacon_udp_receive_errors_total", &["service", "counter"]),
+    ("nsbeacon_load_read_errors_total", &["service", "source"]),
+    ("nsbeacon_load_overloaded", &["service"]),
+    ("nsbeacon_overload_absorbing", &["service"]),
+    ("nsbeacon_overload_absorbs_total", &["service"]),
+    ("nsbeacon_overload_absorb_seconds_total", &["service"]),
 ];
 
 /// Errors building the metrics registry. Only a programming error (duplicate or invalid metric name) can
@@ -189,6 +200,26 @@ pub struct Metrics {
     pub fleet_guard_holds_total: IntCounterVec,
     /// Duration of the fleet guard's decision (`outcome` = `allowed`, `held`, `unavailable`).
     pub fleet_guard_duration_seconds: HistogramVec,
+    /// Queries per second the DNS server counted over the last load interval (`source` = `knot`, `nsd`,
+    /// `bind`); absent while unknown (no read yet, a failed read, a counter reset).
+    pub dns_queries_per_second: GaugeVec,
+    /// The moving baseline of that rate; frozen while the service is overloaded, so a flood never
+    /// becomes the normal. Absent until the first rate.
+    pub dns_queries_baseline_per_second: GaugeVec,
+    /// The kernel's UDP receive errors (`/proc/net/snmp` `Udp:` `InErrors` and `RcvbufErrors`, `counter`
+    /// label) in nsbeacon's network namespace, counted from nsbeacon's first read: datagrams dropped because
+    /// the server could not keep up. Host- (namespace-) wide, repeated per service that reads it.
+    pub udp_receive_errors_total: IntCounterVec,
+    /// Failed load reads (the server's statistics or the kernel counters): no load signal for that interval.
+    pub load_read_errors_total: IntCounterVec,
+    /// 1 while the load signals say the service's server receives far more than its baseline, else 0.
+    pub load_overloaded: IntGaugeVec,
+    /// 1 while failing probes are overridden because of an overload (degraded instead of down), else 0.
+    pub overload_absorbing: IntGaugeVec,
+    /// Overload episodes absorbed (each start of an absorption).
+    pub overload_absorbs_total: IntCounterVec,
+    /// Time spent absorbing an overload, in seconds.
+    pub overload_absorb_seconds_total: CounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -236,6 +267,12 @@ impl Metrics {
                 registry.register(Box::new(m.clone()))?;
                 Ok(m)
             };
+        let float_counter = |name: &str, help: &str| -> Result<CounterVec, prometheus::Error> {
+            let m = CounterVec::new(opts(name, help), labels(name))?;
+            families.borrow_mut().push(name.to_owned());
+            registry.register(Box::new(m.clone()))?;
+            Ok(m)
+        };
         let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
             let m = GaugeVec::new(opts(name, help), labels(name))?;
             families.borrow_mut().push(name.to_owned());
@@ -377,6 +414,38 @@ impl Metrics {
                 "nsbeacon_fleet_guard_duration_seconds",
                 "Duration of the fleet guard's etcd decision in seconds, by outcome (allowed, held, unavailable).",
                 FLEET_GUARD_BUCKETS,
+            )?,
+            dns_queries_per_second: gauge(
+                "nsbeacon_dns_queries_per_second",
+                "Queries per second the DNS server counted over the last load interval (knot, nsd, bind statistics); absent while unknown.",
+            )?,
+            dns_queries_baseline_per_second: gauge(
+                "nsbeacon_dns_queries_baseline_per_second",
+                "Moving baseline of the DNS server's query rate (frozen while overloaded).",
+            )?,
+            udp_receive_errors_total: counter(
+                "nsbeacon_udp_receive_errors_total",
+                "Kernel UDP receive errors (InErrors, RcvbufErrors) in nsbeacon's network namespace since nsbeacon's first read.",
+            )?,
+            load_read_errors_total: counter(
+                "nsbeacon_load_read_errors_total",
+                "Failed reads of the DNS server's statistics or the kernel counters (no load signal for that interval).",
+            )?,
+            load_overloaded: int_gauge(
+                "nsbeacon_load_overloaded",
+                "1 while the load signals say the service's DNS server receives far more than its baseline, else 0.",
+            )?,
+            overload_absorbing: int_gauge(
+                "nsbeacon_overload_absorbing",
+                "1 while the service absorbs an overload: failing probes keep it degraded (announced) instead of down.",
+            )?,
+            overload_absorbs_total: counter(
+                "nsbeacon_overload_absorbs_total",
+                "Overload absorptions started (failing probes under overload kept the service announced).",
+            )?,
+            overload_absorb_seconds_total: float_counter(
+                "nsbeacon_overload_absorb_seconds_total",
+                "Time spent absorbing overloads, in seconds.",
             )?,
             registry,
             families: families.take(),
@@ -627,6 +696,24 @@ mod tests {
         m.damping_penalty.with_label_values(&["dns"]).set(0.5);
         m.damping_suppressed.with_label_values(&["dns"]).set(0);
         m.service_drained.with_label_values(&["dns"]).set(0);
+        m.dns_queries_per_second
+            .with_label_values(&["dns", "knot"])
+            .set(1200.0);
+        m.dns_queries_baseline_per_second
+            .with_label_values(&["dns", "knot"])
+            .set(12.0);
+        m.udp_receive_errors_total
+            .with_label_values(&["dns", "RcvbufErrors"])
+            .inc();
+        m.load_read_errors_total
+            .with_label_values(&["dns", "knot"])
+            .inc();
+        m.load_overloaded.with_label_values(&["dns"]).set(1);
+        m.overload_absorbing.with_label_values(&["dns"]).set(1);
+        m.overload_absorbs_total.with_label_values(&["dns"]).inc();
+        m.overload_absorb_seconds_total
+            .with_label_values(&["dns"])
+            .inc_by(1.5);
     }
 
     #[derive(Default, Debug)]

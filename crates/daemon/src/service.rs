@@ -22,11 +22,12 @@ use crate::config::ServiceConfig;
 use crate::drain::DrainRequest;
 use crate::fleet::{Fleet, FleetEvent, ServiceFleet};
 use crate::health::{CheckSignal, ServiceHealth, ServiceState, Transition};
+use crate::load::{LoadTask, LoadView};
 use crate::metrics::Metrics;
 use crate::probe::{CheckResult, ProbeNow, ProbeRhythm, ProbeTasks, record};
 use crate::procwatch;
 use crate::routes::{DesiredTable, TargetId};
-use crate::status::{ServiceReport, ServiceTarget, TargetRole};
+use crate::status::{LoadReport, ServiceReport, ServiceTarget, TargetRole};
 
 /// Longest wait between two health ticks (damping decay, graceful-drain timer).
 const MAX_TICK: Duration = Duration::from_secs(1);
@@ -92,6 +93,12 @@ pub struct ServiceRuntime {
     probe_now: Arc<watch::Sender<ProbeNow>>,
     /// The process watch, if `[service.watch]` is set; stopped with the service.
     process_watch: Option<JoinHandle<()>>,
+    /// Where the load task publishes (kept across reloads, so the service task's receiver stays valid).
+    load_view: Arc<watch::Sender<LoadView>>,
+    /// The load task, if `[service.load]` is set; stopped with the service.
+    load_task: Option<LoadTask>,
+    /// For a load task started by a reload.
+    metrics: Metrics,
 }
 
 impl ServiceRuntime {
@@ -132,12 +139,14 @@ impl ServiceRuntime {
                 damping_penalty: 0.0,
                 suppressed: false,
                 transitions: 0,
+                load: None,
             },
             health,
             config: config.clone(),
             shared: shared.clone(),
             generation: 0,
             fleet,
+            absorb_exported: None,
         };
         let drain = shared.drains.borrow().get(&config.name);
         if drain.is_some() {
@@ -146,10 +155,12 @@ impl ServiceRuntime {
         }
         task.publish();
         let span = info_span!("service", service = %config.name);
+        let load_view = Arc::new(watch::channel(LoadView::default()).0);
         let service_task = tokio::spawn(
-            task.run(rx, commands_rx, cancel.clone())
+            task.run(rx, commands_rx, load_view.subscribe(), cancel.clone())
                 .instrument(span.clone()),
         );
+        let load_task = spawn_load_task(&config, &shared.metrics, &load_view, &cancel, &span);
         let probe_now = Arc::new(watch::channel(ProbeNow::default()).0);
         let probes = ProbeTasks::spawn(
             0,
@@ -172,6 +183,9 @@ impl ServiceRuntime {
             span,
             probe_now,
             process_watch,
+            load_view,
+            load_task,
+            metrics: shared.metrics.clone(),
         };
         info!(service = %runtime.config.name, checks = runtime.config.checks.len(), "service started");
         runtime
@@ -206,6 +220,23 @@ impl ServiceRuntime {
             self.process_watch =
                 spawn_process_watch(&self.config, &self.probe_now, &self.cancel, &self.span);
         }
+        match (self.load_task.take(), &self.config.load) {
+            (Some(task), Some(load)) => {
+                task.reconfigure(load.clone());
+                self.load_task = Some(task);
+            }
+            (Some(task), None) => task.stop().await,
+            (None, Some(_)) => {
+                self.load_task = spawn_load_task(
+                    &self.config,
+                    &self.metrics,
+                    &self.load_view,
+                    &self.cancel,
+                    &self.span,
+                );
+            }
+            (None, None) => {}
+        }
     }
 
     /// Runs every check of the service at once, as if its next time had come (SIGUSR1,
@@ -222,8 +253,31 @@ impl ServiceRuntime {
         if let Some(task) = self.process_watch.take() {
             let _ = task.await;
         }
+        if let Some(task) = self.load_task.take() {
+            task.stop().await;
+        }
         let _ = self.service_task.await;
     }
+}
+
+/// Starts the load task of `config` (`[service.load]`), if it has one.
+fn spawn_load_task(
+    config: &ServiceConfig,
+    metrics: &Metrics,
+    out: &Arc<watch::Sender<LoadView>>,
+    cancel: &CancellationToken,
+    span: &tracing::Span,
+) -> Option<LoadTask> {
+    config.load.as_ref().map(|load| {
+        LoadTask::spawn(
+            &config.name,
+            load.clone(),
+            metrics,
+            out,
+            cancel.child_token(),
+            span,
+        )
+    })
 }
 
 /// Starts the process watch of `config` (`[service.watch]`), if it has one.
@@ -281,6 +335,8 @@ struct ServiceTask {
     generation: u64,
     /// The link to the fleet guard, with `[fleet]`.
     fleet: Option<ServiceFleet>,
+    /// While absorbing an overload: when the absorb time was last added to its counter.
+    absorb_exported: Option<Instant>,
 }
 
 /// The fleet guard's policy for `config`: none without `[fleet]` or with `min_announcing = 0` (the guard
@@ -304,9 +360,10 @@ impl ServiceTask {
         mut self,
         rx: mpsc::Receiver<CheckResult>,
         commands: mpsc::Receiver<ServiceCommand>,
+        load: watch::Receiver<LoadView>,
         cancel: CancellationToken,
     ) {
-        self.serve(rx, commands, cancel).await;
+        self.serve(rx, commands, load, cancel).await;
         if let Some(fleet) = self.fleet.take() {
             fleet.stop().await;
         }
@@ -316,6 +373,7 @@ impl ServiceTask {
         &mut self,
         mut rx: mpsc::Receiver<CheckResult>,
         mut commands: mpsc::Receiver<ServiceCommand>,
+        mut load: watch::Receiver<LoadView>,
         cancel: CancellationToken,
     ) {
         let mut tick = health_tick(self.config.interval);
@@ -354,6 +412,26 @@ impl ServiceTask {
                     }
                     let targets: Vec<RouteTarget> = missing.borrow_and_update().iter().cloned().collect();
                     let transition = self.health.set_missing_targets(&targets, Instant::now());
+                    self.after_transition(transition);
+                }
+                changed = load.changed() => {
+                    if changed.is_err() {
+                        // The runtime holds the sender for the service's life: only at shutdown.
+                        std::future::pending::<()>().await;
+                    }
+                    let view = load.borrow_and_update().clone();
+                    let signal = view
+                        .assessment
+                        .overloaded
+                        .then(|| view.assessment.detail.clone());
+                    let transition = self.health.set_overload(signal, Instant::now());
+                    self.update_load_report(&view);
+                    if transition.is_none() {
+                        // Nothing but the numbers changed (once a second): refresh the report alone,
+                        // without republishing routes and metrics.
+                        self.store_report();
+                        continue;
+                    }
                     self.after_transition(transition);
                 }
                 event = fleet_event(&mut self.fleet) => {
@@ -449,6 +527,11 @@ impl ServiceTask {
         self.publish_fleet(&steps);
         self.export_metrics();
         self.update_report(&steps);
+        self.store_report();
+    }
+
+    /// Puts the report where `/status` reads it.
+    fn store_report(&self) {
         self.shared
             .services
             .write()
@@ -486,8 +569,8 @@ impl ServiceTask {
         fleet.publish(self.health.state(), self.health.reason(), announced);
     }
 
-    /// The service's state, damping, drain and per-check up gauges.
-    fn export_metrics(&self) {
+    /// The service's state, damping, drain, overload and per-check up gauges.
+    fn export_metrics(&mut self) {
         let name = &self.config.name;
         let state = self.health.state();
         let metrics = &self.shared.metrics;
@@ -505,12 +588,74 @@ impl ServiceTask {
             .service_drained
             .with_label_values(&[name])
             .set(i64::from(state == ServiceState::Drained));
+        if self.config.load.is_some() {
+            let absorbing = self.health.absorbing();
+            metrics
+                .overload_absorbing
+                .with_label_values(&[name])
+                .set(i64::from(absorbing));
+            let now = Instant::now();
+            if absorbing && self.absorb_exported.is_none() {
+                metrics
+                    .overload_absorbs_total
+                    .with_label_values(&[name])
+                    .inc();
+            }
+            if let Some(last) = self.absorb_exported.take() {
+                metrics
+                    .overload_absorb_seconds_total
+                    .with_label_values(&[name])
+                    .inc_by(now.saturating_duration_since(last).as_secs_f64());
+            }
+            self.absorb_exported = absorbing.then_some(now);
+        }
         for (check_state, check) in self.health.check_states().iter().zip(&self.config.checks) {
             metrics
                 .check_up
                 .with_label_values(&[name, &check.name])
                 .set(i64::from(check_state.up));
         }
+    }
+
+    /// The `load` part of the report from the load task's latest view and health's absorption.
+    fn update_load_report(&mut self, view: &LoadView) {
+        let Some(config) = &self.config.load else {
+            self.report.load = None;
+            return;
+        };
+        let (policy, absorb_for) = match config.overload {
+            crate::config::OverloadPolicy::Absorb { absorb_for } => {
+                ("absorb", Some(absorb_for.as_secs_f64()))
+            }
+            crate::config::OverloadPolicy::Withdraw => ("withdraw", None),
+        };
+        let a = &view.assessment;
+        self.report.load = Some(LoadReport {
+            source: config.source.as_str().to_owned(),
+            qps: a.qps,
+            baseline_qps: a.baseline_qps,
+            queries_total: view.queries_total,
+            udp_errors_per_second: a.udp_errors_per_second,
+            udp_in_errors_total: view.udp_in_errors_total,
+            udp_rcvbuf_errors_total: view.udp_rcvbuf_errors_total,
+            overloaded: a.overloaded,
+            detail: if view.readings == 0 {
+                "no reading yet".to_owned()
+            } else {
+                a.detail.clone()
+            },
+            error: view.error.clone(),
+            policy: policy.to_owned(),
+            absorb_for_secs: absorb_for,
+            absorbing: self.health.absorbing(),
+            absorbing_since_unix: self.health.absorbing_since().map(|since| {
+                unix_now()
+                    - Instant::now()
+                        .saturating_duration_since(since)
+                        .as_secs_f64()
+            }),
+            readings: view.readings,
+        });
     }
 
     /// Brings the service's `/status` report up to date with its health and `steps`.
@@ -532,6 +677,22 @@ impl ServiceTask {
         self.report.damping_penalty = self.health.penalty();
         self.report.suppressed = self.health.suppressed();
         self.report.transitions = self.health.transitions();
+        if self.config.load.is_none() {
+            self.report.load = None;
+        } else if self.report.load.is_none() {
+            self.update_load_report(&LoadView::default());
+        }
+        let absorbing = self.health.absorbing();
+        let since = self.health.absorbing_since().map(|since| {
+            unix_now()
+                - Instant::now()
+                    .saturating_duration_since(since)
+                    .as_secs_f64()
+        });
+        if let Some(load) = &mut self.report.load {
+            load.absorbing = absorbing;
+            load.absorbing_since_unix = since;
+        }
         self.report.targets = steps
             .iter()
             .map(|(target, desired)| ServiceTarget {

@@ -199,7 +199,9 @@ impl SignalKind {
         match signal {
             CheckSignal::Pass => SignalKind::Pass,
             CheckSignal::Soft(_) => SignalKind::Soft,
-            CheckSignal::Hard(_) | CheckSignal::Refused(_) => SignalKind::Hard,
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) | CheckSignal::TimedOut(_) => {
+                SignalKind::Hard
+            }
         }
     }
 }
@@ -332,6 +334,75 @@ pub struct ServiceReport {
     pub suppressed: bool,
     /// State changes since the service started.
     pub transitions: u64,
+    /// Load signals and the overload policy, with `[service.load]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+}
+
+/// A service's load signals (`[service.load]`) and whether it absorbs an overload, for `/status` and
+/// `nsbeacon status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadReport {
+    /// `knot`, `nsd`, `bind` or `none` (kernel counters only).
+    pub source: String,
+    /// Queries per second over the last interval; `None` while unknown.
+    pub qps: Option<f64>,
+    /// The moving baseline (frozen while overloaded).
+    pub baseline_qps: Option<f64>,
+    /// The server's request counter at the last good read.
+    pub queries_total: Option<u64>,
+    /// Kernel UDP receive errors (`InErrors`) per second; `None` while unknown or not read.
+    pub udp_errors_per_second: Option<f64>,
+    /// The kernel's UDP `InErrors` and `RcvbufErrors` counters at the last good read.
+    pub udp_in_errors_total: Option<u64>,
+    /// See `udp_in_errors_total`.
+    pub udp_rcvbuf_errors_total: Option<u64>,
+    /// Whether the load signals say "overloaded".
+    pub overloaded: bool,
+    /// The detector's words: the rate against the baseline and thresholds, or why there is no rate.
+    pub detail: String,
+    /// The last read's error, if any: no load signal for that interval.
+    pub error: Option<String>,
+    /// `absorb` or `withdraw`.
+    pub policy: String,
+    /// `absorb_for` in seconds, with `absorb`.
+    pub absorb_for_secs: Option<f64>,
+    /// Whether the service is degraded because it absorbs an overload.
+    pub absorbing: bool,
+    /// When the current overload episode's absorption started (seconds since the Unix epoch).
+    pub absorbing_since_unix: Option<f64>,
+    /// Readings taken since the service (or its load task) started.
+    pub readings: u64,
+}
+
+impl LoadReport {
+    /// One line for `nsbeacon status`: "knot 5000 qps, baseline 50 qps, OVERLOADED (...); absorbing".
+    pub fn summary(&self) -> String {
+        let rate = |x: f64| crate::load::detect::round(x);
+        let mut text = self.source.clone();
+        match self.qps {
+            Some(qps) => text.push_str(&format!(" {} qps", rate(qps))),
+            None => text.push_str(" qps unknown"),
+        }
+        if let Some(b) = self.baseline_qps {
+            text.push_str(&format!(", baseline {} qps", rate(b)));
+        }
+        if let Some(u) = self.udp_errors_per_second {
+            text.push_str(&format!(", UDP receive errors {}/s", rate(u)));
+        }
+        if self.overloaded {
+            text.push_str(&format!(", OVERLOADED ({})", self.detail));
+        }
+        if self.absorbing {
+            text.push_str("; ABSORBING (degraded instead of down)");
+        } else {
+            text.push_str(&format!("; overload policy {}", self.policy));
+        }
+        if let Some(e) = &self.error {
+            text.push_str(&format!("; read error: {e}"));
+        }
+        text
+    }
 }
 
 /// Facts about the process, for `/status`.
@@ -420,6 +491,9 @@ pub struct ServiceStatus {
     pub checks: Vec<CheckReport>,
     /// Targets, desired vs actual.
     pub targets: Vec<ServiceTargetStatus>,
+    /// Load signals and the overload policy, with `[service.load]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
 }
 
 /// Damping of one service.
@@ -472,6 +546,7 @@ impl StatusDocument {
                     suppressed: s.suppressed,
                 },
                 transitions: s.transitions,
+                load: s.load,
                 checks: s.checks,
                 targets: s
                     .targets
@@ -585,6 +660,7 @@ mod tests {
             damping_penalty: 0.5,
             suppressed: false,
             transitions: 3,
+            load: None,
         }
     }
 
@@ -707,5 +783,58 @@ mod tests {
             let wire = serde_json::to_value(shutdown).expect("serializes");
             assert_eq!(json(wire).as_deref(), Some(spelled));
         }
+    }
+}
+
+#[cfg(test)]
+mod load_report_tests {
+    use super::LoadReport;
+
+    fn report() -> LoadReport {
+        LoadReport {
+            source: "knot".to_owned(),
+            qps: Some(5012.4),
+            baseline_qps: Some(48.7),
+            queries_total: Some(123_456),
+            udp_errors_per_second: Some(2.5),
+            udp_in_errors_total: Some(10),
+            udp_rcvbuf_errors_total: Some(10),
+            overloaded: true,
+            detail: "5012 qps vs baseline 49 qps".to_owned(),
+            error: None,
+            policy: "absorb".to_owned(),
+            absorb_for_secs: Some(600.0),
+            absorbing: true,
+            absorbing_since_unix: Some(1.0),
+            readings: 60,
+        }
+    }
+
+    #[test]
+    fn the_summary_says_rate_baseline_overload_and_absorption() {
+        let r = report();
+        assert_eq!(
+            r.summary(),
+            "knot 5012 qps, baseline 49 qps, UDP receive errors 2.5/s, OVERLOADED (5012 qps vs baseline 49 \
+             qps); ABSORBING (degraded instead of down)"
+        );
+        let calm = LoadReport {
+            qps: None,
+            overloaded: false,
+            absorbing: false,
+            udp_errors_per_second: None,
+            error: Some("knot stats: no complete reply within 500ms".to_owned()),
+            ..report()
+        };
+        assert_eq!(
+            calm.summary(),
+            "knot qps unknown, baseline 49 qps; overload policy absorb; read error: knot stats: no complete \
+             reply within 500ms"
+        );
+        // The JSON shape /status and `nsbeacon status` share.
+        let json = serde_json::to_value(&r).expect("serialize");
+        assert_eq!(json["absorbing"], true);
+        let back: LoadReport = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, r);
     }
 }

@@ -144,6 +144,13 @@ pub struct KnotConfig {
     pub port: Option<u16>,
     /// How long [`KnotServer::start`] waits for every zone to load.
     pub ready_timeout: Duration,
+    /// Load `mod-stats` as a global module, so `knotc stats` (and nsbeacon's Knot load reader) count
+    /// requests.
+    pub stats: bool,
+    /// Load `mod-rrl` as a global module with this `rate-limit` (responses per second per source /24 and
+    /// name) and `slip: 0` (everything over the limit dropped): a deliberately small server, whose answers
+    /// to a client sharing the flood's source are lost while the flood lasts, as on a saturated server.
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for KnotConfig {
@@ -155,6 +162,8 @@ impl Default for KnotConfig {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: None,
             ready_timeout: Duration::from_secs(120),
+            stats: false,
+            rate_limit: None,
         }
     }
 }
@@ -198,6 +207,18 @@ impl KnotConfig {
     /// Sets a fixed port.
     pub fn with_port(mut self, port: u16) -> KnotConfig {
         self.port = Some(port);
+        self
+    }
+
+    /// Loads `mod-stats` (request counters over the control socket).
+    pub fn with_stats(mut self) -> KnotConfig {
+        self.stats = true;
+        self
+    }
+
+    /// Loads `mod-rrl` with `rate-limit` responses per second and `slip: 0` (see [`KnotConfig::rate_limit`]).
+    pub fn with_rate_limit(mut self, rate_limit: u32) -> KnotConfig {
+        self.rate_limit = Some(rate_limit);
         self
     }
 }
@@ -430,9 +451,28 @@ impl KnotServer {
         let _ = write!(
             conf,
             "log:\n  - target: stderr\n    any: info\ncontrol:\n    listen: \"{d}/run/knot.sock\"\n\
-             database:\n    storage: \"{d}/storage\"\ntemplate:\n  - id: default\n    storage: \"{d}/zones\"\n    \
+             database:\n    storage: \"{d}/storage\"\n"
+        );
+        let mut modules = Vec::new();
+        if self.config.stats {
+            conf.push_str("mod-stats:\n  - id: default\n");
+            modules.push("mod-stats/default");
+        }
+        if let Some(rate) = self.config.rate_limit {
+            let _ = write!(
+                conf,
+                "mod-rrl:\n  - id: default\n    rate-limit: {rate}\n    slip: 0\n"
+            );
+            modules.push("mod-rrl/default");
+        }
+        let _ = write!(
+            conf,
+            "template:\n  - id: default\n    storage: \"{d}/zones\"\n    \
              file: \"%s.zone\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n"
         );
+        if !modules.is_empty() {
+            let _ = writeln!(conf, "    global-module: [ {} ]", modules.join(", "));
+        }
         if !self.config.zones.is_empty() {
             conf.push_str("zone:\n");
         }

@@ -569,6 +569,9 @@ pub struct ServiceConfig {
     /// The DNS server's process, watched so that its exit withdraws after one confirming probe and its
     /// restart is probed at once. Default: none.
     pub watch: Option<ProcessWatch>,
+    /// Load signals and the overload policy (`[service.load]`). Default: none (no load signal, so a
+    /// flood that times the probes out withdraws like any other failure).
+    pub load: Option<LoadConfig>,
     /// `min_announcing` as written; only allowed with `[fleet]`. `None` means the default,
     /// [`DEFAULT_MIN_ANNOUNCING`] (see [`FleetConfig::min_announcing`]).
     pub min_announcing: Option<MinAnnouncing>,
@@ -587,6 +590,104 @@ pub struct ProcessWatch {
     /// The server's PID file (`/run/knot/knot.pid`, `/run/nsd/nsd.pid`, `/run/named/named.pid`): read
     /// when nsbeacon starts watching and again after the process exits, to find its successor.
     pub pid_file: PathBuf,
+}
+
+/// Default `[service.load] interval`: once a second, cheap enough to leave on (see BENCHMARKS.md).
+pub const DEFAULT_LOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest a single statistics read may take, by default (never longer than the interval).
+pub const DEFAULT_LOAD_TIMEOUT_CAP: Duration = Duration::from_millis(500);
+
+/// Default `overload_factor`: ten times the moving baseline. The 2015 root attacks brought about 100 times
+/// the normal load; a node at ten times its usual rate is being flooded, not having a busy hour.
+pub const DEFAULT_OVERLOAD_FACTOR: f64 = 10.0;
+
+/// Default `min_qps`: below this rate a node is never called overloaded by the factor alone, so an idle
+/// node (a baseline of a few queries per second) is not "overloaded" by a burst of a few hundred.
+pub const DEFAULT_MIN_QPS: f64 = 100.0;
+
+/// Default `baseline_window`: the time constant of the moving baseline (an exponentially weighted mean).
+pub const DEFAULT_BASELINE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Default `absorb_for`: how long an overloaded node keeps announcing (degraded) while its probes fail.
+/// Long enough to ride out most attack waves (the 2015 events lasted about 2.5 h and 1 h, in waves);
+/// bounded so that a node that is broken, not busy, withdraws in the end.
+pub const DEFAULT_ABSORB_FOR: Duration = Duration::from_secs(600);
+
+/// `[service.load]`: where the DNS server's load comes from and what an overload does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadConfig {
+    /// The server statistics to read.
+    pub source: LoadSource,
+    /// Also read the kernel's UDP receive errors (`/proc/net/snmp`, the namespace nsbeacon runs in):
+    /// datagrams dropped because the server does not read them fast enough. Default true.
+    pub kernel: bool,
+    /// How often the statistics are read. Default [`DEFAULT_LOAD_INTERVAL`].
+    pub interval: Duration,
+    /// Bound on one read (connect, request, reply). Default the interval or
+    /// [`DEFAULT_LOAD_TIMEOUT_CAP`], whichever is shorter.
+    pub timeout: Duration,
+    /// Overloaded when the query rate exceeds this multiple of the moving baseline (and `min_qps`).
+    pub overload_factor: f64,
+    /// The factor rule never fires below this query rate.
+    pub min_qps: f64,
+    /// Overloaded above this query rate, whatever the baseline says. Default: none.
+    pub max_qps: Option<f64>,
+    /// Overloaded when the kernel's UDP receive errors grow faster than this per second. Default: none
+    /// (the counters are host-wide in a namespace shared with other UDP services).
+    pub max_udp_errors: Option<f64>,
+    /// The moving baseline's time constant. Default [`DEFAULT_BASELINE_WINDOW`].
+    pub baseline_window: Duration,
+    /// What failing probes do while the load signals say "overloaded".
+    pub overload: OverloadPolicy,
+}
+
+/// Which DNS server's statistics `[service.load]` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadSource {
+    /// No server statistics (only the kernel counters, if `kernel`).
+    None,
+    /// Knot's control socket (`knotc stats`; needs `mod-stats` as a global module).
+    Knot {
+        /// The control socket, e.g. `/run/knot/knot.sock`.
+        socket: PathBuf,
+    },
+    /// NSD's control socket (`nsd-control stats_noreset`; `control-interface:` a unix socket path).
+    Nsd {
+        /// The control socket, e.g. `/run/nsd/nsd.ctl`.
+        socket: PathBuf,
+    },
+    /// BIND's statistics channel, JSON over HTTP.
+    Bind {
+        /// Where the channel listens (an IP literal and port).
+        addr: SocketAddr,
+        /// The request path, e.g. `/json/v1/server`.
+        path: String,
+    },
+}
+
+impl LoadSource {
+    /// `"knot"`, `"nsd"`, `"bind"` or `"none"`: the `source` label of the load metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoadSource::None => "none",
+            LoadSource::Knot { .. } => "knot",
+            LoadSource::Nsd { .. } => "nsd",
+            LoadSource::Bind { .. } => "bind",
+        }
+    }
+}
+
+/// What failing probes of an overloaded service do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverloadPolicy {
+    /// Keep announcing (degraded, the degrade targets) for up to `absorb_for`, then the normal rules.
+    Absorb {
+        /// The longest absorption of one overload episode.
+        absorb_for: Duration,
+    },
+    /// The normal rules: failing probes withdraw, overload or not.
+    Withdraw,
 }
 
 /// One check of a service.

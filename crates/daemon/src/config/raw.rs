@@ -103,6 +103,26 @@ pub(crate) struct RawService {
     pub min_announcing: Option<toml::Value>,
     pub confirm_interval: Option<String>,
     pub watch: Option<RawWatch>,
+    pub load: Option<RawLoad>,
+}
+
+/// `[service.load]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLoad {
+    pub source: Option<String>,
+    pub socket: Option<String>,
+    pub url: Option<String>,
+    pub kernel: Option<bool>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub overload_factor: Option<toml::Value>,
+    pub min_qps: Option<toml::Value>,
+    pub max_qps: Option<toml::Value>,
+    pub max_udp_errors: Option<toml::Value>,
+    pub baseline_window: Option<String>,
+    pub overload: Option<String>,
+    pub absorb_for: Option<String>,
 }
 
 /// `[service.watch]`.

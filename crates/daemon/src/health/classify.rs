@@ -18,7 +18,8 @@ const ZONES_NAMED: usize = 3;
 /// - `Pass` -> [`CheckSignal::Pass`].
 /// - `Slow` (correct but over `slow_after`) -> [`CheckSignal::Soft`]: answering, so degrade, never withdraw.
 /// - `Fail` (no answer, wrong rcode, not authoritative, wrong identity, answer mismatch, ...) ->
-///   [`CheckSignal::Hard`]; [`CheckSignal::Refused`] when every failed transport was refused.
+///   [`CheckSignal::Hard`]; [`CheckSignal::Refused`] when every failed transport was refused,
+///   [`CheckSignal::TimedOut`] when every failed transport timed out (no answer at all).
 pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
     match outcome.status {
         ProbeStatus::Pass => CheckSignal::Pass,
@@ -60,6 +61,8 @@ pub fn classify_probe(outcome: &ProbeOutcome) -> CheckSignal {
             }
             if refused_everywhere(outcome) {
                 CheckSignal::Refused(text)
+            } else if every_failure_is(outcome, &FailReason::Timeout) {
+                CheckSignal::TimedOut(text)
             } else {
                 CheckSignal::Hard(text)
             }
@@ -81,6 +84,20 @@ fn refused_everywhere(outcome: &ProbeOutcome) -> bool {
     failed.all(|t| t.reason == Some(FailReason::ConnectionRefused))
 }
 
+/// Whether every transport that failed failed with `reason` (and at least one did, or the outcome's own
+/// reason is `reason`).
+fn every_failure_is(outcome: &ProbeOutcome, reason: &FailReason) -> bool {
+    let mut failed = outcome
+        .transports
+        .iter()
+        .filter(|t| t.status == ProbeStatus::Fail)
+        .peekable();
+    if failed.peek().is_none() {
+        return outcome.reason.as_ref() == Some(reason);
+    }
+    failed.all(|t| t.reason.as_ref() == Some(reason))
+}
+
 fn fmt_latency(t: &TransportResult) -> String {
     fmt_duration(std::time::Duration::from_micros(
         u64::try_from(t.latency.as_micros()).unwrap_or(u64::MAX),
@@ -91,7 +108,8 @@ fn fmt_latency(t: &TransportResult) -> String {
 /// `max_lag` (0, the default, tolerates none).
 ///
 /// - Any zone `LocalFailed`, or more than `max_behind_zones` zones `Behind` (more than `max_lag`) ->
-///   [`CheckSignal::Hard`]: the local server is not serving current data.
+///   [`CheckSignal::Hard`]: the local server is not serving current data ([`CheckSignal::TimedOut`] when
+///   every failing zone is a local timeout).
 /// - Otherwise any zone `Behind` (within the tolerance), `Lagging` (within `max_lag`) or
 ///   `ReferenceUnreachable` -> [`CheckSignal::Soft`]. A tolerated stale zone still degrades: it is stale on
 ///   this node, but withdrawing the node for it would pull every other zone too. The reference being
@@ -108,6 +126,7 @@ pub fn classify_sweep(report: &SweepReport, max_behind_zones: usize) -> CheckSig
     let mut behind = Vec::new();
     let mut lagging = Vec::new();
     let mut unreachable = Vec::new();
+    let mut local_timeouts = 0usize;
     for zone in &report.zones {
         let o = &zone.outcome;
         match &o.verdict {
@@ -126,6 +145,9 @@ pub fn classify_sweep(report: &SweepReport, max_behind_zones: usize) -> CheckSig
                 local_failures.push(text);
             }
             SerialVerdict::LocalFailed(reason) => {
+                if *reason == FailReason::Timeout {
+                    local_timeouts += 1;
+                }
                 local_failures.push(format!("{}: local server: {reason}", zone.zone))
             }
             SerialVerdict::Lagging => lagging.push(format!(
@@ -148,6 +170,10 @@ pub fn classify_sweep(report: &SweepReport, max_behind_zones: usize) -> CheckSig
         );
         if max_behind_zones > 0 && local_failures.len() == behind.len() {
             let _ = write!(text, " (more than max_behind_zones = {max_behind_zones})");
+        }
+        if local_timeouts == local_failures.len() {
+            // The local server answered none of them: what a flooded server looks like.
+            return CheckSignal::TimedOut(text);
         }
         return CheckSignal::Hard(text);
     }

@@ -27,6 +27,8 @@
 //!   start-up and changes while drained. Above the suppress threshold the service is `down` with a reason
 //!   saying it is suppressed, until the penalty decays below the reuse threshold or the maximum hold-down
 //!   ends. Up <-> degraded changes add no penalty.
+//! - **Overload** (`[service.load]`, `overload.rs`): a `down` verdict from timeouts while the load
+//!   signals say "overloaded" is `degraded` instead (absorb, don't withdraw), for at most `absorb_for`.
 //! - **Drain** wins over everything: `drained`, every target withdrawn. With `graceful_drain` set and the
 //!   service announcing when the drain starts, the degrade targets are announced (normal ones withdrawn)
 //!   for that long first, then everything is withdrawn. Health keeps being tracked while drained, so an
@@ -35,9 +37,13 @@
 mod classify;
 mod damping;
 mod guard;
+mod overload;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod overload_tests;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -52,6 +58,7 @@ pub use damping::Damping;
 pub use guard::{GuardAnswer, GuardPolicy};
 
 use guard::GuardState;
+use overload::{Decision, Overload};
 
 /// What one probe result means for the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +75,11 @@ pub enum CheckSignal {
     /// running is useless to keep announced, and no other node can share that failure, so the guard does
     /// not hold it (unless `guard_all_failures`).
     Refused(String),
+    /// A hard failure where every failed transport timed out: no answer at all, which is what a server
+    /// too busy to answer looks like. Counts exactly like [`CheckSignal::Hard`]; the only difference is
+    /// the overload policy's (`overload.rs`): while the load signals say the server is overloaded, a
+    /// service whose down checks all timed out absorbs (degraded) instead of withdrawing.
+    TimedOut(String),
 }
 
 impl CheckSignal {
@@ -76,7 +88,7 @@ impl CheckSignal {
         match self {
             CheckSignal::Pass => "pass",
             CheckSignal::Soft(_) => "soft",
-            CheckSignal::Hard(_) | CheckSignal::Refused(_) => "hard",
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) | CheckSignal::TimedOut(_) => "hard",
         }
     }
 
@@ -84,13 +96,19 @@ impl CheckSignal {
     pub fn detail(&self) -> &str {
         match self {
             CheckSignal::Pass => "ok",
-            CheckSignal::Soft(text) | CheckSignal::Hard(text) | CheckSignal::Refused(text) => text,
+            CheckSignal::Soft(text)
+            | CheckSignal::Hard(text)
+            | CheckSignal::Refused(text)
+            | CheckSignal::TimedOut(text) => text,
         }
     }
 
     /// Whether the signal counts towards `fall` (hard or refused).
     pub fn is_hard(&self) -> bool {
-        matches!(self, CheckSignal::Hard(_) | CheckSignal::Refused(_))
+        matches!(
+            self,
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) | CheckSignal::TimedOut(_)
+        )
     }
 }
 
@@ -99,7 +117,9 @@ impl fmt::Display for CheckSignal {
         match self {
             CheckSignal::Pass => f.write_str("pass"),
             CheckSignal::Soft(text) => write!(f, "soft: {text}"),
-            CheckSignal::Hard(text) | CheckSignal::Refused(text) => write!(f, "hard: {text}"),
+            CheckSignal::Hard(text) | CheckSignal::Refused(text) | CheckSignal::TimedOut(text) => {
+                write!(f, "hard: {text}")
+            }
         }
     }
 }
@@ -112,7 +132,8 @@ pub enum ServiceState {
     Starting,
     /// Healthy: the normal targets are announced.
     Up,
-    /// Answering with soft problems: the degrade targets are announced (or the normal ones if none).
+    /// Answering with soft problems, or absorbing an overload (timeouts while the load signals say
+    /// "overloaded", see `overload.rs`): the degrade targets are announced (or the normal ones if none).
     Degraded,
     /// Failing, or suppressed by flap damping: everything withdrawn.
     Down,
@@ -247,7 +268,7 @@ impl CheckHealth {
                 self.consecutive_clean = 0;
                 self.consecutive_unclean = self.consecutive_unclean.saturating_add(1);
             }
-            CheckSignal::Hard(_) | CheckSignal::Refused(_) => {
+            CheckSignal::Hard(_) | CheckSignal::Refused(_) | CheckSignal::TimedOut(_) => {
                 self.consecutive_ok = 0;
                 self.consecutive_fail = self.consecutive_fail.saturating_add(1);
                 self.consecutive_clean = 0;
@@ -300,7 +321,9 @@ impl CheckHealth {
     fn soft_reason(&self, rise: u32, fall: u32) -> String {
         match &self.last_signal {
             Some(CheckSignal::Soft(text)) => format!("check {}: {}", self.name, text),
-            Some(CheckSignal::Hard(text) | CheckSignal::Refused(text)) => format!(
+            Some(
+                CheckSignal::Hard(text) | CheckSignal::Refused(text) | CheckSignal::TimedOut(text),
+            ) => format!(
                 "check {}: {} ({}/{fall} consecutive failures, not down yet)",
                 self.name, text, self.consecutive_fail
             ),
@@ -364,6 +387,8 @@ pub struct ServiceHealth {
     /// The fleet guard's policy for this service; `None` without `[fleet]`.
     guard: Option<GuardPolicy>,
     guard_state: GuardState,
+    /// The overload policy's state (`overload.rs`).
+    overload: Overload,
     state: ServiceState,
     reason: String,
     desired: DesiredRoutes,
@@ -394,6 +419,10 @@ impl ServiceHealth {
             missing: Vec::new(),
             guard: None,
             guard_state: GuardState::Idle,
+            overload: Overload {
+                policy: absorb_policy(config),
+                ..Overload::default()
+            },
             state: ServiceState::Starting,
             reason: String::new(),
             desired: DesiredRoutes { steps: Vec::new() },
@@ -555,7 +584,30 @@ impl ServiceHealth {
             self.graceful = None;
         }
         self.damping.reconfigure(config.damping, now);
+        self.overload.set_policy(absorb_policy(config));
         self.update(now)
+    }
+
+    /// The load task's verdict: `Some(detail)` while the DNS server is overloaded (`detail` goes into the
+    /// reason, e.g. "2400 qps vs baseline 12 qps ..."), `None` when it is not or nothing is known. See
+    /// [`overload`] for what an overload changes.
+    pub fn set_overload(&mut self, signal: Option<String>, now: Instant) -> Option<Transition> {
+        if signal == self.overload.signal {
+            return None;
+        }
+        self.overload.set_signal(signal);
+        self.update(now)
+    }
+
+    /// Whether the service is degraded because it absorbs an overload (its checks would take it down).
+    pub fn absorbing(&self) -> bool {
+        self.overload.absorbing
+    }
+
+    /// Since when the current overload episode has been absorbed (kept while it lasts, also after
+    /// `absorb_for` ran out).
+    pub fn absorbing_since(&self) -> Option<Instant> {
+        self.overload.since
     }
 
     /// Puts the service's withdrawals under the fleet guard (`Some`), or takes them out (`None`: every
@@ -707,9 +759,13 @@ impl ServiceHealth {
 
     /// Computes state, reason and desired routes; records flaps in the damping state.
     fn evaluate(&mut self, now: Instant) -> (ServiceState, String, DesiredRoutes) {
-        let verdict = self.verdict();
+        let mut verdict = self.verdict();
+        let absorb = self.overload_decision(&verdict, now);
+        self.overload.absorbing = matches!(absorb, Decision::Absorb { .. });
         let announcing = match verdict.state {
             ServiceState::Up | ServiceState::Degraded => Some(true),
+            // Absorbing keeps the routes: no flap for damping to count.
+            ServiceState::Down if self.overload.absorbing => Some(true),
             ServiceState::Down => Some(false),
             _ => None,
         };
@@ -779,6 +835,41 @@ impl ServiceHealth {
                 crate::config::fmt_duration(round_secs(left))
             );
             return (ServiceState::Starting, reason, self.routes(&warm.kept));
+        }
+
+        if let Decision::Spent { absorb_for } = absorb {
+            verdict.reason = format!(
+                "{}; overloaded, but absorbed for absorb_for = {} already, so the normal rules apply until the \
+                 overload ends",
+                verdict.reason,
+                crate::config::fmt_duration(absorb_for)
+            );
+        }
+        if let Decision::Absorb { left } = absorb {
+            // Announcing: nothing for the fleet guard to decide.
+            self.guard_state = GuardState::Idle;
+            let detail = self.overload.signal.clone().unwrap_or_default();
+            let (routes, what) = if self.degrade.is_empty() {
+                (
+                    self.routes(&self.announce),
+                    "no degrade targets configured, so the normal targets stay announced",
+                )
+            } else {
+                (
+                    self.routes(&self.degrade),
+                    "announcing the degrade targets instead of the normal ones",
+                )
+            };
+            return (
+                ServiceState::Degraded,
+                format!(
+                    "absorbing overload: {detail}; {what} for up to another {} (absorb_for), then the normal \
+                     rules apply; the checks say: {}",
+                    crate::config::fmt_duration(round_secs(left)),
+                    verdict.reason
+                ),
+                routes,
+            );
         }
 
         let suppressed = self.damping.suppressed();
@@ -896,6 +987,32 @@ impl ServiceHealth {
         } else {
             self.routes(&self.degrade)
         }
+    }
+
+    /// The overload overlay's decision for `verdict` (see [`overload`]); never while drained or missing a
+    /// target (those win).
+    fn overload_decision(&mut self, verdict: &Verdict, now: Instant) -> Decision {
+        if verdict.state != ServiceState::Down || self.drain.is_some() || !self.missing.is_empty() {
+            return Decision::Normal;
+        }
+        let announcing = self
+            .desired
+            .steps
+            .iter()
+            .any(|(_, state)| *state == RouteState::Announced);
+        let may_start = announcing && !self.damping.suppressed();
+        self.overload.decide(self.timeouts_only(), may_start, now)
+    }
+
+    /// Whether every down check's last failure was a timeout: no answer at all, as from a flooded server.
+    fn timeouts_only(&self) -> bool {
+        let mut down = self
+            .checks
+            .iter()
+            .filter(|c| c.decided && !c.up && !c.pending)
+            .peekable();
+        down.peek().is_some()
+            && down.all(|c| matches!(c.last_problem, Some(CheckSignal::TimedOut(_))))
     }
 
     /// Whether every down check's last failure was a refused connection: local evidence that this node's
@@ -1032,6 +1149,14 @@ impl ServiceHealth {
             }
         }
         DesiredRoutes { steps }
+    }
+}
+
+/// `absorb_for` when the service absorbs overloads (`[service.load]` with `overload = "absorb"`).
+fn absorb_policy(config: &ServiceConfig) -> Option<Duration> {
+    match config.load.as_ref()?.overload {
+        crate::config::OverloadPolicy::Absorb { absorb_for } => Some(absorb_for),
+        crate::config::OverloadPolicy::Withdraw => None,
     }
 }
 

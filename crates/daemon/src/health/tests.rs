@@ -18,11 +18,11 @@ use crate::drain::DrainRequest;
 const ANNOUNCED: RouteState = RouteState::Announced;
 const WITHDRAWN: RouteState = RouteState::Withdrawn;
 
-fn bird(name: &str) -> RouteTarget {
+pub(super) fn bird(name: &str) -> RouteTarget {
     RouteTarget::BirdProtocol(BirdProtocolName::new(name).expect("valid name"))
 }
 
-fn check(name: &str) -> CheckConfig {
+pub(super) fn check(name: &str) -> CheckConfig {
     let spec = nsbeacon_prober::ProbeSpec::new(
         "127.0.0.1:53".parse().expect("addr"),
         nsbeacon_prober::QuerySpec::new(
@@ -39,7 +39,7 @@ fn check(name: &str) -> CheckConfig {
 }
 
 /// One check "soa", announce `anycast`, degrade `anycast_prepend`, rise 3, fall 3, damping off.
-fn service() -> ServiceConfig {
+pub(super) fn service() -> ServiceConfig {
     ServiceConfig {
         name: "dns".to_owned(),
         checks: vec![check("soa")],
@@ -58,10 +58,11 @@ fn service() -> ServiceConfig {
         min_announcing: None,
         confirm_interval: None,
         watch: None,
+        load: None,
     }
 }
 
-fn hard(text: &str) -> CheckSignal {
+pub(super) fn hard(text: &str) -> CheckSignal {
     CheckSignal::Hard(text.to_owned())
 }
 
@@ -70,28 +71,28 @@ fn soft(text: &str) -> CheckSignal {
 }
 
 /// A test clock: every call moves one second.
-struct Clock {
-    now: Instant,
+pub(super) struct Clock {
+    pub(super) now: Instant,
 }
 
 impl Clock {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             now: Instant::now(),
         }
     }
-    fn step(&mut self) -> Instant {
+    pub(super) fn step(&mut self) -> Instant {
         self.now += Duration::from_secs(1);
         self.now
     }
-    fn advance(&mut self, d: Duration) -> Instant {
+    pub(super) fn advance(&mut self, d: Duration) -> Instant {
         self.now += d;
         self.now
     }
 }
 
 /// Feeds `n` copies of `signal` to check `index`, returning the transitions seen.
-fn feed(
+pub(super) fn feed(
     h: &mut ServiceHealth,
     clock: &mut Clock,
     index: usize,
@@ -103,15 +104,15 @@ fn feed(
         .collect()
 }
 
-fn steps(h: &ServiceHealth) -> Vec<(RouteTarget, RouteState)> {
+pub(super) fn steps(h: &ServiceHealth) -> Vec<(RouteTarget, RouteState)> {
     h.desired().steps
 }
 
-fn all_withdrawn(h: &ServiceHealth) -> bool {
+pub(super) fn all_withdrawn(h: &ServiceHealth) -> bool {
     steps(h).iter().all(|(_, s)| *s == WITHDRAWN)
 }
 
-fn up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
+pub(super) fn up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
     let mut h = ServiceHealth::new(config, clock.now);
     for i in 0..config.checks.len() {
         feed(&mut h, clock, i, &CheckSignal::Pass, config.rise as usize);
@@ -478,7 +479,7 @@ fn service_state_names() {
 
 // ---------------------------------------------------------------------------------------------- damping
 
-fn damped() -> ServiceConfig {
+pub(super) fn damped() -> ServiceConfig {
     let mut config = service();
     config.rise = 1;
     config.fall = 1;
@@ -666,7 +667,7 @@ fn up_degraded_changes_add_no_penalty() {
 
 // ------------------------------------------------------------------------------------------------ drain
 
-fn drain(reason: &str) -> Option<DrainRequest> {
+pub(super) fn drain(reason: &str) -> Option<DrainRequest> {
     Some(DrainRequest {
         reason: reason.to_owned(),
         since_unix: 1_700_000_000,
@@ -797,7 +798,7 @@ fn flaps_while_drained_add_no_penalty() {
 
 // --------------------------------------------------------------------------------------- classification
 
-fn transport_result(
+pub(super) fn transport_result(
     transport: Transport,
     status: ProbeStatus,
     reason: Option<FailReason>,
@@ -813,7 +814,7 @@ fn transport_result(
     }
 }
 
-fn outcome(
+pub(super) fn outcome(
     status: ProbeStatus,
     transports: Vec<TransportResult>,
     identity: Option<&str>,
@@ -904,9 +905,18 @@ fn classify_probe_tiers() {
             )],
             None,
         );
+        // A timeout is hard too, marked as such for the overload policy.
         assert!(
-            matches!(classify_probe(&o), CheckSignal::Hard(_)),
+            matches!(
+                classify_probe(&o),
+                CheckSignal::Hard(_) | CheckSignal::TimedOut(_)
+            ),
             "{reason:?} must be hard"
+        );
+        assert_eq!(
+            matches!(classify_probe(&o), CheckSignal::TimedOut(_)),
+            reason == FailReason::Timeout,
+            "{reason:?}"
         );
     }
 
@@ -922,7 +932,7 @@ fn classify_probe_tiers() {
     );
 }
 
-fn zone(
+pub(super) fn zone(
     name: &str,
     verdict: SerialVerdict,
     local: Option<u32>,
@@ -945,7 +955,7 @@ fn zone(
     }
 }
 
-fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
+pub(super) fn sweep(zones: Vec<ZoneSerial>) -> SweepReport {
     SweepReport {
         zones,
         summary: SweepSummary::default(),
@@ -1513,7 +1523,10 @@ fn a_missing_target_holds_the_service_down_with_the_name_until_it_exists() {
 
 // ---- fleet guard overlay ----
 
-fn guarded(on_unavailable: crate::config::OnUnavailable, all_failures: bool) -> GuardPolicy {
+pub(super) fn guarded(
+    on_unavailable: crate::config::OnUnavailable,
+    all_failures: bool,
+) -> GuardPolicy {
     GuardPolicy {
         all_failures,
         on_unavailable,
@@ -1521,7 +1534,7 @@ fn guarded(on_unavailable: crate::config::OnUnavailable, all_failures: bool) -> 
 }
 
 /// An up service under the fleet guard with `on_unavailable = "local"`.
-fn guarded_up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
+pub(super) fn guarded_up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealth {
     let mut h = up_service(config, clock);
     h.set_guard_policy(
         Some(guarded(crate::config::OnUnavailable::Local, false)),
@@ -1531,12 +1544,16 @@ fn guarded_up_service(config: &ServiceConfig, clock: &mut Clock) -> ServiceHealt
 }
 
 /// Marks the pending question asked and feeds `answer`.
-fn answer(h: &mut ServiceHealth, clock: &mut Clock, answer: GuardAnswer) -> Option<Transition> {
+pub(super) fn answer(
+    h: &mut ServiceHealth,
+    clock: &mut Clock,
+    answer: GuardAnswer,
+) -> Option<Transition> {
     h.guard_asked();
     h.guard_answered(answer, clock.step())
 }
 
-fn announced(h: &ServiceHealth) -> Vec<String> {
+pub(super) fn announced(h: &ServiceHealth) -> Vec<String> {
     steps(h)
         .iter()
         .filter(|(_, s)| *s == ANNOUNCED)

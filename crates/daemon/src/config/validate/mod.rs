@@ -12,6 +12,7 @@ mod backend;
 mod check;
 mod dnssec;
 mod fleet;
+mod load;
 mod query;
 mod serial;
 mod service;

@@ -110,6 +110,7 @@ impl Validator<'_> {
         );
         let confirm_interval = self.confirm_interval(path, raw, interval);
         let watch = self.watch(path, raw);
+        let load = self.load(path, raw.load.as_ref());
 
         Some(ServiceConfig {
             name: name?,
@@ -126,6 +127,7 @@ impl Validator<'_> {
             min_announcing: min_announcing?,
             confirm_interval: confirm_interval?,
             watch: watch?,
+            load: load?,
         })
     }
 
