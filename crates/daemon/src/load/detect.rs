@@ -8,7 +8,9 @@
 //!   normal and the node would stop absorbing it exactly when it matters.
 //! - **Overloaded** as soon as one reading is over a threshold: the rate above `max_qps`; above
 //!   `overload_factor` x baseline and `min_qps` (once the baseline has [`WARMUP`] readings); UDP
-//!   receive errors growing faster than `max_udp_errors` per second. **Calm again** only after [`CALM`]
+//!   receive errors growing faster than `max_udp_errors` per second **while the server's statistics show
+//!   it serving queries** (a hung server's buffer overflows too: errors alone must never keep a dead
+//!   node announced). **Calm again** only after [`CALM`]
 //!   readings in a row under every threshold (or without a signal), so one lucky interval in a flood
 //!   does not end the absorption.
 
@@ -110,7 +112,11 @@ impl Detector {
                 round(self.config.min_qps)
             ));
         }
-        if let (Some(rate), Some(max)) = (udp_rate, self.config.max_udp_errors)
+        // Receive errors alone cannot tell an overloaded server from a hung one: a stopped server reads
+        // nothing, so its socket buffer overflows under ordinary traffic too. They count only while the
+        // server's own statistics answer and show it serving queries.
+        let serving = qps.is_some_and(|q| q > 0.0);
+        if let (Some(rate), Some(max), true) = (udp_rate, self.config.max_udp_errors, serving)
             && rate > max
         {
             hot.push(format!(
@@ -319,6 +325,32 @@ mod tests {
         assert_eq!(after.qps, Some(10.0));
     }
 
+    /// A hung server (SIGSTOP) under ordinary traffic overflows its socket buffer just like an overloaded
+    /// one; without its statistics answering, or with its query counter standing still, the receive
+    /// errors are no evidence of an overload, and the node must be withdrawn, not absorbed.
+    #[test]
+    fn receive_errors_of_a_server_that_serves_nothing_are_not_an_overload() {
+        let t0 = Instant::now();
+        for queries in [(None, None), (Some(500), Some(500))] {
+            let mut d = Detector::new(config());
+            d.observe(
+                Reading {
+                    queries: queries.0,
+                    udp_errors: Some((100, 90)),
+                },
+                t0,
+            );
+            let a = d.observe(
+                Reading {
+                    queries: queries.1,
+                    udp_errors: Some((5000, 4990)),
+                },
+                t0 + Duration::from_secs(1),
+            );
+            assert!(!a.overloaded, "{queries:?}: {a:?}");
+        }
+    }
+
     #[test]
     fn max_qps_and_udp_errors_need_no_baseline() {
         let mut c = config();
@@ -347,14 +379,14 @@ mod tests {
         let mut u = Detector::new(config());
         u.observe(
             Reading {
-                queries: None,
+                queries: Some(0),
                 udp_errors: Some((100, 90)),
             },
             t0,
         );
         let b = u.observe(
             Reading {
-                queries: None,
+                queries: Some(40),
                 udp_errors: Some((300, 280)),
             },
             t0 + Duration::from_secs(1),

@@ -96,6 +96,15 @@ impl Validator<'_> {
                         "remove max_udp_errors, or set kernel = true",
                     );
                 }
+                if matches!(source, Some(LoadSource::None)) {
+                    self.issue(
+                        &key,
+                        "max_udp_errors needs the DNS server's own statistics: receive errors alone \
+                         cannot tell an overloaded server from a hung one (both overflow their socket \
+                         buffer), so they count only while the server's query counter shows it serving",
+                        "set source to \"knot\", \"nsd\" or \"bind\", or remove max_udp_errors",
+                    );
+                }
                 self.positive_number(&key, Some(v), 0.0).map(Some)
             }
         };
@@ -510,6 +519,14 @@ timeout = "2s""#,
             ),
             "service[0].load.timeout",
             "longer than the load interval",
+        );
+        has(
+            &issues(
+                r#"source = "none"
+max_udp_errors = 10"#,
+            ),
+            "service[0].load.max_udp_errors",
+            "cannot tell an overloaded server from a hung one",
         );
         has(
             &issues(
