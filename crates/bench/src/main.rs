@@ -7,6 +7,7 @@
 //! nsbeacon-bench footprint --nsbeacon PATH [--seconds N]                  # part 3
 //! nsbeacon-bench restart   --nsbeacon PATH [--trials N]                   # part 5
 //! nsbeacon-bench fleet     --nsbeacon PATH [--nodes N] [--rounds N] [--seconds N]   # part 6
+//! nsbeacon-bench dnssec    [--zones N] [--runs N] [--concurrency N] [--cache DIR]  # part 7
 //! ```
 //! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
 //! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
@@ -14,6 +15,7 @@
 
 mod backend_ops;
 mod daemon;
+mod dnssec;
 mod failover;
 mod fleet;
 mod footprint;
@@ -187,6 +189,21 @@ enum Part {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Part 7: DNSSEC expiry sweep of 10,000 signed zones vs `dnsperf -D` on the same Knot (issue 16).
+    Dnssec {
+        /// Signed zones on the Knot.
+        #[arg(long, default_value_t = 10_000)]
+        zones: usize,
+        /// Measured runs of each (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Zones in flight (the dnssec check's default is 64, two queries each).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Where the signed zones are kept between runs (signing 10,000 zones takes minutes).
+        #[arg(long, default_value = "target/bench-cache")]
+        cache: PathBuf,
+    },
 }
 
 fn main() {
@@ -222,6 +239,12 @@ fn main() {
             rounds,
             seconds,
         } => fleet::run(&nsbeacon, nodes, rounds, seconds),
+        Part::Dnssec {
+            zones,
+            runs,
+            concurrency,
+            cache,
+        } => dnssec::run(zones, runs, concurrency, &cache),
     };
     match result {
         Ok(markdown) => {

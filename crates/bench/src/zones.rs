@@ -24,27 +24,38 @@ pub fn start_knots(zones: usize) -> (KnotServer, KnotServer) {
 
 /// One dnsperf run's result.
 #[derive(Debug, Clone, Copy)]
-struct DnsperfRun {
-    qps: f64,
-    run_time: f64,
-    completed: u64,
-    lost: u64,
+pub struct DnsperfRun {
+    /// Queries per second, as dnsperf reports it.
+    pub qps: f64,
+    /// The run's wall-clock time in seconds.
+    pub run_time: f64,
+    /// Queries answered.
+    pub completed: u64,
+    /// Queries without an answer within dnsperf's timeout.
+    pub lost: u64,
 }
 
 /// dnsperf's client sockets: like the sweep's socket pools, many source ports, so Knot's `SO_REUSEPORT`
 /// UDP workers share the load as they do for the sweep (one client would pin one Knot worker).
-const DNSPERF_CLIENTS: usize = 32;
+pub const DNSPERF_CLIENTS: usize = 32;
 
 /// dnsperf's threads: one per core of the 2-core bench machine, as the sweep's workers use every core.
-const DNSPERF_THREADS: usize = 2;
+pub const DNSPERF_THREADS: usize = 2;
 
-fn dnsperf(
+/// Runs `dnsperf` over the queries of `file` `passes` times with `outstanding` queries in flight, and
+/// reads its summary. `dnssec_ok` sets the DO bit (`-D`), as the DNSSEC sweep does.
+pub fn dnsperf(
     server: SocketAddr,
     file: &std::path::Path,
     passes: usize,
     outstanding: usize,
+    dnssec_ok: bool,
 ) -> Result<DnsperfRun, BenchError> {
-    let out = Command::new(require_binary("dnsperf"))
+    let mut command = Command::new(require_binary("dnsperf"));
+    if dnssec_ok {
+        command.arg("-D");
+    }
+    let out = command
         .args([
             "-s",
             &server.ip().to_string(),
@@ -143,7 +154,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
     runtime
         .block_on(warm.run(&names))
         .map_err(|e| BenchError::new(e.to_string()))?;
-    dnsperf(local.addr(), query_file.path(), 1, 2 * concurrency)?;
+    dnsperf(local.addr(), query_file.path(), 1, 2 * concurrency, false)?;
     for _ in 0..runs {
         crate::check_interrupted()?;
         // Interleaved, so that machine noise hits all three alike.
@@ -175,6 +186,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
             query_file.path(),
             2,
             2 * concurrency,
+            false,
         )?);
         let (elapsed, ok) = runtime.block_on(crate::pooled::sweep(
             local.addr(),
