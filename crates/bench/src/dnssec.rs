@@ -34,6 +34,10 @@ const ALGORITHM: &str = "ECDSAP256SHA256";
 /// The file written last into a complete cache: the signatures' expiry, seconds since the epoch.
 const STAMP: &str = "complete";
 
+/// dnsperf's passes over the query file: three, so that its start and ramp-up (a few ms) weigh little in
+/// its rate; one pass of 20,000 queries lasts about as long as one sweep.
+const DNSPERF_PASSES: usize = 3;
+
 /// The target the sweep time is judged by: a fifth of the sweeps' default interval (10 s), as for the
 /// serial sweep of part 4.
 const SWEEP_TARGET_SECS: f64 = 2.0;
@@ -274,7 +278,13 @@ pub fn run(
     runtime
         .block_on(sweep.run(&names))
         .map_err(|e| BenchError::new(e.to_string()))?;
-    dnsperf(knot.addr(), query_file.path(), 1, outstanding, true)?;
+    dnsperf(
+        knot.addr(),
+        query_file.path(),
+        DNSPERF_PASSES,
+        outstanding,
+        true,
+    )?;
     let mut times: Vec<f64> = Vec::new();
     let mut perf = Vec::new();
     let mut verdicts = String::new();
@@ -292,7 +302,7 @@ pub fn run(
         perf.push(dnsperf(
             knot.addr(),
             query_file.path(),
-            1,
+            DNSPERF_PASSES,
             outstanding,
             true,
         )?);
@@ -327,12 +337,12 @@ pub fn run(
     if let (Some(t), Some(q)) = (perf_time, perf_rate) {
         table.row(vec![
             format!(
-                "dnsperf -D -n 1 -q {outstanding} -c {DNSPERF_CLIENTS} -T {DNSPERF_THREADS}, the same queries"
+                "dnsperf -D -n {DNSPERF_PASSES} -q {outstanding} -c {DNSPERF_CLIENTS} -T {DNSPERF_THREADS}, the same queries {DNSPERF_PASSES} times"
             ),
             t.n.to_string(),
             format!("{:.3}", t.p50),
             format!("{:.3}", t.p95),
-            num(zones as f64 / t.p50),
+            num((DNSPERF_PASSES * zones) as f64 / t.p50),
             num(q.p50),
             format!("{}-{}", num(q.min), num(q.max)),
         ]);
@@ -369,11 +379,11 @@ pub fn run(
     Ok(format!(
         "## 7. DNSSEC: expiry sweep of 10,000 signed zones\n\n\
          One Knot (`knotd`, no signing policy of its own) on 127.0.0.1 serving {zones} zones signed with \
-         `dnssec-signzone` ({ALGORITHM}, NSEC, one key written under every zone's name, signatures valid until {} = {:.0} days after \
+         `dnssec-signzone` ({ALGORITHM}, NSEC, one key written under every zone's name, signatures valid until unix time {}, {:.0} days after \
          this run; {signing}; cached in `{}`), started in {:.1} s. A sweep asks every zone's SOA and DNSKEY \
          with the DO bit ({} queries), `concurrency` {concurrency} zones (the check's default), so up to \
          {outstanding} queries in flight, 1 s timeout, UDP, on a multi-threaded tokio runtime; it reads every \
-         RRSIG's validity window (no crypto). `dnsperf -D` sends the same {} queries once (`-n 1`) to the same \
+         RRSIG's validity window (no crypto). `dnsperf -D` sends the same {} queries {DNSPERF_PASSES} times (`-n {DNSPERF_PASSES}`) to the same \
          Knot with as many outstanding (`-q {outstanding}`), {DNSPERF_CLIENTS} client sockets and \
          {DNSPERF_THREADS} threads, as in part 4. One warm-up round of each, then {runs} interleaved runs. \
          Last sweep's verdicts: {verdicts}. dnsperf lost {lost} of {completed} queries.\n\n{rendered}\n{verdict}\n",
