@@ -8,18 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nsbeacon_prober::dnssec::{DnssecSweep, ExpiryVerdict};
-use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_testkit::dnssec::with_signed_records;
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone, bulk_zones};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
 use crate::stats::{Summary, Table, num};
-use crate::zones::{DNSPERF_CLIENTS, DNSPERF_THREADS, ZONE_SUFFIX, dnsperf};
+use crate::zones::{DNSPERF_CLIENTS, DNSPERF_THREADS, SweepSetup, ZONE_SUFFIX, dnsperf};
 
 /// Validity of the signatures made for the cache: a month, so one signing serves many runs.
 const VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -250,28 +248,19 @@ pub fn run(
     let started = Instant::now();
     let knot = KnotServer::start(KnotConfig::new().with_zones(signed.zones.clone()));
     let knot_start = started.elapsed();
-    let names: Vec<Name> = signed
-        .zones
-        .iter()
-        .map(|z| Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name))))
-        .collect::<Result<_, _>>()?;
-    let query_file =
-        tempfile::NamedTempFile::new().map_err(|e| BenchError::new(format!("temp file: {e}")))?;
-    let queries: String = signed
-        .zones
-        .iter()
-        .map(|z| format!("{0} SOA\n{0} DNSKEY\n", z.name))
-        .collect();
-    std::fs::write(query_file.path(), queries)
-        .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
     let sweep = DnssecSweep {
         concurrency,
         ..DnssecSweep::new(knot.addr())
     };
+    let qtypes: Vec<String> = sweep.types.iter().map(ToString::to_string).collect();
+    let SweepSetup {
+        names,
+        query_file,
+        runtime,
+    } = SweepSetup::new(
+        &signed.zones,
+        &qtypes.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
     let outstanding = sweep.types.len() * concurrency;
 
     // Warm-up, not counted: first touches of Knot's zone tree and the page cache.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{SerialSweep, Transport};
-use nsbeacon_testkit::knot::{KnotServer, start_sweep_pair};
+use nsbeacon_testkit::knot::{KnotServer, Zone, start_sweep_pair};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
@@ -108,30 +108,56 @@ pub fn dnsperf(
     }
 }
 
+/// What a sweep benchmark needs besides its servers: the zone names, a dnsperf query file asking `qtypes`
+/// of every zone (in that order), and a multi-threaded runtime like the daemon's.
+pub struct SweepSetup {
+    /// The zones, parsed.
+    pub names: Vec<Name>,
+    /// dnsperf's input; removed when dropped.
+    pub query_file: tempfile::NamedTempFile,
+    /// One worker thread per core.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl SweepSetup {
+    /// Parses `zones`' names and writes the query file.
+    pub fn new(zones: &[Zone], qtypes: &[&str]) -> Result<SweepSetup, BenchError> {
+        let names = zones
+            .iter()
+            .map(|z| {
+                Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        let query_file = tempfile::NamedTempFile::new()
+            .map_err(|e| BenchError::new(format!("temp file: {e}")))?;
+        let queries: String = zones
+            .iter()
+            .flat_map(|z| qtypes.iter().map(move |t| format!("{} {t}\n", z.name)))
+            .collect();
+        std::fs::write(query_file.path(), queries)
+            .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
+        Ok(SweepSetup {
+            names,
+            query_file,
+            runtime,
+        })
+    }
+}
+
 /// Runs part 4 and returns its markdown section.
 pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, BenchError> {
     let started = std::time::Instant::now();
     let (local, reference) = start_knots(zones);
     let knot_start = started.elapsed();
-    let names: Vec<Name> = local
-        .zones()
-        .iter()
-        .map(|z| Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name))))
-        .collect::<Result<_, _>>()?;
-    let query_file =
-        tempfile::NamedTempFile::new().map_err(|e| BenchError::new(format!("temp file: {e}")))?;
-    let queries: String = local
-        .zones()
-        .iter()
-        .map(|z| format!("{} SOA\n", z.name))
-        .collect();
-    std::fs::write(query_file.path(), queries)
-        .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
+    let SweepSetup {
+        names,
+        query_file,
+        runtime,
+    } = SweepSetup::new(local.zones(), &["SOA"])?;
     let mut sweep_two: Vec<Duration> = Vec::new();
     let mut sweep_same: Vec<Duration> = Vec::new();
     let mut pooled_two: Vec<Duration> = Vec::new();

@@ -309,20 +309,11 @@ impl CheckLabels<'_> {
                 .with_label_values(&[self.service, self.check, verdict])
                 .set(i64::try_from(s.count(verdict)).unwrap_or(i64::MAX));
         }
-        match s.earliest() {
-            Some((_, e)) => self
-                .metrics
-                .dnssec_min_expiry_seconds
-                .with_label_values(&labels)
-                .set(e.remaining),
-            // No signature read at all: no value is better than a stale one.
-            None => {
-                let _ = self
-                    .metrics
-                    .dnssec_min_expiry_seconds
-                    .remove_label_values(&labels);
-            }
-        }
+        set_or_remove(
+            &self.metrics.dnssec_min_expiry_seconds,
+            &labels,
+            s.earliest().map(|(_, e)| e.remaining),
+        );
         let mut within = vec![0i64; DNSSEC_EXPIRY_BUCKETS.len()];
         for remaining in sweep
             .zones
@@ -344,21 +335,11 @@ impl CheckLabels<'_> {
         if sweep.zones.len() <= PER_ZONE_SERIES_LIMIT {
             for zone in &sweep.zones {
                 let name = zone.zone.to_string();
-                let labels = [self.service, self.check, name.as_str()];
-                match zone.earliest {
-                    Some(e) => self
-                        .metrics
-                        .dnssec_expiry_seconds
-                        .with_label_values(&labels)
-                        .set(e.remaining),
-                    // No signature read: no value is better than a stale one.
-                    None => {
-                        let _ = self
-                            .metrics
-                            .dnssec_expiry_seconds
-                            .remove_label_values(&labels);
-                    }
-                }
+                set_or_remove(
+                    &self.metrics.dnssec_expiry_seconds,
+                    &[self.service, self.check, name.as_str()],
+                    zone.earliest.map(|e| e.remaining),
+                );
             }
         }
     }
@@ -368,5 +349,16 @@ impl CheckLabels<'_> {
             .probe_results_total
             .with_label_values(&[self.service, self.check, "any", "hung"])
             .inc();
+    }
+}
+
+/// Sets the series of `labels` to `value`, or removes it when there is none (no signature was read): no
+/// value is better than a stale one.
+fn set_or_remove(gauge: &prometheus::IntGaugeVec, labels: &[&str], value: Option<i64>) {
+    match value {
+        Some(v) => gauge.with_label_values(labels).set(v),
+        None => {
+            let _ = gauge.remove_label_values(labels);
+        }
     }
 }
