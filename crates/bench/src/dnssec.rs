@@ -16,7 +16,7 @@ use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone, bulk_zones};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
-use crate::stats::{Summary, Table, num};
+use crate::stats::{Summary, Table, met, num};
 use crate::zones::{DNSPERF_CLIENTS, DNSPERF_THREADS, SweepSetup, ZONE_SUFFIX, dnsperf};
 
 /// Validity of the signatures made for the cache: a month, so one signing serves many runs.
@@ -345,17 +345,9 @@ pub fn run(
              interval) -> {}\n\
              - DNSSEC: sweep rate p50 {:.0} % of `dnsperf -D`'s on the same server (target >= 50 %) -> {}\n",
             t.p50,
-            if t.p50 < SWEEP_TARGET_SECS {
-                "met"
-            } else {
-                "missed"
-            },
+            met(t.p50 < SWEEP_TARGET_SECS),
             100.0 * q.p50 / d.p50,
-            if q.p50 >= d.p50 / 2.0 {
-                "met"
-            } else {
-                "missed"
-            }
+            met(q.p50 >= d.p50 / 2.0)
         ),
         _ => "Targets: not evaluated (missing samples).".to_owned(),
     };

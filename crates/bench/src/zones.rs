@@ -12,7 +12,7 @@ use nsbeacon_testkit::knot::{KnotServer, Zone, start_sweep_pair};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
-use crate::stats::{Summary, Table, num};
+use crate::stats::{Summary, Table, met, num};
 
 /// Zone name suffix of the bulk zones.
 pub const ZONE_SUFFIX: &str = "bench.test";
@@ -313,13 +313,9 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
              - Zone scale: {zones}-zone sweep p50 {:.3} s (target < 2 s) -> {}\n\
              - Zone scale: sweep rate p50 {:.0} % of dnsperf's on the same server (target >= 50 %) -> {}\n",
             t.p50,
-            if t.p50 < 2.0 { "met" } else { "missed" },
+            met(t.p50 < 2.0),
             100.0 * sq.p50 / dq.p50,
-            if sq.p50 >= dq.p50 / 2.0 {
-                "met"
-            } else {
-                "missed"
-            }
+            met(sq.p50 >= dq.p50 / 2.0)
         ),
         _ => "Targets: not evaluated (missing samples).".to_owned(),
     };

@@ -226,16 +226,21 @@ impl CheckLabels<'_> {
         }
     }
 
-    /// The sweep as a whole (duration, signal), its zone counts, and per-zone serials for small sweeps.
-    fn export_sweep(&self, sweep: &SweepReport, signal: &CheckSignal) {
+    /// A zone sweep's duration and signal (serial and DNSSEC sweeps alike, `transport="sweep"`).
+    fn export_sweep_run(&self, elapsed: std::time::Duration, signal: &CheckSignal) {
         self.metrics
             .probe_duration_seconds
             .with_label_values(&[self.service, self.check, "sweep"])
-            .observe(sweep.elapsed.as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         self.metrics
             .probe_results_total
             .with_label_values(&[self.service, self.check, "sweep", signal.as_str()])
             .inc();
+    }
+
+    /// The sweep as a whole (duration, signal), its zone counts, and per-zone serials for small sweeps.
+    fn export_sweep(&self, sweep: &SweepReport, signal: &CheckSignal) {
+        self.export_sweep_run(sweep.elapsed, signal);
         self.export_serial_counts(&sweep.summary);
         if sweep.zones.len() <= PER_ZONE_SERIES_LIMIT {
             self.export_zone_serials(sweep);
@@ -294,14 +299,7 @@ impl CheckLabels<'_> {
     /// distribution of remaining validity, and per-zone expiry for small sweeps.
     fn export_dnssec(&self, sweep: &DnssecReport, signal: &CheckSignal) {
         let labels = [self.service, self.check];
-        self.metrics
-            .probe_duration_seconds
-            .with_label_values(&[self.service, self.check, "sweep"])
-            .observe(sweep.elapsed.as_secs_f64());
-        self.metrics
-            .probe_results_total
-            .with_label_values(&[self.service, self.check, "sweep", signal.as_str()])
-            .inc();
+        self.export_sweep_run(sweep.elapsed, signal);
         let s = &sweep.summary;
         for verdict in ExpiryVerdict::ALL {
             self.metrics
