@@ -262,7 +262,7 @@ fn shared_signer_failing_is_held(lab: &mut FleetLab) {
     let paths = lab.wait_paths("3 degraded paths while held", SETTLE, |p| {
         p.len() == 3 && p.iter().all(|p| p.node_as_count == 4)
     });
-    for i in 0..NODES {
+    for (i, state) in states.iter().enumerate() {
         let metrics = lab
             .http_get(i, "/metrics")
             .map(|(_, m)| m)
@@ -271,8 +271,7 @@ fn shared_signer_failing_is_held(lab: &mut FleetLab) {
             metrics.contains(
                 "nsbeacon_dnssec_zones{check=\"signatures\",service=\"dns\",verdict=\"critical\"} 1"
             ),
-            "node-{i} is {:?} but its dnssec check does not report the zone critical:\n{}",
-            states[i],
+            "node-{i} is {state:?} but its dnssec check does not report the zone critical:\n{}",
             metrics
                 .lines()
                 .filter(
