@@ -12,12 +12,15 @@
 //! The upstream sees one path per announcing node, so "how many nodes announce" is read where it matters.
 //! Knot servers are shared by groups of nodes so that a test can fail any set of nodes at the same
 //! instant (SIGSTOP of their Knot: probes time out, a failure every node of the group shares).
+//! Every Knot also serves [`SIGNED_ZONE`], pre-signed by one "shared signer" (dnssec-signzone), so that a
+//! test can make every node's DNSSEC check fail at once ([`FleetLab::resign_shared_zone`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nsbeacon_testkit::bird::{BirdDaemon, bird_command};
+use nsbeacon_testkit::dnssec::sign_zone;
 use nsbeacon_testkit::etcd::EtcdCluster;
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 use nsbeacon_testkit::net::free_port;
@@ -30,6 +33,12 @@ use crate::render::{bird_templates_dir, render_bird};
 
 /// How long the lab waits for every BGP session.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The signed zone every Knot serves, as if from one signer shared by the fleet.
+pub const SIGNED_ZONE: &str = "signed.fleet.test.";
+
+/// Validity of [`SIGNED_ZONE`]'s signatures at lab start: far beyond any `warn_before` a test sets.
+pub const SIGNED_ZONE_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// One path the upstream has for the anycast prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,12 +162,21 @@ impl FleetLab {
             .tempdir()
             .unwrap_or_else(|e| panic!("create the fleet lab dir: {e}"));
         let etcd = EtcdCluster::start(etcd_members);
+        let signed = sign_zone(
+            &Zone::new(SIGNED_ZONE, 1),
+            SIGNED_ZONE_VALIDITY,
+            &dir.path().join("signer-1"),
+        );
         let knots: Vec<KnotServer> = groups
             .iter()
             .map(|_| {
-                KnotServer::start(KnotConfig::new().with_zone(
-                    Zone::new(LAB_ZONE, LAB_ZONE_SERIAL).with_record("www IN A 192.0.2.80"),
-                ))
+                KnotServer::start(
+                    KnotConfig::new()
+                        .with_zone(
+                            Zone::new(LAB_ZONE, LAB_ZONE_SERIAL).with_record("www IN A 192.0.2.80"),
+                        )
+                        .with_zone(signed.clone()),
+                )
             })
             .collect();
         let upstream_ns = Netns::create("fupstream").unwrap_or_else(|e| panic!("{e}"));
@@ -315,6 +333,64 @@ impl FleetLab {
         );
         std::fs::write(&node.config_path, text)
             .unwrap_or_else(|e| panic!("write {}: {e}", node.config_path.display()));
+    }
+
+    /// Appends a `type = "dnssec"` check of [`SIGNED_ZONE`] on node `i`'s Knot to its config (written by
+    /// [`Self::write_config`]): the service's 200 ms rhythm, `warn_before` 2 days, `fail_before` 1 hour.
+    pub fn add_dnssec_check(&self, i: usize) {
+        let node = &self.nodes[i];
+        let check = format!(
+            "\n[[service.check]]\nname = \"signatures\"\ntype = \"dnssec\"\nlocal = \"{}\"\n\
+             zones = [\"{SIGNED_ZONE}\"]\ninterval = \"200ms\"\nwarn_before = \"2d\"\nfail_before = \"1h\"\n",
+            self.knots[node.knot].addr()
+        );
+        let mut text = std::fs::read_to_string(&node.config_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", node.config_path.display()));
+        text.push_str(&check);
+        std::fs::write(&node.config_path, text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", node.config_path.display()));
+    }
+
+    /// The shared signer signs [`SIGNED_ZONE`] again at `serial` with `valid_for` left, and every Knot
+    /// serves the result (one after the other, each within milliseconds): what every node sees when the
+    /// signer they share stalls (`valid_for` below `fail_before`) or recovers.
+    pub fn resign_shared_zone(&mut self, serial: u32, valid_for: Duration) {
+        let signed = sign_zone(
+            &Zone::new(SIGNED_ZONE, serial),
+            valid_for,
+            &self.dir.path().join(format!("signer-{serial}")),
+        );
+        for knot in &mut self.knots {
+            knot.write_zone(signed.clone());
+        }
+    }
+
+    /// Sends SIGHUP to the nsbeacon of each of `nodes` and waits until each has logged one more
+    /// "configuration reloaded" than before.
+    pub fn reload(&mut self, nodes: &[usize]) {
+        const DONE: &str = "configuration reloaded";
+        let before: Vec<usize> = nodes
+            .iter()
+            .map(|&i| self.nodes[i].log().matches(DONE).count())
+            .collect();
+        for &i in nodes {
+            let guard = self.nodes[i]
+                .nsbeacon()
+                .unwrap_or_else(|| panic!("node {i}'s nsbeacon is not running"));
+            assert!(guard.signal(Signal::SIGHUP), "SIGHUP to node {i}");
+        }
+        let reloaded = nsbeacon_testkit::wait_until(Duration::from_secs(10), || {
+            nodes
+                .iter()
+                .zip(&before)
+                .all(|(&i, &n)| self.nodes[i].log().matches(DONE).count() > n)
+        });
+        assert!(
+            reloaded,
+            "not every node of {nodes:?} reloaded; node {} log tail:\n{}",
+            nodes[0],
+            tail(&self.nodes[nodes[0]].log(), 20)
+        );
     }
 
     /// Starts node `i`'s nsbeacon (its config must be written).

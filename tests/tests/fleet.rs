@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nsbeacon_e2e::fleet::{FleetLab, PathWatch, count};
+use nsbeacon_e2e::fleet::{self, FleetLab, PathWatch, count};
 use nsbeacon_testkit::{DaemonGuard, Signal, require_binary};
 
 /// The fleet labs are big (6 BIRDs, 3 etcd, 5 nsbeacon): one at a time.
@@ -94,6 +94,8 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     let (fewest, _) = watch.finish();
     assert_eq!(fewest, 3, "2 of 5 withdrew, no more");
 
+    shared_signer_failing_is_held(&mut lab);
+
     // The fleet view as an operator reads it.
     let records = lab.fleet_records(0);
     let records = records.as_array().expect("a list of records");
@@ -171,13 +173,8 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
     assert!(settled, "the upstream's paths did not settle: {before:?}");
     for i in 0..4 {
         lab.write_config(i, None, "", "min_announcing = 1");
-        let guard = lab.nodes[i].nsbeacon().expect("running");
-        assert!(guard.signal(Signal::SIGHUP));
     }
-    let reloaded = nsbeacon_testkit::wait_until(Duration::from_secs(10), || {
-        (0..4).all(|i| lab.nodes[i].log().contains("service changed by reload"))
-    });
-    assert!(reloaded, "{}", lab.nodes[0].log());
+    lab.reload(&[0, 1, 2, 3]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         lab.upstream_paths(),
@@ -220,6 +217,95 @@ fn all_nodes_failing_at_once_withdraw_only_down_to_min_announcing_and_the_rest_a
             .is_some_and(|r| r.iter().all(|r| r["node"] != "node-3")),
         "node-3's record is still there after its clean stop: {records}"
     );
+}
+
+/// A DNSSEC failure is a hard signal, never "refused" (issue 16): when the signer every node shares
+/// stalls, every node's dnssec check fails at the same sweep, and the fleet guard holds `min_announcing`
+/// nodes announced (degraded) instead of letting the fleet withdraw. Runs in the lab of the test above
+/// (every node up, min_announcing 3) and leaves it as it found it.
+fn shared_signer_failing_is_held(lab: &mut FleetLab) {
+    let started = std::time::Instant::now();
+    for i in 0..NODES {
+        lab.write_config(i, None, "", "min_announcing = 3");
+        lab.add_dnssec_check(i);
+    }
+    lab.reload(&(0..NODES).collect::<Vec<_>>());
+    up_everywhere(lab);
+    let signatures_valid = nsbeacon_testkit::wait_until(Duration::from_secs(5), || {
+        (0..NODES).all(|i| {
+            lab.http_get(i, "/metrics").is_some_and(|(_, m)| {
+                m.contains("nsbeacon_dnssec_zones{check=\"signatures\",service=\"dns\",verdict=\"valid\"} 1")
+            })
+        })
+    });
+    assert!(
+        signatures_valid,
+        "not every node's dnssec check saw the signed zone valid; node-0 metrics:\n{}",
+        lab.http_get(0, "/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("nsbeacon_dnssec_zones"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // The shared signer stalls: its latest signatures have 30 minutes left, below fail_before (1 h), on
+    // both Knots at once. Every node's dnssec check is critical (hard); the SOA checks still pass.
+    let watch = PathWatch::start(lab.upstream_socket());
+    lab.resign_shared_zone(2, Duration::from_secs(1800));
+    let states = lab.wait_states(
+        "signatures critical everywhere: 2 down, 3 held",
+        SETTLE,
+        |s| count(s, "down") == 2 && count(s, "held") == 3,
+    );
+    let paths = lab.wait_paths("3 degraded paths while held", SETTLE, |p| {
+        p.len() == 3 && p.iter().all(|p| p.node_as_count == 4)
+    });
+    for (i, state) in states.iter().enumerate() {
+        let metrics = lab
+            .http_get(i, "/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        assert!(
+            metrics.contains(
+                "nsbeacon_dnssec_zones{check=\"signatures\",service=\"dns\",verdict=\"critical\"} 1"
+            ),
+            "node-{i} is {state:?} but its dnssec check does not report the zone critical:\n{}",
+            metrics
+                .lines()
+                .filter(
+                    |l| l.starts_with("nsbeacon_dnssec") || l.starts_with("nsbeacon_fleet_guard")
+                )
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let later = lab.states();
+    assert_eq!(
+        (count(&later, "down"), count(&later, "held")),
+        (2, 3),
+        "the split changed while held: {later:?} (was {states:?}; paths {paths:?})"
+    );
+
+    // The signer recovers: fresh signatures, every node up and announcing normally again.
+    lab.resign_shared_zone(3, fleet::SIGNED_ZONE_VALIDITY);
+    up_everywhere(lab);
+    let (fewest, polls) = watch.finish();
+    assert!(polls > 20, "the upstream was polled {polls} times");
+    assert!(
+        fewest >= 3,
+        "the upstream had only {fewest} path(s) at some instant (min_announcing 3)"
+    );
+
+    // Back to the SOA check alone, for the rest of the test.
+    for i in 0..NODES {
+        lab.write_config(i, None, "", "min_announcing = 3");
+    }
+    lab.reload(&(0..NODES).collect::<Vec<_>>());
+    up_everywhere(lab);
+    eprintln!("shared signer phase took {:?}", started.elapsed());
 }
 
 /// socat relays between node 0 and etcd; the per-connection children are in each relay's process group,

@@ -8,6 +8,8 @@
 //! nsbeacon-bench restart   --nsbeacon PATH [--trials N]                   # part 5
 //! nsbeacon-bench fleet     --nsbeacon PATH [--nodes N] [--rounds N] [--seconds N]   # part 6
 //! nsbeacon-bench flap      --nsbeacon PATH [--seconds N] [--loss-percent N]         # part 7
+//! nsbeacon-bench load      --nsbeacon PATH [--seconds N]                  # part 8
+//! nsbeacon-bench dnssec    [--zones N] [--runs N] [--concurrency N] [--cache DIR]  # part 9
 //! ```
 //! Each part prints its tables and, with `--out FILE`, writes its markdown section there; `scripts/bench`
 //! runs them all and assembles BENCHMARKS.md. Needs root (network namespaces) and the Debian packages of
@@ -15,6 +17,7 @@
 
 mod backend_ops;
 mod daemon;
+mod dnssec;
 mod failover;
 mod flap;
 mod fleet;
@@ -216,6 +219,21 @@ enum Part {
         #[arg(long, default_value_t = 30)]
         loss_percent: u32,
     },
+    /// Part 9: DNSSEC expiry sweep of 10,000 signed zones vs `dnsperf -D` on the same Knot (issue 16).
+    Dnssec {
+        /// Signed zones on the Knot.
+        #[arg(long, default_value_t = 10_000)]
+        zones: usize,
+        /// Measured runs of each (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Zones in flight (the dnssec check's default is 64, two queries each).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Where the signed zones are kept between runs (signing 10,000 zones takes minutes).
+        #[arg(long, default_value = "target/bench-cache")]
+        cache: PathBuf,
+    },
 }
 
 fn main() {
@@ -257,6 +275,12 @@ fn main() {
             seconds,
             loss_percent,
         } => flap::run(&nsbeacon, seconds, loss_percent),
+        Part::Dnssec {
+            zones,
+            runs,
+            concurrency,
+            cache,
+        } => dnssec::run(zones, runs, concurrency, &cache),
     };
     match result {
         Ok(markdown) => {

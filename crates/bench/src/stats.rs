@@ -68,6 +68,12 @@ pub fn cells(summary: Option<Summary>) -> [String; 4] {
     }
 }
 
+/// A target's verdict as the tables print it (`scripts/bench` collects the lines ending in `-> met` or
+/// `-> missed`).
+pub fn met(met: bool) -> &'static str {
+    if met { "met" } else { "missed" }
+}
+
 /// A markdown table built row by row.
 #[derive(Debug, Clone, Default)]
 pub struct Table {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use nsbeacon_prober::proto::rr::Name;
 use nsbeacon_prober::{SerialSweep, Transport};
-use nsbeacon_testkit::knot::{KnotServer, start_sweep_pair};
+use nsbeacon_testkit::knot::{KnotServer, Zone, start_sweep_pair};
 use nsbeacon_testkit::require_binary;
 
 use crate::BenchError;
-use crate::stats::{Summary, Table, num};
+use crate::stats::{Summary, Table, met, num};
 
 /// Zone name suffix of the bulk zones.
 pub const ZONE_SUFFIX: &str = "bench.test";
@@ -24,27 +24,38 @@ pub fn start_knots(zones: usize) -> (KnotServer, KnotServer) {
 
 /// One dnsperf run's result.
 #[derive(Debug, Clone, Copy)]
-struct DnsperfRun {
-    qps: f64,
-    run_time: f64,
-    completed: u64,
-    lost: u64,
+pub struct DnsperfRun {
+    /// Queries per second, as dnsperf reports it.
+    pub qps: f64,
+    /// The run's wall-clock time in seconds.
+    pub run_time: f64,
+    /// Queries answered.
+    pub completed: u64,
+    /// Queries without an answer within dnsperf's timeout.
+    pub lost: u64,
 }
 
 /// dnsperf's client sockets: like the sweep's socket pools, many source ports, so Knot's `SO_REUSEPORT`
 /// UDP workers share the load as they do for the sweep (one client would pin one Knot worker).
-const DNSPERF_CLIENTS: usize = 32;
+pub const DNSPERF_CLIENTS: usize = 32;
 
 /// dnsperf's threads: one per core of the 2-core bench machine, as the sweep's workers use every core.
-const DNSPERF_THREADS: usize = 2;
+pub const DNSPERF_THREADS: usize = 2;
 
-fn dnsperf(
+/// Runs `dnsperf` over the queries of `file` `passes` times with `outstanding` queries in flight, and
+/// reads its summary. `dnssec_ok` sets the DO bit (`-D`), as the DNSSEC sweep does.
+pub fn dnsperf(
     server: SocketAddr,
     file: &std::path::Path,
     passes: usize,
     outstanding: usize,
+    dnssec_ok: bool,
 ) -> Result<DnsperfRun, BenchError> {
-    let out = Command::new(require_binary("dnsperf"))
+    let mut command = Command::new(require_binary("dnsperf"));
+    if dnssec_ok {
+        command.arg("-D");
+    }
+    let out = command
         .args([
             "-s",
             &server.ip().to_string(),
@@ -97,30 +108,56 @@ fn dnsperf(
     }
 }
 
+/// What a sweep benchmark needs besides its servers: the zone names, a dnsperf query file asking `qtypes`
+/// of every zone (in that order), and a multi-threaded runtime like the daemon's.
+pub struct SweepSetup {
+    /// The zones, parsed.
+    pub names: Vec<Name>,
+    /// dnsperf's input; removed when dropped.
+    pub query_file: tempfile::NamedTempFile,
+    /// One worker thread per core.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl SweepSetup {
+    /// Parses `zones`' names and writes the query file.
+    pub fn new(zones: &[Zone], qtypes: &[&str]) -> Result<SweepSetup, BenchError> {
+        let names = zones
+            .iter()
+            .map(|z| {
+                Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name)))
+            })
+            .collect::<Result<_, _>>()?;
+        let query_file = tempfile::NamedTempFile::new()
+            .map_err(|e| BenchError::new(format!("temp file: {e}")))?;
+        let queries: String = zones
+            .iter()
+            .flat_map(|z| qtypes.iter().map(move |t| format!("{} {t}\n", z.name)))
+            .collect();
+        std::fs::write(query_file.path(), queries)
+            .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
+        Ok(SweepSetup {
+            names,
+            query_file,
+            runtime,
+        })
+    }
+}
+
 /// Runs part 4 and returns its markdown section.
 pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, BenchError> {
     let started = std::time::Instant::now();
     let (local, reference) = start_knots(zones);
     let knot_start = started.elapsed();
-    let names: Vec<Name> = local
-        .zones()
-        .iter()
-        .map(|z| Name::from_str(&z.name).map_err(|e| BenchError::new(format!("{}: {e}", z.name))))
-        .collect::<Result<_, _>>()?;
-    let query_file =
-        tempfile::NamedTempFile::new().map_err(|e| BenchError::new(format!("temp file: {e}")))?;
-    let queries: String = local
-        .zones()
-        .iter()
-        .map(|z| format!("{} SOA\n", z.name))
-        .collect();
-    std::fs::write(query_file.path(), queries)
-        .map_err(|e| BenchError::new(format!("write queries: {e}")))?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| BenchError::new(format!("tokio runtime: {e}")))?;
+    let SweepSetup {
+        names,
+        query_file,
+        runtime,
+    } = SweepSetup::new(local.zones(), &["SOA"])?;
     let mut sweep_two: Vec<Duration> = Vec::new();
     let mut sweep_same: Vec<Duration> = Vec::new();
     let mut pooled_two: Vec<Duration> = Vec::new();
@@ -143,7 +180,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
     runtime
         .block_on(warm.run(&names))
         .map_err(|e| BenchError::new(e.to_string()))?;
-    dnsperf(local.addr(), query_file.path(), 1, 2 * concurrency)?;
+    dnsperf(local.addr(), query_file.path(), 1, 2 * concurrency, false)?;
     for _ in 0..runs {
         crate::check_interrupted()?;
         // Interleaved, so that machine noise hits all three alike.
@@ -175,6 +212,7 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
             query_file.path(),
             2,
             2 * concurrency,
+            false,
         )?);
         let (elapsed, ok) = runtime.block_on(crate::pooled::sweep(
             local.addr(),
@@ -275,13 +313,9 @@ pub fn run(zones: usize, runs: usize, concurrency: usize) -> Result<String, Benc
              - Zone scale: {zones}-zone sweep p50 {:.3} s (target < 2 s) -> {}\n\
              - Zone scale: sweep rate p50 {:.0} % of dnsperf's on the same server (target >= 50 %) -> {}\n",
             t.p50,
-            if t.p50 < 2.0 { "met" } else { "missed" },
+            met(t.p50 < 2.0),
             100.0 * sq.p50 / dq.p50,
-            if sq.p50 >= dq.p50 / 2.0 {
-                "met"
-            } else {
-                "missed"
-            }
+            met(sq.p50 >= dq.p50 / 2.0)
         ),
         _ => "Targets: not evaluated (missing samples).".to_owned(),
     };

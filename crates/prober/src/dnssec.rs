@@ -316,7 +316,8 @@ pub async fn sweep_dnssec(zones: &[Name], sweep: &DnssecSweep) -> Result<DnssecR
     let started = Instant::now();
     let check = DnssecZoneCheck {
         sweep: sweep.clone(),
-        pool: UdpPool::new(sweep.local, sweep.concurrency),
+        // Every type of a zone is asked at once: that many queries per zone in flight share the pool.
+        pool: UdpPool::new(sweep.local, sweep.concurrency * sweep.types.len()),
     };
     let verdicts = sweep_zones(check, zones, sweep.concurrency).await;
     let zones: Vec<ZoneExpiry> = zones

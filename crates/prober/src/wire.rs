@@ -320,8 +320,11 @@ async fn udp_exchange_on(
     }
 }
 
-/// Most idle sockets a [`UdpPool`] keeps, whatever the sweep's concurrency.
-const MAX_IDLE_POOLED_SOCKETS: usize = 32;
+/// Most idle sockets a [`UdpPool`] keeps, whatever the sweep's concurrency. A pool should keep as many as
+/// it has queries in flight, or every query above the idle count opens and closes a fresh socket: with 32,
+/// half of a DNSSEC sweep's queries did (128 in flight), which cost it a fifth of its speed (BENCHMARKS.md,
+/// part 7). 256 covers the default concurrencies with room; more in flight still works, with fresh sockets.
+const MAX_IDLE_POOLED_SOCKETS: usize = 256;
 
 /// An idle socket and its receive buffer.
 struct PooledSocket {
@@ -345,7 +348,8 @@ pub(crate) struct UdpPool {
 }
 
 impl UdpPool {
-    /// A pool for queries to `target` keeping at most `min(concurrency, 32)` idle sockets.
+    /// A pool for queries to `target` with up to `concurrency` queries in flight, keeping at most
+    /// `min(concurrency, MAX_IDLE_POOLED_SOCKETS)` idle sockets.
     pub(crate) fn new(target: SocketAddr, concurrency: usize) -> Self {
         Self {
             target,

@@ -2425,3 +2425,330 @@ fn unknown_fleet_keys_stop_the_parser_with_their_position() {
         "{err}"
     );
 }
+
+const DNSSEC_SERVICE: &str = r#"
+[backend]
+kind = "bird"
+
+[[service]]
+name = "dns"
+announce = ["anycast_dns"]
+
+[[service.check]]
+name = "signatures"
+type = "dnssec"
+"#;
+
+/// A dnssec check with `local` and one zone, plus `extra`.
+fn dnssec_with(extra: &str) -> String {
+    format!("{DNSSEC_SERVICE}local = \"127.0.0.1:5353\"\nzones = [\"example.com.\"]\n{extra}")
+}
+
+/// Asserts that the one issue at `path` says how to fix it with a hint containing `needle`.
+fn assert_hint(issues: &[ConfigIssue], path: &str, needle: &str) {
+    let at: Vec<&ConfigIssue> = issues.iter().filter(|i| i.path == path).collect();
+    assert_eq!(at.len(), 1, "expected one issue at {path}: {issues:#?}");
+    assert!(
+        at[0].hint.contains(needle),
+        "the hint at {path} should contain {needle:?}: {:?}",
+        at[0].hint
+    );
+}
+
+fn dnssec_of(config: &Config) -> (&CheckConfig, &DnssecCheck) {
+    let check = &config.services[0].checks[0];
+    let CheckKind::Dnssec(sweep) = &check.kind else {
+        panic!("expected a dnssec check, got {:?}", check.kind)
+    };
+    (check, sweep)
+}
+
+#[test]
+fn dnssec_check_gets_documented_defaults() {
+    let config = ok(&format!(
+        "{DNSSEC_SERVICE}local = \"127.0.0.1\"\nzones = [\"example.net\", \"Example.NET.\", \"example.org.\"]\n"
+    ));
+    let (check, sweep) = dnssec_of(&config);
+    assert_eq!(check.kind.type_name(), "dnssec");
+    assert_eq!(
+        check.interval,
+        Duration::from_secs(10),
+        "zone sweeps default to at least 10s"
+    );
+    assert_eq!(check.timeout, Duration::from_secs(1));
+    assert_eq!(
+        sweep.local,
+        "127.0.0.1:53".parse::<SocketAddr>().expect("addr"),
+        "the port defaults to 53"
+    );
+    assert_eq!(sweep.transport, Transport::Udp);
+    assert_eq!(sweep.timeout, Duration::from_secs(1));
+    assert_eq!(sweep.types, vec![RecordType::SOA, RecordType::DNSKEY]);
+    assert_eq!(sweep.warn_before, Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(sweep.fail_before, Duration::from_secs(3600));
+    assert_eq!(sweep.clock_skew, Duration::from_secs(300));
+    assert_eq!(sweep.concurrency, DEFAULT_SERIAL_CONCURRENCY);
+    assert_eq!(
+        sweep.zones,
+        vec![
+            Name::from_ascii("example.net.").expect("name"),
+            Name::from_ascii("example.org.").expect("name")
+        ],
+        "zones are made absolute and deduplicated case-insensitively"
+    );
+}
+
+#[test]
+fn dnssec_check_takes_every_key() {
+    let config = ok(&dnssec_with(
+        "types = [\"soa\", \"DNSKEY\", \"NS\", \"soa\"]\nwarn_before = \"7d\"\nfail_before = \"6h\"\n\
+         clock_skew = \"0s\"\ntransport = \"tcp\"\nconcurrency = 500\ninterval = \"1m\"\ntimeout = \"3s\"\n",
+    ));
+    let (check, sweep) = dnssec_of(&config);
+    assert_eq!(check.interval, Duration::from_secs(60));
+    assert_eq!(sweep.timeout, Duration::from_secs(3));
+    assert_eq!(
+        sweep.types,
+        vec![RecordType::SOA, RecordType::DNSKEY, RecordType::NS],
+        "types are case-insensitive and deduplicated in order"
+    );
+    assert_eq!(sweep.warn_before, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(sweep.fail_before, Duration::from_secs(6 * 3600));
+    assert_eq!(sweep.clock_skew, Duration::ZERO);
+    assert_eq!(sweep.transport, Transport::Tcp);
+    assert_eq!(sweep.concurrency, 500);
+}
+
+#[test]
+fn dnssec_check_needs_local_and_zones() {
+    let issues = issues(DNSSEC_SERVICE);
+    assert_issue(&issues, "service[0].check[0].local", "missing");
+    assert_hint(
+        &issues,
+        "service[0].check[0].local",
+        "local = \"127.0.0.1:53\"",
+    );
+    assert_issue(&issues, "service[0].check[0].zones", "no zones to check");
+    assert_eq!(issues.len(), 2, "{issues:#?}");
+}
+
+#[test]
+fn a_misspelt_check_type_lists_dnssec_among_the_types() {
+    let issues = issues(&dnssec_with("").replace("\"dnssec\"", "\"dnsec\""));
+    assert_issue(
+        &issues,
+        "service[0].check[0].type",
+        "\"dnsec\" is not a check type",
+    );
+    assert_hint(
+        &issues,
+        "service[0].check[0].type",
+        "\"dnssec\" (RRSIG expiry",
+    );
+}
+
+#[test]
+fn dnssec_types_must_be_signed_apex_record_types() {
+    let issues = issues(&dnssec_with(
+        "types = [\"SOA\", \"RRSIG\", \"BOGUS\", \"ANY\", \"TYPE65534\"]\n",
+    ));
+    assert_issue(
+        &issues,
+        "service[0].check[0].types[1]",
+        "RRSIG is not an RRset that carries its own signature",
+    );
+    assert_hint(&issues, "service[0].check[0].types[1]", "SOA, DNSKEY");
+    assert_issue(
+        &issues,
+        "service[0].check[0].types[2]",
+        "\"BOGUS\" is not a record type",
+    );
+    assert_hint(
+        &issues,
+        "service[0].check[0].types[2]",
+        "type names such as",
+    );
+    assert_issue(
+        &issues,
+        "service[0].check[0].types[3]",
+        "ANY is not an RRset that carries its own signature",
+    );
+    assert_issue(&issues, "service[0].check[0].types[4]", "not a record type");
+    assert_eq!(issues.len(), 4, "{issues:#?}");
+
+    let empty = self::issues(&dnssec_with("types = []\n"));
+    assert_issue(&empty, "service[0].check[0].types", "no record types");
+    assert_hint(
+        &empty,
+        "service[0].check[0].types",
+        "types = [\"SOA\", \"DNSKEY\"]",
+    );
+}
+
+#[test]
+fn fail_before_must_be_below_warn_before_and_the_error_points_at_the_key_written() {
+    let both = issues(&dnssec_with("warn_before = \"1h\"\nfail_before = \"1h\"\n"));
+    assert_issue(
+        &both,
+        "service[0].check[0].fail_before",
+        "fail_before 1h is not below warn_before 1h",
+    );
+    assert_hint(
+        &both,
+        "service[0].check[0].fail_before",
+        "make fail_before the smaller",
+    );
+    assert_eq!(both.len(), 1, "{both:#?}");
+
+    // Only fail_before written, at or above the default warn_before (3 days).
+    let fail_only = issues(&dnssec_with("fail_before = \"4d\"\n"));
+    assert_issue(
+        &fail_only,
+        "service[0].check[0].fail_before",
+        "is not below warn_before 3d",
+    );
+
+    // Only warn_before written, below the default fail_before (1 hour): the key written is the one to fix.
+    let warn_only = issues(&dnssec_with("warn_before = \"30m\"\n"));
+    assert_issue(
+        &warn_only,
+        "service[0].check[0].warn_before",
+        "fail_before 1h is not below warn_before 30m",
+    );
+    assert_hint(
+        &warn_only,
+        "service[0].check[0].warn_before",
+        "warn_before = \"3d\", fail_before = \"1h\"",
+    );
+}
+
+#[test]
+fn dnssec_durations_are_checked_with_their_key_and_range() {
+    let issues = issues(&dnssec_with(
+        "warn_before = \"soon\"\nfail_before = \"400d\"\nclock_skew = \"2d\"\n",
+    ));
+    assert_issue(
+        &issues,
+        "service[0].check[0].warn_before",
+        "\"soon\" is not a duration",
+    );
+    assert_hint(
+        &issues,
+        "service[0].check[0].warn_before",
+        "a number with a unit",
+    );
+    assert_issue(&issues, "service[0].check[0].fail_before", "out of range");
+    assert_issue(&issues, "service[0].check[0].clock_skew", "out of range");
+    assert_hint(
+        &issues,
+        "service[0].check[0].clock_skew",
+        "use a value from 0s to 1day",
+    );
+    assert_eq!(issues.len(), 3, "{issues:#?}");
+
+    let zero_warn = self::issues(&dnssec_with("warn_before = \"0s\"\n"));
+    assert_issue(
+        &zero_warn,
+        "service[0].check[0].warn_before",
+        "out of range",
+    );
+}
+
+#[test]
+fn keys_of_other_check_types_on_a_dnssec_check_are_rejected() {
+    let issues = issues(&dnssec_with(
+        "reference = \"192.0.2.1\"\nmax_lag = 1\nmax_behind_zones = 0\nqname = \"x.\"\n",
+    ));
+    for key in ["reference", "max_lag", "max_behind_zones"] {
+        let path = format!("service[0].check[0].{key}");
+        assert_issue(
+            &issues,
+            &path,
+            "only applies to type = \"serial\" checks, and this is a dnssec check",
+        );
+        assert_hint(
+            &issues,
+            &path,
+            "remove it, or make this a check of type = \"serial\"",
+        );
+    }
+    assert_issue(
+        &issues,
+        "service[0].check[0].qname",
+        "only applies to type = \"query\" checks",
+    );
+    assert_eq!(issues.len(), 4, "{issues:#?}");
+}
+
+#[test]
+fn dnssec_keys_on_serial_and_query_checks_are_rejected() {
+    let serial = issues(&format!(
+        "{SERIAL_SERVICE}local = \"127.0.0.1\"\nreference = \"192.0.2.1\"\nzones = [\"a.\"]\nmax_lag = 1\n\
+         warn_before = \"3d\"\ntypes = [\"SOA\"]\n"
+    ));
+    assert_issue(
+        &serial,
+        "service[0].check[0].warn_before",
+        "only applies to type = \"dnssec\" checks, and this is a serial check",
+    );
+    assert_issue(
+        &serial,
+        "service[0].check[0].types",
+        "only applies to type = \"dnssec\"",
+    );
+    assert_eq!(serial.len(), 2, "{serial:#?}");
+
+    let query = issues(&bird_with(
+        "",
+        "fail_before = \"1h\"\nclock_skew = \"1m\"\n",
+    ));
+    assert_issue(
+        &query,
+        "service[0].check[0].fail_before",
+        "only applies to type = \"dnssec\" checks, and this is a query check",
+    );
+    assert_hint(
+        &query,
+        "service[0].check[0].fail_before",
+        "set the check's type = \"dnssec\"",
+    );
+    assert_issue(
+        &query,
+        "service[0].check[0].clock_skew",
+        "only applies to type = \"dnssec\"",
+    );
+}
+
+#[test]
+fn dnssec_check_sweep_keys_are_validated_like_the_serial_checks() {
+    let issues = issues(&format!(
+        "{DNSSEC_SERVICE}local = \"localhost\"\nzones = [\"ok.example.\", \"bad zone\"]\ntransport = \"both\"\n\
+         concurrency = 0\n"
+    ));
+    assert_issue(&issues, "service[0].check[0].local", "not an IP address");
+    assert_issue(
+        &issues,
+        "service[0].check[0].zones[1]",
+        "not a valid domain name",
+    );
+    assert_issue(&issues, "service[0].check[0].transport", "one transport");
+    assert_issue(
+        &issues,
+        "service[0].check[0].concurrency",
+        "0 is out of range",
+    );
+    assert_eq!(issues.len(), 4, "{issues:#?}");
+
+    // A timeout that does not fit the interval rejects the check before its own keys are read.
+    let timeout = self::issues(&dnssec_with("interval = \"10s\"\ntimeout = \"11s\"\n"));
+    assert_issue(
+        &timeout,
+        "service[0].check[0].timeout",
+        "11s is longer than service[0].check[0].interval 10s",
+    );
+    assert_hint(
+        &timeout,
+        "service[0].check[0].timeout",
+        "lower the timeout or raise the interval",
+    );
+}

@@ -87,6 +87,13 @@ impl ProbeNow {
     }
 }
 
+/// The bound on a whole zone sweep (serial or DNSSEC): two timeouts per round of `concurrency` zones (an
+/// exchange and its resend or TCP retry, or a zone's follow-up DNSKEY query), plus the grace of every check.
+fn sweep_bound(zones: usize, concurrency: usize, timeout: Duration) -> Duration {
+    let rounds = zones.div_ceil(concurrency.max(1)).max(1);
+    timeout * 2 * u32::try_from(rounds).unwrap_or(u32::MAX / 4) + CHECK_GRACE
+}
+
 /// Runs one check once, bounded: the prober bounds every exchange, and this bound (the exchanges'
 /// timeouts plus [`CHECK_GRACE`]) makes sure a bug there cannot stall the check for good.
 pub async fn run_check(check: &CheckConfig) -> CheckRun {
@@ -108,13 +115,7 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
                 max_lag: serial.max_lag,
                 concurrency: serial.concurrency,
             };
-            let rounds = serial
-                .zones
-                .len()
-                .div_ceil(serial.concurrency.max(1))
-                .max(1);
-            let bound =
-                serial.timeout * 2 * u32::try_from(rounds).unwrap_or(u32::MAX / 4) + CHECK_GRACE;
+            let bound = sweep_bound(serial.zones.len(), serial.concurrency, serial.timeout);
             // The sweep spreads its zones over worker tasks of this runtime (one per core); dropping it
             // at the bound aborts them.
             match tokio::time::timeout(bound, sweep.run(&serial.zones)).await {
@@ -135,13 +136,7 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
             };
             // Each zone asks its types concurrently, plus at most one DNSKEY query after them; a TCP
             // retry after TC=1 shares its exchange's timeout.
-            let rounds = dnssec
-                .zones
-                .len()
-                .div_ceil(dnssec.concurrency.max(1))
-                .max(1);
-            let bound =
-                dnssec.timeout * 2 * u32::try_from(rounds).unwrap_or(u32::MAX / 4) + CHECK_GRACE;
+            let bound = sweep_bound(dnssec.zones.len(), dnssec.concurrency, dnssec.timeout);
             match tokio::time::timeout(bound, sweep.run(&dnssec.zones)).await {
                 Ok(result) => CheckRun::Dnssec(result),
                 Err(_) => CheckRun::Hung(bound),

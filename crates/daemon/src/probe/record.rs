@@ -226,16 +226,21 @@ impl CheckLabels<'_> {
         }
     }
 
-    /// The sweep as a whole (duration, signal), its zone counts, and per-zone serials for small sweeps.
-    fn export_sweep(&self, sweep: &SweepReport, signal: &CheckSignal) {
+    /// A zone sweep's duration and signal (serial and DNSSEC sweeps alike, `transport="sweep"`).
+    fn export_sweep_run(&self, elapsed: std::time::Duration, signal: &CheckSignal) {
         self.metrics
             .probe_duration_seconds
             .with_label_values(&[self.service, self.check, "sweep"])
-            .observe(sweep.elapsed.as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         self.metrics
             .probe_results_total
             .with_label_values(&[self.service, self.check, "sweep", signal.as_str()])
             .inc();
+    }
+
+    /// The sweep as a whole (duration, signal), its zone counts, and per-zone serials for small sweeps.
+    fn export_sweep(&self, sweep: &SweepReport, signal: &CheckSignal) {
+        self.export_sweep_run(sweep.elapsed, signal);
         self.export_serial_counts(&sweep.summary);
         if sweep.zones.len() <= PER_ZONE_SERIES_LIMIT {
             self.export_zone_serials(sweep);
@@ -294,14 +299,7 @@ impl CheckLabels<'_> {
     /// distribution of remaining validity, and per-zone expiry for small sweeps.
     fn export_dnssec(&self, sweep: &DnssecReport, signal: &CheckSignal) {
         let labels = [self.service, self.check];
-        self.metrics
-            .probe_duration_seconds
-            .with_label_values(&[self.service, self.check, "sweep"])
-            .observe(sweep.elapsed.as_secs_f64());
-        self.metrics
-            .probe_results_total
-            .with_label_values(&[self.service, self.check, "sweep", signal.as_str()])
-            .inc();
+        self.export_sweep_run(sweep.elapsed, signal);
         let s = &sweep.summary;
         for verdict in ExpiryVerdict::ALL {
             self.metrics
@@ -309,20 +307,11 @@ impl CheckLabels<'_> {
                 .with_label_values(&[self.service, self.check, verdict])
                 .set(i64::try_from(s.count(verdict)).unwrap_or(i64::MAX));
         }
-        match s.earliest() {
-            Some((_, e)) => self
-                .metrics
-                .dnssec_min_expiry_seconds
-                .with_label_values(&labels)
-                .set(e.remaining),
-            // No signature read at all: no value is better than a stale one.
-            None => {
-                let _ = self
-                    .metrics
-                    .dnssec_min_expiry_seconds
-                    .remove_label_values(&labels);
-            }
-        }
+        set_or_remove(
+            &self.metrics.dnssec_min_expiry_seconds,
+            &labels,
+            s.earliest().map(|(_, e)| e.remaining),
+        );
         let mut within = vec![0i64; DNSSEC_EXPIRY_BUCKETS.len()];
         for remaining in sweep
             .zones
@@ -344,21 +333,11 @@ impl CheckLabels<'_> {
         if sweep.zones.len() <= PER_ZONE_SERIES_LIMIT {
             for zone in &sweep.zones {
                 let name = zone.zone.to_string();
-                let labels = [self.service, self.check, name.as_str()];
-                match zone.earliest {
-                    Some(e) => self
-                        .metrics
-                        .dnssec_expiry_seconds
-                        .with_label_values(&labels)
-                        .set(e.remaining),
-                    // No signature read: no value is better than a stale one.
-                    None => {
-                        let _ = self
-                            .metrics
-                            .dnssec_expiry_seconds
-                            .remove_label_values(&labels);
-                    }
-                }
+                set_or_remove(
+                    &self.metrics.dnssec_expiry_seconds,
+                    &[self.service, self.check, name.as_str()],
+                    zone.earliest.map(|e| e.remaining),
+                );
             }
         }
     }
@@ -368,5 +347,16 @@ impl CheckLabels<'_> {
             .probe_results_total
             .with_label_values(&[self.service, self.check, "any", "hung"])
             .inc();
+    }
+}
+
+/// Sets the series of `labels` to `value`, or removes it when there is none (no signature was read): no
+/// value is better than a stale one.
+fn set_or_remove(gauge: &prometheus::IntGaugeVec, labels: &[&str], value: Option<i64>) {
+    match value {
+        Some(v) => gauge.with_label_values(labels).set(v),
+        None => {
+            let _ = gauge.remove_label_values(labels);
+        }
     }
 }
