@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use nsbeacon_routing::{RouteState, RouteTarget};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -97,6 +97,8 @@ pub struct ServiceRuntime {
     load_view: Arc<watch::Sender<LoadView>>,
     /// The load task, if `[service.load]` is set; stopped with the service.
     load_task: Option<LoadTask>,
+    /// Asks the load task for a reading at once (shared with the service task, kept across reloads).
+    load_now: Arc<Notify>,
     /// For a load task started by a reload.
     metrics: Metrics,
 }
@@ -147,6 +149,7 @@ impl ServiceRuntime {
             generation: 0,
             fleet,
             absorb_exported: None,
+            load_now: Arc::new(Notify::new()),
         };
         let drain = shared.drains.borrow().get(&config.name);
         if drain.is_some() {
@@ -156,11 +159,19 @@ impl ServiceRuntime {
         task.publish();
         let span = info_span!("service", service = %config.name);
         let load_view = Arc::new(watch::channel(LoadView::default()).0);
+        let load_now = task.load_now.clone();
         let service_task = tokio::spawn(
             task.run(rx, commands_rx, load_view.subscribe(), cancel.clone())
                 .instrument(span.clone()),
         );
-        let load_task = spawn_load_task(&config, &shared.metrics, &load_view, &cancel, &span);
+        let load_task = spawn_load_task(
+            &config,
+            &shared.metrics,
+            &load_view,
+            &load_now,
+            &cancel,
+            &span,
+        );
         let probe_now = Arc::new(watch::channel(ProbeNow::default()).0);
         let probes = ProbeTasks::spawn(
             0,
@@ -185,6 +196,7 @@ impl ServiceRuntime {
             process_watch,
             load_view,
             load_task,
+            load_now,
             metrics: shared.metrics.clone(),
         };
         info!(service = %runtime.config.name, checks = runtime.config.checks.len(), "service started");
@@ -231,6 +243,7 @@ impl ServiceRuntime {
                     &self.config,
                     &self.metrics,
                     &self.load_view,
+                    &self.load_now,
                     &self.cancel,
                     &self.span,
                 );
@@ -265,6 +278,7 @@ fn spawn_load_task(
     config: &ServiceConfig,
     metrics: &Metrics,
     out: &Arc<watch::Sender<LoadView>>,
+    read_now: &Arc<Notify>,
     cancel: &CancellationToken,
     span: &tracing::Span,
 ) -> Option<LoadTask> {
@@ -274,6 +288,7 @@ fn spawn_load_task(
             load.clone(),
             metrics,
             out,
+            read_now.clone(),
             cancel.child_token(),
             span,
         )
@@ -337,6 +352,10 @@ struct ServiceTask {
     fleet: Option<ServiceFleet>,
     /// While absorbing an overload: when the absorb time was last added to its counter.
     absorb_exported: Option<Instant>,
+    /// Asks the load task for a fresh reading: a probe that timed out may be the start of a flood, and the
+    /// overload verdict must arrive before fast confirmation reaches `fall` (about timeout + 2 x 70 ms at
+    /// the defaults, shorter than the load interval), or the service would be withdrawn, not absorbed.
+    load_now: Arc<Notify>,
 }
 
 /// The fleet guard's policy for `config`: none without `[fleet]` or with `min_announcing = 0` (the guard
@@ -486,6 +505,9 @@ impl ServiceTask {
         }
         if !matches!(result.signal, CheckSignal::Pass) {
             debug!(check = %check.name, signal = result.signal.as_str(), detail = result.signal.detail(), "check did not pass");
+        }
+        if matches!(result.signal, CheckSignal::TimedOut(_)) && self.config.load.is_some() {
+            self.load_now.notify_one();
         }
         let transition = if result.decisive {
             self.health

@@ -19,9 +19,9 @@ pub mod detect;
 pub mod read;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
@@ -59,12 +59,14 @@ pub struct LoadTask {
 }
 
 impl LoadTask {
-    /// Starts reading for `service` with `config`, publishing into `out`.
+    /// Starts reading for `service` with `config`, publishing into `out`. A notification on `read_now`
+    /// (the service task's, when a probe times out) takes a reading at once instead of at the next tick.
     pub fn spawn(
         service: &str,
         config: LoadConfig,
         metrics: &Metrics,
         out: &Arc<watch::Sender<LoadView>>,
+        read_now: Arc<Notify>,
         cancel: CancellationToken,
         span: &tracing::Span,
     ) -> LoadTask {
@@ -75,6 +77,7 @@ impl LoadTask {
                 rx,
                 metrics.clone(),
                 out.clone(),
+                read_now,
                 cancel.clone(),
             )
             .instrument(span.clone()),
@@ -105,12 +108,16 @@ impl LoadTask {
     }
 }
 
-/// The task: read, assess, export, publish, every interval until `cancel`.
+/// The shortest time between two readings asked for by timed-out probes.
+const READ_NOW_GAP: Duration = Duration::from_millis(50);
+
+/// The task: read, assess, export, publish, every interval (and when a probe times out) until `cancel`.
 async fn run(
     service: String,
     mut config_rx: watch::Receiver<LoadConfig>,
     metrics: Metrics,
     out: Arc<watch::Sender<LoadView>>,
+    read_now: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let mut config = config_rx.borrow_and_update().clone();
@@ -119,6 +126,7 @@ async fn run(
     let mut udp_last: Option<(u64, u64)> = None;
     let mut failing = false;
     let mut readings: u64 = 0;
+    let mut last_read: Option<Instant> = None;
     info!(source = config.source.as_str(), interval = ?config.interval, "reading load signals");
     loop {
         tokio::select! {
@@ -142,7 +150,15 @@ async fn run(
                 continue;
             }
             _ = tick.tick() => {}
+            _ = read_now.notified() => {
+                // A burst of timed-out probes asks again and again: one reading per READ_NOW_GAP is enough.
+                if last_read.is_some_and(|at: Instant| at.elapsed() < READ_NOW_GAP) {
+                    continue;
+                }
+                debug!("a probe timed out: reading the load signals at once");
+            }
         }
+        last_read = Some(Instant::now());
         let (server, kernel) = tokio::join!(read_server(&config), async {
             if config.kernel {
                 Some(read::read_kernel(config.timeout).await)
@@ -313,6 +329,50 @@ mod tests {
         }
     }
 
+    /// A timed-out probe must not wait for the next tick: the reading it asks for comes at once, and a
+    /// burst of such requests within READ_NOW_GAP costs one reading.
+    #[tokio::test]
+    async fn a_read_now_request_reads_at_once_and_bursts_are_folded() {
+        let metrics = Metrics::new().expect("metrics");
+        let out = Arc::new(watch::channel(LoadView::default()).0);
+        let mut rx = out.subscribe();
+        let read_now = Arc::new(Notify::new());
+        let task = LoadTask::spawn(
+            "dns",
+            kernel_only(60_000),
+            &metrics,
+            &out,
+            read_now.clone(),
+            CancellationToken::new(),
+            &tracing::Span::none(),
+        );
+        let readings = |rx: &mut watch::Receiver<LoadView>, n: u64| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    loop {
+                        if rx.borrow_and_update().readings >= n {
+                            return;
+                        }
+                        rx.changed().await.expect("sender alive");
+                    }
+                })
+                .await
+                .expect("reading within 5 s, not at the 60 s tick")
+            }
+        };
+        // The interval's first tick reads at once.
+        readings(&mut rx, 1).await;
+        tokio::time::sleep(READ_NOW_GAP * 2).await;
+        read_now.notify_one();
+        readings(&mut rx, 2).await;
+        // Asked again right away (within the gap): folded, no third reading.
+        read_now.notify_one();
+        tokio::time::sleep(READ_NOW_GAP / 2).await;
+        assert_eq!(out.borrow().readings, 2);
+        task.stop().await;
+    }
+
     #[tokio::test]
     async fn the_task_reads_keeps_going_across_a_reconfigure_and_clears_its_signal_when_stopped() {
         let metrics = Metrics::new().expect("metrics");
@@ -323,6 +383,7 @@ mod tests {
             kernel_only(100),
             &metrics,
             &out,
+            Arc::new(Notify::new()),
             CancellationToken::new(),
             &tracing::Span::none(),
         );
