@@ -97,8 +97,8 @@ pub async fn run_check(check: &CheckConfig) -> CheckRun {
 }
 
 /// [`run_check`], with each exchange of a query check bounded by `query_timeout` instead of the
-/// check's timeout when that is given and shorter (a confirmation probe, see [`ConfirmTimeout`](crate::config::ConfirmTimeout)). Zone
-/// sweeps always use their own timeout.
+/// check's timeout when that is given and shorter (a confirmation probe, see
+/// [`ConfirmTimeout`](crate::config::ConfirmTimeout)). Zone sweeps always use their own timeout.
 pub async fn run_check_within(check: &CheckConfig, query_timeout: Option<Duration>) -> CheckRun {
     match &check.kind {
         CheckKind::Query(configured) => {
@@ -302,8 +302,8 @@ impl ProbeLoop {
     }
 
     /// The timeout of the next run's exchanges when it is shorter than the check's own: `Some` only for
-    /// a confirmation run of a query check (see [`ConfirmTimeout`](crate::config::ConfirmTimeout)); zone sweeps and normal runs keep
-    /// the check's timeout.
+    /// a confirmation run of a query check (see [`ConfirmTimeout`](crate::config::ConfirmTimeout));
+    /// zone sweeps and normal runs keep the check's timeout.
     pub fn run_timeout(&self, consecutive_hard: u32, recent: &RecentAnswers) -> Option<Duration> {
         if !self.confirming(consecutive_hard) || !matches!(self.check.kind, CheckKind::Query(_)) {
             return None;
@@ -336,9 +336,10 @@ impl ProbeLoop {
 }
 
 /// The answer times of a query check's most recent passing probes (at most
-/// [`CONFIRM_TIMEOUT_HISTORY`]), from which the "auto" [`ConfirmTimeout`](crate::config::ConfirmTimeout) is derived. A probe counts when
-/// it got its answer and did not fail hard: a merely slow answer (a soft signal) counts too, so that a
-/// server that has become slow keeps a confirmation timeout that fits its answers.
+/// [`CONFIRM_TIMEOUT_HISTORY`]), from which the "auto" [`ConfirmTimeout`](crate::config::ConfirmTimeout)
+/// is derived. A probe counts when it got its answer and did not fail hard: a merely slow answer (a soft
+/// signal) counts too, so that a server that has become slow keeps a confirmation timeout that fits
+/// its answers.
 #[derive(Debug, Clone, Default)]
 pub struct RecentAnswers {
     times: VecDeque<Duration>,
