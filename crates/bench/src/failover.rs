@@ -96,19 +96,32 @@ impl Profile {
 
     /// nsbeacon's default fast confirmation (`confirm_interval`, never longer than the interval).
     fn confirm(&self) -> Duration {
-        Duration::from_millis(50).min(self.interval)
+        Duration::from_millis(20).min(self.interval)
+    }
+
+    /// The timeout of a confirmation probe at the default `confirm_timeout = "auto"` against a local
+    /// Knot: 8 x its slowest recent answer (well under a millisecond) is below the 50 ms floor, so the
+    /// floor, or the check's timeout if that is shorter.
+    fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(50).min(self.timeout)
     }
 
     /// The worst case of detection with fast confirmation: the failure just missed a probe, so the next
-    /// one starts an interval later; then `fall - 1` confirmations `confirm_interval` apart, each also
-    /// waiting out the timeout when the server is hung. With the process watch a crash is seen at once
-    /// (one decisive probe, no confirmations), so its floor is zero.
+    /// one starts an interval later; then `fall - 1` confirmations `confirm_interval` apart. When the
+    /// server is hung the first failing probe waits out the timeout and each confirmation its shorter
+    /// confirm timeout. With the process watch a crash is seen at once (one decisive probe, no
+    /// confirmations), so its floor is zero.
     fn floor(&self, failure: Failure) -> Duration {
         let confirmations = self.confirm() * (self.fall - 1);
         match failure {
             Failure::Crashed if self.watch => Duration::ZERO,
             Failure::Crashed => self.interval + confirmations,
-            Failure::Hung => self.interval + confirmations + self.timeout * self.fall,
+            Failure::Hung => {
+                self.interval
+                    + confirmations
+                    + self.timeout
+                    + self.confirm_timeout() * (self.fall - 1)
+            }
         }
     }
 }
@@ -810,16 +823,18 @@ pub fn run(
          `network`), Knot (`knotd`) serves `{ZONE}` on 127.0.0.1, nsbeacon runs one service with one UDP SOA \
          check against it and the backend under test, flap damping disabled (20 flaps in a row would \
          otherwise hold the node down, by design). Profiles: *default* = nsbeacon's defaults (interval 1 s \
-         +/-10 % jitter, timeout 500 ms, fall 3, rise 3, fast confirmation: `confirm_interval` 50 ms); \
+         +/-10 % jitter, timeout 500 ms, fall 3, rise 3, fast confirmation: `confirm_interval` 20 ms, `confirm_timeout` \
+         auto, i.e. 50 ms against this Knot); \
          *default + watch* = the same plus `watch = {{ pid_file = ... }}` on knotd's PID (a pidfd: its exit \
          runs the check at once and one failing run withdraws; the bench rewrites the PID file after each \
          restart, as a unit's PID file would be); *aggressive* = interval 100 ms, timeout 50 ms, fall 2 \
-         (rise 3, jitter 10 ms, confirm_interval 50 ms). Each trial waits a random fraction of an interval, then SIGKILLs or \
+         (rise 3, jitter 10 ms, confirm_interval 20 ms, confirm_timeout 50 ms). Each trial waits a random fraction of an interval, then SIGKILLs or \
          SIGSTOPs knotd; the upstream's RIB is polled over one persistent control-socket connection every \
          1 ms (measured poll rate: {poll:.0}/s, the slowest lab). Recovery is timed from knotd answering \
          again (crash: restarted and serving its zone; hang: SIGCONT). {} labs ran {}. Milliseconds.\n\n\
          - *floor*: the worst case of detection with fast confirmation: interval + (fall - 1) x \
-         confirm_interval, + fall x timeout when hung (0 for a crash with the process watch); for recovery \
+         confirm_interval, + timeout + (fall - 1) x confirm timeout when hung (0 for a crash with the \
+         process watch); for recovery \
          rise x interval. The phase of the failure within the probe interval is uniform, so the end-to-end \
          median sits about half an interval *below* the floor.\n\
          - *e2e*: failure injected -> upstream RIB changed.\n\
@@ -832,7 +847,10 @@ pub fn run(
          Before fast confirmation (issue 15; run of 2026-11-23, commit 8c85ac9, same lab, no process watch), \
          the default profile took, e2e p50: BIRD crashed 2543 ms, hung 3014 ms; FRR crashed 2689 ms, hung \
          3237 ms (floor interval x fall, + timeout when hung: 3000 / 3500 ms). Recovery was the same as now \
-         (rise passes an interval apart).\n\n",
+         (rise passes an interval apart). With the first fast confirmation (run of 2026-12-07 23:36 UTC, \
+         commit 2587ef1: `confirm_interval` 50 ms, every confirmation waiting the full 500 ms timeout), \
+         e2e p50: BIRD crashed 403 ms, hung 2065 ms (1611 ms from the first failing probe's start); FRR \
+         crashed 732 ms, hung 2198 ms (1662 ms).\n\n",
         kinds.len(),
         if sequential || kinds.len() < 2 {
             "one after the other"

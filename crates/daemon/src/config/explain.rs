@@ -10,9 +10,10 @@
 use super::locate::{Located, locate_offset};
 
 /// Keys whose values are durations written as strings with a unit (`"2s"`, `"500ms"`).
-const DURATION_KEYS: [&str; 9] = [
+const DURATION_KEYS: [&str; 10] = [
     "interval",
     "confirm_interval",
+    "confirm_timeout",
     "timeout",
     "jitter",
     "slow_after",

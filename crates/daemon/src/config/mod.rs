@@ -109,9 +109,24 @@ pub const DEFAULT_RISE: u32 = 3;
 pub const DEFAULT_FALL: u32 = 3;
 
 /// Default `confirm_interval`: after a failing probe, the check is probed again this soon (instead of
-/// at the next interval) until `fall` is reached or a probe passes. A crashed server is withdrawn after
-/// `fall` probes 50 ms apart rather than `fall` intervals; a single lost packet costs one extra probe.
-pub const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_millis(50);
+/// at the next interval) until `fall` is reached or a probe passes. A crashed server (its port refused
+/// at once) is withdrawn after `fall` probes 20 ms apart, about 45 ms after the first refused probe,
+/// rather than `fall` intervals; a single lost packet costs one extra probe.
+pub const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Shortest "auto" `confirm_timeout`. A local authoritative server answers in well under a
+/// millisecond, so a confirmation that waited 50 ms has waited about 100 times its normal answer time:
+/// the server is not merely slow, it is not answering.
+pub const CONFIRM_TIMEOUT_FLOOR: Duration = Duration::from_millis(50);
+
+/// The "auto" `confirm_timeout` is this many times the slowest recent answer (at least
+/// [`CONFIRM_TIMEOUT_FLOOR`], at most the check's timeout): wide enough that ordinary variation in
+/// answer times never fails a confirmation, while a server that normally answers slowly keeps (up to)
+/// its full timeout.
+pub const CONFIRM_TIMEOUT_FACTOR: u32 = 8;
+
+/// How many of a check's most recent passing probes the "auto" `confirm_timeout` looks at.
+pub const CONFIRM_TIMEOUT_HISTORY: usize = 10;
 
 /// Shortest accepted `confirm_interval` (other than `"0s"`, which turns fast confirmation off).
 pub const MIN_CONFIRM_INTERVAL: Duration = Duration::from_millis(10);
@@ -690,6 +705,52 @@ pub enum OverloadPolicy {
     Withdraw,
 }
 
+/// How long a confirmation probe of a query check waits for its answer (`confirm_timeout`).
+///
+/// Confirmation probes are the ones fast confirmation schedules after a hard failure, before `fall` is
+/// reached. They get their own, shorter timeout so that a hung server (one that accepts queries and never
+/// answers) is confirmed in a fraction of the check's timeout per probe instead of the full timeout each.
+/// The UDP resends inside a probe (after a third and two thirds of its timeout) scale with it, so a lost
+/// datagram still costs a resend, not a failure. Zone sweeps (serial, dnssec checks) always keep their
+/// full timeout: they are slow by nature and their confirmations are not on the detection path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmTimeout {
+    /// `"auto"` (the default): [`CONFIRM_TIMEOUT_FACTOR`] x the slowest answer among the check's last
+    /// [`CONFIRM_TIMEOUT_HISTORY`] passing probes, at least [`CONFIRM_TIMEOUT_FLOOR`], at most the
+    /// check's timeout; the check's timeout before any probe has passed. A server that answers in well
+    /// under a millisecond is confirmed dead after 50 ms of silence per probe; one that is merely slow
+    /// (answers in 200 ms) keeps its full timeout, so slowness still only degrades, as before.
+    Auto,
+    /// An explicit bound, validated to be more than zero and at most the check's timeout.
+    Fixed(Duration),
+}
+
+impl ConfirmTimeout {
+    /// The timeout of a confirmation probe of a check with timeout `timeout`, given the slowest answer
+    /// among its recent passing probes (`None` before any has passed). Never longer than `timeout`.
+    pub fn resolve(self, timeout: Duration, slowest_recent_answer: Option<Duration>) -> Duration {
+        match self {
+            ConfirmTimeout::Fixed(fixed) => fixed.min(timeout),
+            ConfirmTimeout::Auto => match slowest_recent_answer {
+                None => timeout,
+                Some(slowest) => slowest
+                    .saturating_mul(CONFIRM_TIMEOUT_FACTOR)
+                    .max(CONFIRM_TIMEOUT_FLOOR)
+                    .min(timeout),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ConfirmTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfirmTimeout::Auto => f.write_str("auto"),
+            ConfirmTimeout::Fixed(d) => f.write_str(&fmt_duration(*d)),
+        }
+    }
+}
+
 /// One check of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckConfig {
@@ -699,6 +760,9 @@ pub struct CheckConfig {
     pub interval: Duration,
     /// Bound on each exchange of the check; never longer than `interval` (a check's probes never overlap).
     pub timeout: Duration,
+    /// Bound on each exchange of a confirmation probe (query checks only; sweeps ignore it): the
+    /// check's own `confirm_timeout`, else the service's, else [`ConfirmTimeout::Auto`].
+    pub confirm_timeout: ConfirmTimeout,
     /// What the check does.
     pub kind: CheckKind,
 }

@@ -102,6 +102,7 @@ pub(crate) struct RawService {
     pub graceful_drain: Option<String>,
     pub min_announcing: Option<toml::Value>,
     pub confirm_interval: Option<String>,
+    pub confirm_timeout: Option<String>,
     pub watch: Option<RawWatch>,
     pub load: Option<RawLoad>,
 }
@@ -156,6 +157,7 @@ pub(crate) struct RawCheck {
     pub timeout: Option<String>,
     pub transport: Option<String>,
     // query checks
+    pub confirm_timeout: Option<String>,
     pub target: Option<String>,
     pub qname: Option<String>,
     pub qtype: Option<String>,
@@ -188,7 +190,7 @@ impl RawCheck {
     /// Keys set that only query checks accept.
     pub fn query_only_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        let set: [(&'static str, bool); 12] = [
+        let set: [(&'static str, bool); 13] = [
             ("target", self.target.is_some()),
             ("qname", self.qname.is_some()),
             ("qtype", self.qtype.is_some()),
@@ -200,6 +202,7 @@ impl RawCheck {
             ("answer_exact", self.answer_exact.is_some()),
             ("answer_contains", self.answer_contains.is_some()),
             ("slow_after", self.slow_after.is_some()),
+            ("confirm_timeout", self.confirm_timeout.is_some()),
             (
                 "identity",
                 self.identity.is_some() || self.identity_expected.is_some(),

@@ -2752,3 +2752,104 @@ fn dnssec_check_sweep_keys_are_validated_like_the_serial_checks() {
         "lower the timeout or raise the interval",
     );
 }
+
+/// BIRD_EXAMPLE with `service` keys after `announce` and `check` keys at the end of its check, plus a
+/// serial check (zone sweeps ignore the service's `confirm_timeout`).
+fn with_confirm(service: &str, check: &str) -> String {
+    BIRD_EXAMPLE
+        .replace(
+            "degrade = [\"anycast_dns_prepend\"]",
+            &format!("degrade = [\"anycast_dns_prepend\"]\n{service}"),
+        )
+        .replace(
+            "qname = \"example.com\"",
+            &format!(
+                "qname = \"example.com\"\n{check}\n\n[[service.check]]\nname = \"fresh\"\ntype = \"serial\"\n\
+                 local = \"127.0.0.1:53\"\nreference = \"192.0.2.1\"\nmax_lag = 10\nzones = [\"example.com\"]"
+            ),
+        )
+}
+
+#[test]
+fn fast_confirmation_defaults_to_20ms_apart_with_an_auto_timeout() {
+    let config = ok(&with_confirm("", ""));
+    let service = &config.services[0];
+    assert_eq!(service.confirm_interval, Some(Duration::from_millis(20)));
+    assert_eq!(service.checks[0].timeout, Duration::from_millis(500));
+    assert_eq!(service.checks[0].confirm_timeout, ConfirmTimeout::Auto);
+    assert_eq!(service.checks[1].confirm_timeout, ConfirmTimeout::Auto);
+}
+
+#[test]
+fn confirm_timeout_is_auto_or_a_duration_from_the_service_or_the_check() {
+    let config = ok(&with_confirm(
+        "confirm_timeout = \"100ms\"",
+        "confirm_timeout = \"auto\"",
+    ));
+    assert_eq!(
+        config.services[0].checks[0].confirm_timeout,
+        ConfirmTimeout::Auto
+    );
+    let config = ok(&with_confirm("confirm_timeout = \"100ms\"", ""));
+    assert_eq!(
+        config.services[0].checks[0].confirm_timeout,
+        ConfirmTimeout::Fixed(Duration::from_millis(100))
+    );
+    // The serial check keeps its full timeout: the service's value does not apply to sweeps.
+    assert_eq!(
+        config.services[0].checks[1].confirm_timeout,
+        ConfirmTimeout::Auto
+    );
+    let config = ok(&with_confirm("", "confirm_timeout = \"500ms\""));
+    assert_eq!(
+        config.services[0].checks[0].confirm_timeout,
+        ConfirmTimeout::Fixed(Duration::from_millis(500))
+    );
+}
+
+#[test]
+fn a_confirm_timeout_must_be_more_than_zero_and_at_most_the_checks_timeout() {
+    let found = issues(&with_confirm("", "confirm_timeout = \"0s\""));
+    assert_issue(
+        &found,
+        "service[0].check[0].confirm_timeout",
+        "would fail every confirmation probe",
+    );
+    let found = issues(&with_confirm("", "confirm_timeout = \"soon\""));
+    assert_issue(
+        &found,
+        "service[0].check[0].confirm_timeout",
+        "neither \"auto\" nor a duration",
+    );
+    let found = issues(&with_confirm("", "confirm_timeout = \"600ms\""));
+    assert_issue(
+        &found,
+        "service[0].check[0].confirm_timeout",
+        "longer than the timeout 500ms of service[0].check[0] (\"soa\")",
+    );
+    // Written at the service: the error names the service's key, and the check it does not fit.
+    let found = issues(&with_confirm(
+        "timeout = \"200ms\"\nconfirm_timeout = \"300ms\"",
+        "",
+    ));
+    assert_issue(
+        &found,
+        "service[0].confirm_timeout",
+        "longer than the timeout 200ms of service[0].check[0] (\"soa\")",
+    );
+    assert_eq!(
+        found.len(),
+        1,
+        "the serial check is not affected: {found:?}"
+    );
+    // A zone sweep's own confirm_timeout is rejected: sweeps always keep their timeout.
+    let found = issues(&with_confirm("", "").replace(
+        "zones = [\"example.com\"]",
+        "zones = [\"example.com\"]\nconfirm_timeout = \"100ms\"",
+    ));
+    assert_issue(
+        &found,
+        "service[0].check[1].confirm_timeout",
+        "only applies to type = \"query\" checks",
+    );
+}

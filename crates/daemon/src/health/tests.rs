@@ -34,6 +34,7 @@ pub(super) fn check(name: &str) -> CheckConfig {
         name: name.to_owned(),
         interval: Duration::from_secs(1),
         timeout: Duration::from_millis(500),
+        confirm_timeout: crate::config::ConfirmTimeout::Auto,
         kind: CheckKind::Query(spec),
     }
 }

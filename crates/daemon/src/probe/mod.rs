@@ -7,11 +7,14 @@
 //! so a slow DNS server only ever delays its own check. `nsbeacon probe` runs the same functions once.
 
 pub mod record;
+#[cfg(test)]
+mod tests;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use nsbeacon_prober::{
-    DnssecReport, DnssecSweep, ProbeOutcome, SerialSweep, SpecError, SweepReport,
+    DnssecReport, DnssecSweep, ProbeOutcome, ProbeStatus, SerialSweep, SpecError, SweepReport,
 };
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
@@ -19,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 
-use crate::config::{CheckConfig, CheckKind};
+use crate::config::{CONFIRM_TIMEOUT_HISTORY, CheckConfig, CheckKind};
 use crate::health::{self, CheckSignal};
 
 /// Extra time granted to a whole check beyond its per-exchange timeout before it counts as hung.
@@ -97,8 +100,25 @@ fn sweep_bound(zones: usize, concurrency: usize, timeout: Duration) -> Duration 
 /// Runs one check once, bounded: the prober bounds every exchange, and this bound (the exchanges'
 /// timeouts plus [`CHECK_GRACE`]) makes sure a bug there cannot stall the check for good.
 pub async fn run_check(check: &CheckConfig) -> CheckRun {
+    run_check_within(check, None).await
+}
+
+/// [`run_check`], with each exchange of a query check bounded by `query_timeout` instead of the
+/// check's timeout when that is given and shorter (a confirmation probe, see
+/// [`ConfirmTimeout`](crate::config::ConfirmTimeout)). Zone sweeps always use their own timeout.
+pub async fn run_check_within(check: &CheckConfig, query_timeout: Option<Duration>) -> CheckRun {
     match &check.kind {
-        CheckKind::Query(spec) => {
+        CheckKind::Query(configured) => {
+            let shortened;
+            let spec = match query_timeout {
+                Some(timeout) if timeout < configured.timeout => {
+                    let mut spec = configured.clone();
+                    spec.timeout = timeout;
+                    shortened = spec;
+                    &shortened
+                }
+                _ => configured,
+            };
             let exchanges = u32::try_from(spec.transport.expand().len() + 1).unwrap_or(3);
             let bound = spec.timeout * exchanges + CHECK_GRACE;
             match tokio::time::timeout(bound, nsbeacon_prober::probe(spec)).await {
@@ -268,6 +288,28 @@ pub struct ProbeLoop {
 }
 
 impl ProbeLoop {
+    /// Whether the run after `consecutive_hard` hard failures in a row is a confirmation: fast
+    /// confirmation is on, the last run failed hard and `fall` is not reached yet.
+    pub fn confirming(&self, consecutive_hard: u32) -> bool {
+        consecutive_hard > 0
+            && consecutive_hard < self.rhythm.fall
+            && self.rhythm.confirm_interval.is_some()
+    }
+
+    /// The timeout of the next run's exchanges when it is shorter than the check's own: `Some` only for
+    /// a confirmation run of a query check (see [`ConfirmTimeout`](crate::config::ConfirmTimeout));
+    /// zone sweeps and normal runs keep the check's timeout.
+    pub fn run_timeout(&self, consecutive_hard: u32, recent: &RecentAnswers) -> Option<Duration> {
+        if !self.confirming(consecutive_hard) || !matches!(self.check.kind, CheckKind::Query(_)) {
+            return None;
+        }
+        let timeout = self
+            .check
+            .confirm_timeout
+            .resolve(self.check.timeout, recent.slowest());
+        (timeout < self.check.timeout).then_some(timeout)
+    }
+
     /// How long to wait before the next run, given how the last one went: the confirm interval after a
     /// hard failure that has not reached `fall` yet (measured from the end of that run, so a hung server
     /// is never probed by two runs at once), else the interval +/- jitter measured from the run's start.
@@ -278,8 +320,7 @@ impl ProbeLoop {
         jitter_draw: Duration,
     ) -> Duration {
         let jitter = self.rhythm.jitter.min(self.check.interval / 2);
-        if consecutive_hard > 0
-            && consecutive_hard < self.rhythm.fall
+        if self.confirming(consecutive_hard)
             && let Some(confirm) = self.rhythm.confirm_interval
         {
             return confirm.min(self.check.interval);
@@ -289,10 +330,45 @@ impl ProbeLoop {
     }
 }
 
+/// The answer times of a query check's most recent passing probes (at most
+/// [`CONFIRM_TIMEOUT_HISTORY`]), from which the "auto" [`ConfirmTimeout`](crate::config::ConfirmTimeout)
+/// is derived. A probe counts when it got its answer and did not fail hard: a merely slow answer (a soft
+/// signal) counts too, so that a server that has become slow keeps a confirmation timeout that fits
+/// its answers.
+#[derive(Debug, Clone, Default)]
+pub struct RecentAnswers {
+    times: VecDeque<Duration>,
+}
+
+impl RecentAnswers {
+    /// Takes note of one run: a passing (or slow) query probe's answer time, that of its slowest
+    /// transport. Failed runs and zone sweeps are ignored.
+    pub fn record(&mut self, run: &CheckRun) {
+        let CheckRun::Query(Ok(outcome)) = run else {
+            return;
+        };
+        if outcome.status == ProbeStatus::Fail {
+            return;
+        }
+        let Some(answer) = outcome.transports.iter().map(|t| t.latency).max() else {
+            return;
+        };
+        if self.times.len() == CONFIRM_TIMEOUT_HISTORY {
+            self.times.pop_front();
+        }
+        self.times.push_back(answer);
+    }
+
+    /// The slowest of the recorded answer times; `None` before any probe has passed.
+    pub fn slowest(&self) -> Option<Duration> {
+        self.times.iter().max().copied()
+    }
+}
+
 /// Runs one check until `cancel`: a random start offset within the jitter, then every interval +/-
 /// jitter, so that the checks of many services (and of many nodes) do not hit the server in step. After
-/// a hard failure the check is confirmed fast (see [`ProbeLoop::next_delay`]); a [`ProbeNow`] request
-/// runs it at once.
+/// a hard failure the check is confirmed fast (see [`ProbeLoop::next_delay`]), by query probes with a
+/// shorter timeout ([`ProbeLoop::run_timeout`]); a [`ProbeNow`] request runs it at once.
 pub async fn probe_loop(
     probe: ProbeLoop,
     mut now: watch::Receiver<ProbeNow>,
@@ -302,6 +378,7 @@ pub async fn probe_loop(
     let jitter = probe.rhythm.jitter.min(probe.check.interval / 2);
     let mut delay = random_up_to(jitter);
     let mut consecutive_hard: u32 = 0;
+    let mut recent = RecentAnswers::default();
     let mut now_open = true;
     // Requests made before this task started are not for it.
     now.borrow_and_update();
@@ -316,12 +393,14 @@ pub async fn probe_loop(
             },
         }
         let started = Instant::now();
+        let confirm_timeout = probe.run_timeout(consecutive_hard, &recent);
         let run = tokio::select! {
             _ = cancel.cancelled() => return,
-            run = run_check(&probe.check) => run,
+            run = run_check_within(&probe.check, confirm_timeout) => run,
         };
+        recent.record(&run);
         let signal = classify(&probe.check, &run);
-        debug!(signal = signal.as_str(), detail = signal.detail(), elapsed = ?started.elapsed(), decisive, "probe");
+        debug!(signal = signal.as_str(), detail = signal.detail(), elapsed = ?started.elapsed(), decisive, confirm_timeout = ?confirm_timeout, "probe");
         if signal.is_hard() {
             consecutive_hard = if decisive {
                 probe.rhythm.fall

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Validator;
 use super::raw::RawCheck;
 use crate::config::{
-    CheckConfig, CheckKind, DEFAULT_SERIAL_INTERVAL, DEFAULT_SERIAL_TIMEOUT_CAP,
+    CheckConfig, CheckKind, ConfirmTimeout, DEFAULT_SERIAL_INTERVAL, DEFAULT_SERIAL_TIMEOUT_CAP,
     DEFAULT_TIMEOUT_CAP, MAX_INTERVAL, MAX_TIMEOUT, MIN_INTERVAL, fmt_duration,
 };
 
@@ -47,6 +47,8 @@ pub(super) struct ServiceTiming<'a> {
     pub interval_written: bool,
     /// The service timeout: `None` unset, `Some(None)` set but invalid.
     pub timeout: Option<Option<Duration>>,
+    /// The service `confirm_timeout`: `None` unset, `Some(None)` set but invalid (already reported).
+    pub confirm_timeout: Option<Option<ConfirmTimeout>>,
 }
 
 /// A check's interval and where it came from.
@@ -68,6 +70,7 @@ impl Validator<'_> {
         self.foreign_keys(path, raw, kind);
         let interval = self.check_interval(path, raw, kind.is_sweep(), service);
         let timeout = self.check_timeout(path, raw, kind.is_sweep(), &interval, service)?;
+        let confirm_timeout = self.check_confirm_timeout(path, raw, kind, timeout, service);
         let interval = interval.value;
         let transport = self.transport(
             &format!("{path}.transport"),
@@ -89,8 +92,89 @@ impl Validator<'_> {
             name: name?,
             interval: interval?,
             timeout: timeout?,
+            confirm_timeout: confirm_timeout?,
             kind: kind?,
         })
+    }
+
+    /// The check's `confirm_timeout`: its own, else the service's, else `auto`; an explicit duration
+    /// must not exceed the check's timeout (the error names the key where it was written). Zone sweeps
+    /// keep their full timeout for confirmations, so the service's value does not apply to them (a
+    /// check's own is rejected by [`Self::foreign_keys`]).
+    fn check_confirm_timeout(
+        &mut self,
+        path: &str,
+        raw: &RawCheck,
+        kind: Kind,
+        timeout: Option<Duration>,
+        service: &ServiceTiming<'_>,
+    ) -> Option<ConfirmTimeout> {
+        if kind.is_sweep() {
+            return Some(ConfirmTimeout::Auto);
+        }
+        let (value, key) = match (raw.confirm_timeout.as_deref(), service.confirm_timeout) {
+            (Some(s), _) => {
+                let key = format!("{path}.confirm_timeout");
+                (self.confirm_timeout_value(&key, s), key)
+            }
+            (None, Some(from_service)) => {
+                (from_service, format!("{}.confirm_timeout", service.path))
+            }
+            (None, None) => return Some(ConfirmTimeout::Auto),
+        };
+        let value = value?;
+        if let (ConfirmTimeout::Fixed(fixed), Some(timeout)) = (value, timeout)
+            && fixed > timeout
+        {
+            let check = raw
+                .name
+                .as_deref()
+                .map_or_else(|| path.to_owned(), |name| format!("{path} ({name:?})"));
+            self.issue(
+                key,
+                format!(
+                    "confirm_timeout {} is longer than the timeout {} of {check}",
+                    fmt_duration(fixed),
+                    fmt_duration(timeout)
+                ),
+                "a confirmation probe waits at most the check's timeout: use a shorter value, or \"auto\" \
+                 (8x the slowest recent answer, from 50ms up to the timeout)",
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A written `confirm_timeout`: `"auto"` or a duration more than zero.
+    pub(super) fn confirm_timeout_value(
+        &mut self,
+        key: &str,
+        written: &str,
+    ) -> Option<ConfirmTimeout> {
+        if written.trim().eq_ignore_ascii_case("auto") {
+            return Some(ConfirmTimeout::Auto);
+        }
+        match humantime::parse_duration(written.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.issue(
+                    key,
+                    "a confirm_timeout of 0s would fail every confirmation probe",
+                    "write \"auto\" (the default: 8x the slowest recent answer, from 50ms up to the \
+                     check's timeout) or a duration more than zero, e.g. \"100ms\"; to turn fast \
+                     confirmation off, set confirm_interval = \"0s\"",
+                );
+                None
+            }
+            Ok(d) => Some(ConfirmTimeout::Fixed(d)),
+            Err(e) => {
+                self.issue(
+                    key,
+                    format!("{written:?} is neither \"auto\" nor a duration ({e})"),
+                    "write \"auto\" (the default) or a number with a unit, e.g. \"100ms\"",
+                );
+                None
+            }
+        }
     }
 
     /// `type`: query (the default), serial or dnssec.

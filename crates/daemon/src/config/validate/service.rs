@@ -11,7 +11,7 @@ use super::raw::{RawDamping, RawService};
 use super::targets::Owners;
 use super::{BackendKind, Validator};
 use crate::config::{
-    CheckConfig, Combine, DEFAULT_CONFIRM_INTERVAL, DEFAULT_FALL, DEFAULT_INTERVAL,
+    CheckConfig, Combine, ConfirmTimeout, DEFAULT_CONFIRM_INTERVAL, DEFAULT_FALL, DEFAULT_INTERVAL,
     DEFAULT_JITTER_FRACTION, DEFAULT_RISE, DampingConfig, MAX_INTERVAL, MAX_TIMEOUT,
     MIN_CONFIRM_INTERVAL, MIN_INTERVAL, ProcessWatch, ServiceConfig, fmt_duration,
 };
@@ -93,7 +93,17 @@ impl Validator<'_> {
                 MAX_TIMEOUT,
             )
         });
-        let (checks, checks_ok) = self.checks(path, raw, interval, service_timeout);
+        let service_confirm_timeout = raw
+            .confirm_timeout
+            .as_deref()
+            .map(|s| self.confirm_timeout_value(&format!("{path}.confirm_timeout"), s));
+        let (checks, checks_ok) = self.checks(
+            path,
+            raw,
+            interval,
+            service_timeout,
+            service_confirm_timeout,
+        );
         let combine = self.combine(
             &format!("{path}.combine"),
             raw.combine.as_ref(),
@@ -157,7 +167,7 @@ impl Validator<'_> {
                     fmt_duration(interval)
                 ),
                 "fast confirmation re-probes sooner than the interval after a failure: use a shorter \
-                 value (default 50ms), or \"0s\" to turn it off",
+                 value (default 20ms), or \"0s\" to turn it off",
             );
             return None;
         }
@@ -190,6 +200,7 @@ impl Validator<'_> {
         raw: &RawService,
         interval: Option<Duration>,
         service_timeout: Option<Option<Duration>>,
+        service_confirm_timeout: Option<Option<ConfirmTimeout>>,
     ) -> (Vec<CheckConfig>, bool) {
         if raw.checks.is_empty() {
             self.issue(
@@ -203,6 +214,7 @@ impl Validator<'_> {
             interval,
             interval_written: raw.interval.is_some(),
             timeout: service_timeout,
+            confirm_timeout: service_confirm_timeout,
         };
         let mut checks = Vec::new();
         let mut check_names: HashMap<String, usize> = HashMap::new();
