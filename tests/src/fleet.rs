@@ -41,7 +41,12 @@ pub const SIGNED_ZONE: &str = "signed.fleet.test.";
 pub const SIGNED_ZONE_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// One path the upstream has for the anycast prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two paths are equal when they come from the same protocol with the same prepend and `since` stamps at
+/// most [`SINCE_JITTER_MS`] apart: BIRD keeps a route's age on its monotonic clock and converts it to
+/// wall-clock time when it prints it, so the same, unchanged route reads a millisecond off now and then.
+/// A re-announced path's stamp moves by the time between the two reads, which the tests keep well above.
+#[derive(Debug, Clone)]
 pub struct UpstreamPath {
     /// The upstream's BGP protocol it came from (`node<i>`).
     pub protocol: String,
@@ -50,6 +55,29 @@ pub struct UpstreamPath {
     /// BIRD's `since` stamp of the path (changes when the path is withdrawn and announced again).
     pub since: String,
 }
+
+/// How far apart two `since` stamps of one unchanged route may read (see [`UpstreamPath`]).
+pub const SINCE_JITTER_MS: i64 = 10;
+
+/// `HH:MM:SS.mmm` as milliseconds of the day (`None` for another format).
+fn since_ms(since: &str) -> Option<i64> {
+    let (hms, ms) = since.split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<i64>().ok()?)
+}
+
+impl PartialEq for UpstreamPath {
+    fn eq(&self, other: &Self) -> bool {
+        let same_since = match (since_ms(&self.since), since_ms(&other.since)) {
+            (Some(a), Some(b)) => (a - b).abs() <= SINCE_JITTER_MS,
+            _ => self.since == other.since,
+        };
+        self.protocol == other.protocol && self.node_as_count == other.node_as_count && same_since
+    }
+}
+
+impl Eq for UpstreamPath {}
 
 /// Parses `show route 203.0.113.53/32 all` from the upstream: every path, not only the best.
 pub fn parse_paths(reply: &str) -> Vec<UpstreamPath> {
@@ -616,5 +644,31 @@ impl PathWatch {
 impl Drop for PathWatch {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(since: &str) -> UpstreamPath {
+        UpstreamPath {
+            protocol: "node0".to_owned(),
+            node_as_count: 1,
+            since: since.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_path_read_a_millisecond_off_is_the_same_and_a_reannounced_one_is_not() {
+        assert_eq!(path("00:41:02.123"), path("00:41:02.124"));
+        assert_eq!(path("00:41:02.999"), path("00:41:03.001"));
+        assert_ne!(path("00:41:02.123"), path("00:41:02.623"));
+        assert_ne!(path("00:41:02.123"), path("00:41:03.123"));
+        let mut prepended = path("00:41:02.123");
+        prepended.node_as_count = 4;
+        assert_ne!(path("00:41:02.123"), prepended);
+        assert_eq!(path("yesterday"), path("yesterday"));
+        assert_ne!(path("yesterday"), path("00:41:02.123"));
     }
 }
