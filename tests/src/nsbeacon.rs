@@ -9,10 +9,22 @@ use crate::lab::{ANYCAST_V4_ADDR, ANYCAST_V6_ADDR, LAB_ZONE, Lab, NodeBgp};
 /// The `nsbeacon` binary of this workspace, built in the same target dir and profile as the running
 /// test: `cargo build -p nsbeacon` runs once per test process (a no-op when `cargo test --workspace` has
 /// built it already), so a lab never runs a stale binary. Panics with cargo's output on failure.
+///
+/// [`BINARY_ENV`] names an already built binary instead: `scripts/test` builds the workspace's binaries
+/// once and sets it, because under cargo-nextest every test is its own process, and a cargo run per test
+/// (several at once, queueing on the target dir's lock) costs seconds in the middle of a timed test.
 pub fn nsbeacon_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
+            if let Some(prebuilt) = std::env::var_os(BINARY_ENV).map(PathBuf::from) {
+                assert!(
+                    prebuilt.is_file(),
+                    "{BINARY_ENV}={} is not a file: build it (cargo build -p nsbeacon) or unset it",
+                    prebuilt.display()
+                );
+                return prebuilt;
+            }
             let exe = std::env::current_exe()
                 .unwrap_or_else(|e| panic!("locate the running test binary: {e}"));
             // target/<profile>/deps/<test> -> target/<profile>/nsbeacon
@@ -45,6 +57,9 @@ pub fn nsbeacon_binary() -> PathBuf {
         })
         .clone()
 }
+
+/// The environment variable naming a prebuilt nsbeacon binary for [`nsbeacon_binary`].
+pub const BINARY_ENV: &str = "NSBEACON_TEST_BINARY";
 
 /// The lab's route targets for the service `dns`, as nsbeacon's config names them: `(announce, degrade)`.
 ///
