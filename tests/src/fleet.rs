@@ -43,7 +43,7 @@ pub const SIGNED_ZONE_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// One path the upstream has for the anycast prefix.
 ///
 /// Two paths are equal when they come from the same protocol with the same prepend and `since` stamps at
-/// most [`SINCE_JITTER_MS`] apart: BIRD keeps a route's age on its monotonic clock and converts it to
+/// most [`crate::route::SINCE_JITTER_MS`] apart: BIRD keeps a route's age on its monotonic clock and converts it to
 /// wall-clock time when it prints it, so the same, unchanged route reads a millisecond off now and then.
 /// A re-announced path's stamp moves by the time between the two reads, which the tests keep well above.
 #[derive(Debug, Clone)]
@@ -56,24 +56,11 @@ pub struct UpstreamPath {
     pub since: String,
 }
 
-/// How far apart two `since` stamps of one unchanged route may read (see [`UpstreamPath`]).
-pub const SINCE_JITTER_MS: i64 = 10;
-
-/// `HH:MM:SS.mmm` as milliseconds of the day (`None` for another format).
-fn since_ms(since: &str) -> Option<i64> {
-    let (hms, ms) = since.split_once('.')?;
-    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
-    Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<i64>().ok()?)
-}
-
 impl PartialEq for UpstreamPath {
     fn eq(&self, other: &Self) -> bool {
-        let same_since = match (since_ms(&self.since), since_ms(&other.since)) {
-            (Some(a), Some(b)) => (a - b).abs() <= SINCE_JITTER_MS,
-            _ => self.since == other.since,
-        };
-        self.protocol == other.protocol && self.node_as_count == other.node_as_count && same_since
+        self.protocol == other.protocol
+            && self.node_as_count == other.node_as_count
+            && crate::route::same_since(&self.since, &other.since)
     }
 }
 

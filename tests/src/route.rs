@@ -1,5 +1,44 @@
 //! What the upstream router sees: one route, parsed from BIRD's `show route PREFIX all` reply.
 
+/// How far apart two reads of one unchanged route's `since` stamp may be. BIRD keeps a route's age on its
+/// monotonic clock and converts it to wall-clock time when it prints it, so the same route read twice
+/// now and then differs by a millisecond. A re-announced route's stamp moves by the time between the two
+/// reads, which the tests keep far above this.
+pub const SINCE_JITTER_MS: i64 = 10;
+
+/// `HH:MM:SS.mmm` (BIRD's route time format, a trailing `]` allowed) as milliseconds of the day.
+pub fn since_ms(since: &str) -> Option<i64> {
+    let (hms, ms) = since.trim_end_matches(']').split_once('.')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    if parts.next().is_some() || ms.len() != 3 {
+        return None;
+    }
+    Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<i64>().ok()?)
+}
+
+/// Whether two `since` stamps are one unchanged route (within [`SINCE_JITTER_MS`]); stamps in another
+/// format must be equal.
+pub fn same_since(a: &str, b: &str) -> bool {
+    match (since_ms(a), since_ms(b)) {
+        (Some(a), Some(b)) => (a - b).abs() <= SINCE_JITTER_MS,
+        _ => a == b,
+    }
+}
+
+/// Whether two lines of `show route` are one unchanged route: word for word equal, except that `since`
+/// stamps may differ by [`SINCE_JITTER_MS`].
+pub fn same_route_line(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (
+        a.split_whitespace().collect(),
+        b.split_whitespace().collect(),
+    );
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            x == y || (since_ms(x).is_some() && since_ms(y).is_some() && same_since(x, y))
+        })
+}
+
 /// The upstream's best route for a prefix, as BIRD reports it (`show route PREFIX all`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
@@ -179,5 +218,21 @@ mod tests {
                 let _ = parse_show_route_all(&DEGRADED_V4[..cut]);
             }
         }
+    }
+
+    #[test]
+    fn since_stamps_a_millisecond_apart_are_one_route() {
+        assert!(same_since("01:14:40.733", "01:14:40.734"));
+        assert!(same_since("01:14:40.999", "01:14:41.001"));
+        assert!(!same_since("01:14:40.733", "01:14:41.733"));
+        assert!(!same_since("01:14:40.733", "01:14:40.900"));
+        assert!(same_since("2026-12-08", "2026-12-08"));
+        let a = " 203.0.113.53/32      unicast [node 01:14:40.734] * (100) [AS65001i]";
+        let b = " 203.0.113.53/32      unicast [node 01:14:40.733] * (100) [AS65001i]";
+        let later = " 203.0.113.53/32      unicast [node 01:14:42.733] * (100) [AS65001i]";
+        let other = " 203.0.113.53/32      unicast [node 01:14:40.734] * (100) [AS65001?]";
+        assert!(same_route_line(a, b));
+        assert!(!same_route_line(a, later));
+        assert!(!same_route_line(a, other));
     }
 }

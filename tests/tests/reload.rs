@@ -47,11 +47,27 @@ fn import_counters(lab: &Lab, protocol: &str) -> ImportCounters {
     }
 }
 
-/// Everything the upstream knows about the node's routes that changes when a route flaps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the upstream knows about the node's routes that changes when a route flaps. Equal when the
+/// counters are and every route's `since` stamp reads the same within BIRD's print jitter.
+#[derive(Debug, Clone)]
 struct UpstreamView {
     counters: Vec<ImportCounters>,
     since: Vec<Option<String>>,
+}
+
+impl PartialEq for UpstreamView {
+    fn eq(&self, other: &Self) -> bool {
+        self.counters == other.counters
+            && self.since.len() == other.since.len()
+            && self
+                .since
+                .iter()
+                .zip(&other.since)
+                .all(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => nsbeacon_e2e::route::same_since(a, b),
+                    (a, b) => a == b,
+                })
+    }
 }
 
 fn upstream_view(lab: &Lab) -> UpstreamView {
