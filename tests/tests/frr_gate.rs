@@ -16,7 +16,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nsbeacon_e2e::beacon::{Beacon, BeaconConfig, CheckSpec, DampingSpec, RouteWatch, ServiceSpec};
+use nsbeacon_e2e::beacon::{
+    Beacon, BeaconConfig, CheckSpec, DampingSpec, RouteHistory, RouteWatch, ServiceSpec,
+};
 use nsbeacon_e2e::lab::{
     ANYCAST_V4, ANYCAST_V6, NODE_AS, UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6,
 };
@@ -100,6 +102,50 @@ fn route_line(lab: &Lab, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no route for {prefix} upstream"))
 }
 
+/// What 20 `frr-reload.py --reload` runs did, as the upstream saw it: its import counters and route
+/// lines before and after (after a 2 s settle, longer than nsbeacon's 1 s read-back, so a change only the
+/// read-back repairs would show) and every route change in between.
+struct TwentyReloads {
+    outputs: Vec<String>,
+    reload_time: Duration,
+    history: RouteHistory,
+    before: [[Vec<u64>; 2]; 2],
+    after: [[Vec<u64>; 2]; 2],
+    lines_before: [String; 2],
+    lines_after: [String; 2],
+}
+
+impl TwentyReloads {
+    fn run(lab: &mut Lab) -> TwentyReloads {
+        let before = settled_counters(lab);
+        let lines_before = PREFIXES.map(|p| route_line(lab, p));
+        let watch = RouteWatch::start(lab, &PREFIXES);
+        let frr = lab.node_frr().expect("FRR lab");
+        let started = Instant::now();
+        let outputs: Vec<String> = (0..20).map(|_| frr_reload(frr)).collect();
+        let reload_time = started.elapsed();
+        std::thread::sleep(Duration::from_secs(2));
+        let history = watch.finish();
+        TwentyReloads {
+            outputs,
+            reload_time,
+            history,
+            before,
+            after: [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(lab, p)),
+            lines_before,
+            lines_after: PREFIXES.map(|p| route_line(lab, p)),
+        }
+    }
+
+    /// Whether the upstream still has the very routes it had before (same `since` stamps).
+    fn routes_unchanged(&self) -> bool {
+        self.lines_before
+            .iter()
+            .zip(&self.lines_after)
+            .all(|(a, b)| same_route_line(a, b))
+    }
+}
+
 /// `frr-reload.py --reload` of `frr`'s bgpd with its own config file (the rendered template: what an
 /// operator's `systemctl reload frr` applies). Returns what it printed; panics if it failed.
 fn frr_reload(frr: &FrrInstance) -> String {
@@ -136,22 +182,16 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
             "nsbeacon's kernel route for {prefix} is missing"
         );
     }
-    let before = settled_counters(&lab);
-    let lines_before = PREFIXES.map(|p| route_line(&lab, p));
-
-    let watch = RouteWatch::start(&lab, &PREFIXES);
-    let frr = lab.node_frr().expect("FRR lab");
-    let mut outputs = Vec::new();
-    let started = Instant::now();
-    for _ in 0..20 {
-        outputs.push(frr_reload(frr));
-    }
-    let reload_time = started.elapsed();
-    // Longer than nsbeacon's read-back (1 s): a withdrawal that only the read-back repairs would show.
-    std::thread::sleep(Duration::from_secs(2));
-    let history = watch.finish();
-    let after = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(&lab, p));
-    let lines_after = PREFIXES.map(|p| route_line(&lab, p));
+    let reloads = TwentyReloads::run(&mut lab);
+    let TwentyReloads {
+        ref outputs,
+        reload_time,
+        ref history,
+        ref before,
+        ref after,
+        ref lines_before,
+        ref lines_after,
+    } = reloads;
 
     for prefix in PREFIXES {
         assert_eq!(
@@ -171,14 +211,11 @@ fn twenty_frr_reloads_while_announced_withdraw_nothing_upstream() {
         "the upstream received updates or withdrawals ((updates, withdraws) for v4, v6)"
     );
     assert!(
-        lines_before
-            .iter()
-            .zip(&lines_after)
-            .all(|(a, b)| same_route_line(a, b)),
+        reloads.routes_unchanged(),
         "the upstream's routes were replaced: {lines_before:?} -> {lines_after:?}"
     );
     // The reloads really ran against bgpd and found nothing of nsbeacon's to remove.
-    for out in &outputs {
+    for out in outputs {
         assert!(
             !out.contains("no network"),
             "frr-reload.py removed a network statement: {out}"
@@ -469,21 +506,16 @@ fn kernel_metric_twenty_frr_reloads_while_degraded_keep_the_prepended_path() {
         );
     }
 
-    let before = settled_counters(&lab);
-    let lines_before = PREFIXES.map(|p| route_line(&lab, p));
-    let watch = RouteWatch::start(&lab, &PREFIXES);
-    let frr = lab.node_frr().expect("FRR lab");
-    let mut outputs = Vec::new();
-    let started = Instant::now();
-    for _ in 0..20 {
-        outputs.push(frr_reload(frr));
-    }
-    let reload_time = started.elapsed();
-    // Longer than nsbeacon's read-back (1 s): a change that only the read-back repairs would show.
-    std::thread::sleep(Duration::from_secs(2));
-    let history = watch.finish();
-    let after = [UPSTREAM_PROTOCOL_V4, UPSTREAM_PROTOCOL_V6].map(|p| received(&lab, p));
-    let lines_after = PREFIXES.map(|p| route_line(&lab, p));
+    let reloads = TwentyReloads::run(&mut lab);
+    let TwentyReloads {
+        ref outputs,
+        reload_time,
+        ref history,
+        ref before,
+        ref after,
+        ref lines_before,
+        ref lines_after,
+    } = reloads;
     for prefix in PREFIXES {
         assert_eq!(
             history.changes(prefix),
@@ -503,13 +535,10 @@ fn kernel_metric_twenty_frr_reloads_while_degraded_keep_the_prepended_path() {
         "the upstream received updates or withdrawals while degraded ((updates, withdraws) for v4, v6)"
     );
     assert!(
-        lines_before
-            .iter()
-            .zip(&lines_after)
-            .all(|(a, b)| same_route_line(a, b)),
+        reloads.routes_unchanged(),
         "the upstream's routes were replaced: {lines_before:?} -> {lines_after:?}"
     );
-    for out in &outputs {
+    for out in outputs {
         assert!(
             !out.contains("no redistribute") && !out.contains("no network"),
             "frr-reload.py removed a statement: {out}"
