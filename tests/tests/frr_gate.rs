@@ -13,7 +13,6 @@
 //!   prepended path stays), a bgpd restart while degraded comes back degraded, and the switches
 //!   normal -> degraded -> normal -> withdrawn never withdraw in between; and the reboot case again.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nsbeacon_e2e::beacon::{
@@ -26,8 +25,7 @@ use nsbeacon_e2e::nsbeacon::lab_targets;
 use nsbeacon_e2e::relay::SlowRelay;
 use nsbeacon_e2e::route::same_route_line;
 use nsbeacon_e2e::{Lab, LabOptions, NodeBgpKind};
-use nsbeacon_testkit::frr::{FrrDaemon, FrrInstance};
-use nsbeacon_testkit::require_binary;
+use nsbeacon_testkit::frr::FrrDaemon;
 
 const PREFIXES: [&str; 2] = [ANYCAST_V4, ANYCAST_V6];
 /// Slack for a BGP update or a session to reach the upstream on a loaded 2-core machine.
@@ -122,7 +120,7 @@ impl TwentyReloads {
         let watch = RouteWatch::start(lab, &PREFIXES);
         let frr = lab.node_frr().expect("FRR lab");
         let started = Instant::now();
-        let outputs: Vec<String> = (0..20).map(|_| frr_reload(frr)).collect();
+        let outputs: Vec<String> = (0..20).map(|_| frr.reload_bgpd_from_file()).collect();
         let reload_time = started.elapsed();
         std::thread::sleep(Duration::from_secs(2));
         let history = watch.finish();
@@ -144,31 +142,6 @@ impl TwentyReloads {
             .zip(&self.lines_after)
             .all(|(a, b)| same_route_line(a, b))
     }
-}
-
-/// `frr-reload.py --reload` of `frr`'s bgpd with its own config file (the rendered template: what an
-/// operator's `systemctl reload frr` applies). Returns what it printed; panics if it failed.
-fn frr_reload(frr: &FrrInstance) -> String {
-    let out = Command::new(require_binary("python3"))
-        .arg(require_binary("/usr/lib/frr/frr-reload.py"))
-        .args(["--reload", "--stdout", "--daemon", "bgpd", "--bindir"])
-        .arg(require_binary("vtysh").parent().expect("vtysh dir"))
-        .arg("--confdir")
-        .arg(frr.state_dir())
-        .arg("--rundir")
-        .arg(frr.state_dir())
-        .arg("--vty_socket")
-        .arg(frr.state_dir())
-        .arg(frr.config_path(FrrDaemon::Bgpd))
-        .output()
-        .expect("run frr-reload.py");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "frr-reload.py failed: {text}");
-    text
 }
 
 #[test]
@@ -412,7 +385,7 @@ fn frr_reload_while_degraded_withdraws_only_briefly() {
         .unwrap_or_else(|e| panic!("{e}"));
     }
     let watch = RouteWatch::start(&lab, &PREFIXES);
-    let out = frr_reload(lab.node_frr().expect("FRR lab"));
+    let out = lab.node_frr().expect("FRR lab").reload_bgpd_from_file();
     for prefix in PREFIXES {
         lab.wait_for_route_where(prefix, "the plain path again", MARGIN, |r| {
             r.is_some_and(|r| r.as_path == vec![NODE_AS])

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use nsbeacon_testkit::frr::{FrrConfigFiles, FrrDaemon, FrrInstance};
+use nsbeacon_testkit::frr::{FrrConfigFiles, FrrInstance};
 use nsbeacon_testkit::knot::{KnotConfig, KnotServer, Zone};
 use nsbeacon_testkit::netns::Netns;
 use nsbeacon_testkit::{DaemonGuard, free_port, require_binary, wait_until};
@@ -118,28 +118,7 @@ timeout = "250ms"
     // `systemctl reload frr` runs frr-reload.py, which makes the running config match the file: it removes
     // the `network` nsbeacon added (the template has none) before it returns. Only nsbeacon adds it again,
     // at its next read-back (drift) or pending re-check.
-    let reload = Command::new("python3")
-        .arg("/usr/lib/frr/frr-reload.py")
-        .args(["--reload", "--stdout", "--daemon", "bgpd", "--bindir"])
-        .arg(require_binary("vtysh").parent().expect("vtysh dir"))
-        .arg("--confdir")
-        .arg(frr.state_dir())
-        .arg("--rundir")
-        .arg(frr.state_dir())
-        .arg("--vty_socket")
-        .arg(frr.state_dir())
-        .arg(frr.config_path(FrrDaemon::Bgpd))
-        .output()
-        .expect("run frr-reload.py");
-    let reload_out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&reload.stdout),
-        String::from_utf8_lossy(&reload.stderr)
-    );
-    assert!(
-        reload.status.success(),
-        "frr-reload.py failed: {reload_out}"
-    );
+    let reload_out = frr.reload_bgpd_from_file();
     assert!(
         reload_out.contains(&format!("no network {PREFIX}")),
         "frr-reload.py did not remove the network: {reload_out}"

@@ -224,6 +224,32 @@ impl FrrInstance {
         self.dir.path().join(format!("{}.conf", daemon.name()))
     }
 
+    /// `frr-reload.py --reload` of this instance's bgpd with its own config file: what an operator's
+    /// `systemctl reload frr` applies. Returns what the script printed (stdout, then stderr); panics with
+    /// it if the script failed.
+    pub fn reload_bgpd_from_file(&self) -> String {
+        let out = Command::new(require_binary("python3"))
+            .arg(require_binary("/usr/lib/frr/frr-reload.py"))
+            .args(["--reload", "--stdout", "--daemon", "bgpd", "--bindir"])
+            .arg(require_binary("vtysh").parent().expect("vtysh dir"))
+            .arg("--confdir")
+            .arg(self.state_dir())
+            .arg("--rundir")
+            .arg(self.state_dir())
+            .arg("--vty_socket")
+            .arg(self.state_dir())
+            .arg(self.config_path(FrrDaemon::Bgpd))
+            .output()
+            .expect("run frr-reload.py");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "frr-reload.py failed: {text}");
+        text
+    }
+
     fn zserv_path(&self) -> PathBuf {
         self.dir.path().join("zserv.api")
     }
